@@ -1,0 +1,126 @@
+import type { Config } from "./config.ts";
+import { createHubSpotClient } from "./hubspot/client.ts";
+import { HubSpotAuthError } from "./hubspot/errors.ts";
+import { allDeadLetterIds } from "./http/admin.ts";
+import { openStore } from "./store/open.ts";
+import { replayDeadLetters } from "./sync/replay.ts";
+
+/** The one-shot commands; each returns the process exit code (main.ts exits). */
+export type Print = (line: string) => void;
+
+export async function setupHubSpot(config: Config, print: Print): Promise<number> {
+  const client = createHubSpotClient({ baseUrl: config.hubspotBaseUrl, accessToken: config.hubspotAccessToken });
+  const name = config.hubspotCartIdProperty;
+  try {
+    const existing = (await client.listCartProperties()).find((p) => p.name === name);
+    if (existing?.hasUniqueValue === true) {
+      print(`cart property ${name} exists and is unique: nothing to do`);
+      return 0;
+    }
+    if (existing !== undefined) {
+      print(
+        `cart property ${name} exists but is not unique, and HubSpot cannot make it unique now.\n` +
+          `Choose another name with HUBSPOT_CART_ID_PROPERTY (e.g. shopify_cart_key) and run setup-hubspot again.`,
+      );
+      return 1;
+    }
+    const groups = await client.listCartPropertyGroups();
+    const groupName = groups.includes("cart_information") ? "cart_information" : (groups[0] ?? "cart_information");
+    const result = await client.createCartProperty({
+      name,
+      label: "Shopify cart key",
+      type: "string",
+      fieldType: "text",
+      groupName,
+      hasUniqueValue: true,
+      description: "<shop domain>:<cart token>, written by cartbridge; unique per cart",
+    });
+    print(result === "created" ? `created unique cart property ${name} in group ${groupName}` : `cart property ${name} already exists`);
+    return 0;
+  } catch (error) {
+    if (error instanceof HubSpotAuthError) {
+      print(
+        `HubSpot refused (${error.status}): ${error.message}\n` +
+          `The access token needs the crm.objects.carts.read/write scopes, and crm.schemas.carts.write to create properties.`,
+      );
+      return 1;
+    }
+    print(`setup failed: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  } finally {
+    await client.close();
+  }
+}
+
+export async function deadLetters(config: Config, args: readonly string[], print: Print): Promise<number> {
+  const [sub, ...rest] = args;
+  const store = await openStore(config.databaseUrl);
+  try {
+    if (sub === "list") {
+      let count = 0;
+      let afterId = 0;
+      for (;;) {
+        const page = await store.listDeadLetters({ limit: 500, afterId });
+        if (page.length === 0) break;
+        for (const l of page) {
+          print(
+            JSON.stringify({
+              id: l.id,
+              createdAt: new Date(l.createdAtMs).toISOString(),
+              source: l.source,
+              topic: l.topic,
+              shop: l.shopDomain,
+              webhookId: l.webhookId ?? null,
+              cartKey: l.cartKey ?? null,
+              category: l.category ?? null,
+              reason: l.reason,
+            }),
+          );
+          count++;
+        }
+        afterId = page[page.length - 1]?.id ?? afterId;
+      }
+      print(`${count} dead letter(s)`);
+      return 0;
+    }
+    if (sub === "replay") {
+      const ids = rest.includes("--all") ? await allDeadLetterIds(store) : rest.map(Number);
+      if (ids.length === 0 || ids.some((id) => !Number.isSafeInteger(id) || id <= 0)) {
+        print("usage: cartbridge dead-letters replay <id>… | --all");
+        return 64;
+      }
+      const results = await replayDeadLetters(store, ids, { nowMs: Date.now() });
+      for (const r of results) print(JSON.stringify(r));
+      const replayed = results.filter((r) => r.outcome === "replayed").length;
+      print(`${replayed} of ${results.length} replayed; a running bridge sends them with its next flush`);
+      return results.every((r) => r.outcome === "replayed") ? 0 : 1;
+    }
+    print("usage: cartbridge dead-letters list | replay <id>… | replay --all");
+    return 64;
+  } finally {
+    await store.close();
+  }
+}
+
+export async function status(config: Config, print: Print): Promise<number> {
+  const store = await openStore(config.databaseUrl);
+  try {
+    const now = Date.now();
+    const s = await store.stats(now);
+    print(
+      JSON.stringify(
+        {
+          carts: s.carts,
+          pendingCarts: s.pendingCarts,
+          oldestPendingAgeSeconds: s.oldestPendingSinceMs === undefined ? 0 : Math.round((now - s.oldestPendingSinceMs) / 1000),
+          deadLetters: s.deadLetters,
+        },
+        null,
+        2,
+      ),
+    );
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,101 @@
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+
+/** Validated configuration; see .env.example and README for each variable's meaning. */
+export interface Config {
+  readonly shopifyWebhookSecrets: readonly string[];
+  readonly hubspotAccessToken: string;
+  readonly hubspotBaseUrl: string;
+  readonly hubspotCartIdProperty: string;
+  readonly hubspotMaxRequestsPer10s: number;
+  readonly databaseUrl: string;
+  readonly port: number;
+  readonly flushIntervalMs: number;
+  readonly logLevel: string;
+  readonly adminToken: string | undefined;
+  readonly hubspotSyncContacts: boolean;
+  readonly deliveryRetentionDays: number;
+  readonly maxBodyBytes: number;
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const schema = z.object({
+  SHOPIFY_WEBHOOK_SECRETS: z
+    .string({ error: "is required" })
+    .transform((raw) =>
+      raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    )
+    .pipe(z.array(z.string()).min(1, "must name at least one secret")),
+  HUBSPOT_ACCESS_TOKEN: z.string({ error: "is required" }).trim().min(1, "must not be empty"),
+  HUBSPOT_BASE_URL: z
+    .url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+    .default("https://api.hubapi.com")
+    .transform((u) => u.replace(/\/+$/, "")),
+  HUBSPOT_CART_ID_PROPERTY: z
+    .string()
+    .trim()
+    .regex(/^[a-z][a-z0-9_]*$/, "must be a HubSpot property name (lower-case letters, digits, _)")
+    .default("shopify_cart_key"),
+  HUBSPOT_MAX_REQUESTS_PER_10S: integer(1, 100_000).default(100),
+  DATABASE_URL: z
+    .string()
+    .trim()
+    .refine(
+      (u) => /^sqlite:.+/.test(u) || /^postgres(ql)?:\/\/.+/.test(u),
+      "must be sqlite:<path> or postgres://…",
+    )
+    .default("sqlite:data/cartbridge.db"),
+  PORT: integer(0, 65_535).default(3000),
+  FLUSH_INTERVAL_MS: integer(1, 3_600_000).default(1000),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+  ADMIN_TOKEN: z
+    .string()
+    .optional()
+    .transform((t) => (t === undefined || t.trim() === "" ? undefined : t)),
+  HUBSPOT_SYNC_CONTACTS: z
+    .enum(["true", "false"], { error: "must be true or false" })
+    .default("true")
+    .transform((v) => v === "true"),
+  DELIVERY_RETENTION_DAYS: integer(1, 3650).default(7),
+  MAX_BODY_BYTES: integer(1, 1024 * 1024 * 1024).default(2_097_152),
+});
+
+/** Reads configuration from an env record; throws ConfigError naming every problem at once. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  // An empty variable counts as unset, so `FOO=` in an env file falls back to the default.
+  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    // Messages name the variable and the rule, never the value (it may be a secret).
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  return {
+    shopifyWebhookSecrets: e.SHOPIFY_WEBHOOK_SECRETS,
+    hubspotAccessToken: e.HUBSPOT_ACCESS_TOKEN,
+    hubspotBaseUrl: e.HUBSPOT_BASE_URL,
+    hubspotCartIdProperty: e.HUBSPOT_CART_ID_PROPERTY,
+    hubspotMaxRequestsPer10s: e.HUBSPOT_MAX_REQUESTS_PER_10S,
+    databaseUrl: e.DATABASE_URL,
+    port: e.PORT,
+    flushIntervalMs: e.FLUSH_INTERVAL_MS,
+    logLevel: e.LOG_LEVEL,
+    adminToken: e.ADMIN_TOKEN,
+    hubspotSyncContacts: e.HUBSPOT_SYNC_CONTACTS,
+    deliveryRetentionDays: e.DELIVERY_RETENTION_DAYS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+  };
+}

@@ -1,0 +1,134 @@
+import express, { type RequestHandler, type Router } from "express";
+import type { Logger } from "pino";
+import type { Metrics } from "../metrics.ts";
+import { headersToKeep, headerValue, SHOPIFY_HEADERS } from "../shopify/headers.ts";
+import { verifyShopifyHmac } from "../shopify/verify.ts";
+import type { GroupCommitter } from "../store/group-commit.ts";
+import type { IngestOutcome } from "../store/store.ts";
+import { mapDelivery, type MapResult } from "../sync/mapping.ts";
+
+export interface WebhookDeps {
+  readonly secrets: readonly string[];
+  readonly maxBodyBytes: number;
+  readonly committer: GroupCommitter;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** A delivery changed a cart (the flusher may want to send). */
+  readonly onChanged: () => void;
+  readonly isShuttingDown: () => boolean;
+  /** Topics handled outside cart mapping (privacy/compliance); answers the outcome or undefined. */
+  readonly handleOther?: (delivery: VerifiedDelivery) => Promise<string | undefined>;
+}
+
+export interface VerifiedDelivery {
+  readonly topic: string;
+  readonly shopDomain: string;
+  readonly webhookId: string | undefined;
+  readonly body: Buffer;
+  readonly receivedAtMs: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * POST /webhooks/shopify: read the raw bytes (413 past the limit), verify the HMAC before anything else
+ * (401), require topic and shop (400), map (pure), commit with the group (503 when the store cannot), 200.
+ */
+export function webhookRouter(deps: WebhookDeps): Router {
+  const router = express.Router();
+  const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
+  const { metrics, log } = deps;
+
+  const receive: RequestHandler = async (req, res) => {
+    const receivedAtMs = Date.now();
+    const answer = (status: number, outcome: string, topic: string, body: object): void => {
+      metrics.webhooksReceived.inc({ topic, outcome });
+      res.status(status).json(body);
+    };
+    if (deps.isShuttingDown()) {
+      res.setHeader("connection", "close");
+      answer(503, "shutting_down", "unknown", { error: "shutting down; retry later" });
+      return;
+    }
+    const body = Buffer.isBuffer(req.body) ? req.body : EMPTY;
+    const verdict = verifyShopifyHmac(body, headerValue(req.headers, SHOPIFY_HEADERS.hmac), deps.secrets);
+    if (!verdict.valid) {
+      log.debug({ reason: verdict.reason }, "delivery refused");
+      answer(401, "unauthorized", "unknown", { error: "invalid webhook signature", reason: verdict.reason });
+      return;
+    }
+    const topic = headerValue(req.headers, SHOPIFY_HEADERS.topic)?.toLowerCase();
+    const shopDomain = headerValue(req.headers, SHOPIFY_HEADERS.shopDomain)?.toLowerCase();
+    if (topic === undefined || shopDomain === undefined) {
+      const missing = [
+        ...(topic === undefined ? ["X-Shopify-Topic"] : []),
+        ...(shopDomain === undefined ? ["X-Shopify-Shop-Domain"] : []),
+      ];
+      answer(400, "bad_request", topic ?? "unknown", { error: `missing header: ${missing.join(", ")}` });
+      return;
+    }
+    const webhookId = headerValue(req.headers, SHOPIFY_HEADERS.webhookId);
+    const delivery: VerifiedDelivery = { topic, shopDomain, webhookId, body, receivedAtMs };
+    const metricTopic = topicLabel(topic);
+
+    try {
+      const other = await deps.handleOther?.(delivery);
+      if (other !== undefined) {
+        answer(200, other, metricTopic, { outcome: other });
+        return;
+      }
+      const mapped: MapResult = mapDelivery({
+        topic,
+        shopDomain,
+        body,
+        webhookId: webhookId ?? "",
+        triggeredAt: headerValue(req.headers, SHOPIFY_HEADERS.triggeredAt),
+        receivedAtMs,
+      });
+      let outcome: IngestOutcome;
+      if (mapped.kind === "unhandled") outcome = "ignored";
+      else if (mapped.kind === "unkeyed") outcome = "unkeyed";
+      else {
+        outcome = await deps.committer.submit({
+          webhookId,
+          topic,
+          shopDomain,
+          receivedAtMs,
+          headers: headersToKeep(req.headers),
+          body,
+          mapped,
+        });
+      }
+      if (outcome === "applied") deps.onChanged();
+      if (outcome === "dead_lettered") metrics.deadLettersCreated.inc({ source: "mapping" });
+      log.debug({ topic, shop: shopDomain, webhookId, outcome }, "delivery received");
+      answer(200, outcome, metricTopic, { outcome });
+    } catch (error) {
+      log.error({ err: error, topic, shop: shopDomain }, "delivery could not be committed");
+      answer(503, "store_unavailable", metricTopic, { error: "could not store the delivery; retry later" });
+    }
+  };
+
+  router.post("/webhooks/shopify", rawBody, receive);
+  return router;
+}
+
+const KNOWN_TOPICS = new Set([
+  "carts/create",
+  "carts/update",
+  "checkouts/create",
+  "checkouts/update",
+  "checkouts/delete",
+  "orders/create",
+  "orders/updated",
+  "orders/paid",
+  "customers/redact",
+  "customers/data_request",
+  "shop/redact",
+  "app/uninstalled",
+]);
+
+/** Keeps metric label cardinality bounded: unknown topics share one label. */
+function topicLabel(topic: string): string {
+  return KNOWN_TOPICS.has(topic) ? topic : "other";
+}

@@ -1,0 +1,194 @@
+import { once } from "node:events";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { Config } from "./config.ts";
+import { createHubSpotClient, type HubSpotClient } from "./hubspot/client.ts";
+import { createApp } from "./http/app.ts";
+import type { Readiness } from "./http/health.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createGroupCommitter } from "./store/group-commit.ts";
+import { openStore } from "./store/open.ts";
+import type { Store } from "./store/store.ts";
+import { createFlusher, type Flusher } from "./sync/flusher.ts";
+import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";
+import { createRateBudget } from "./sync/rate-budget.ts";
+import { replayDeadLetters } from "./sync/replay.ts";
+
+/** A running bridge: HTTP server, store, flusher. `stop()` is the SIGTERM path. */
+export interface Service {
+  readonly url: string;
+  readonly server: Server;
+  readonly store: Store;
+  readonly flusher: Flusher;
+  readonly portal: PortalWatcher;
+  readonly metrics: Metrics;
+  readiness(): Promise<Readiness>;
+  /** Stop accepting, finish in-flight requests, send what is pending within `drainMs`, close. */
+  stop(opts?: { drainMs?: number }): Promise<void>;
+}
+
+const PURGE_EVERY_MS = 60 * 60_000;
+
+export async function startService(config: Config, log: Logger, opts: { host?: string } = {}): Promise<Service> {
+  const store = await openStore(config.databaseUrl);
+  const metrics = createMetrics();
+  const client: HubSpotClient = createHubSpotClient({ baseUrl: config.hubspotBaseUrl, accessToken: config.hubspotAccessToken });
+  let onPortalChange = (): void => {};
+  const portal = createPortalWatcher({
+    client,
+    idProperty: config.hubspotCartIdProperty,
+    log,
+    onChange: () => onPortalChange(),
+  });
+  const budget = createRateBudget({ maxRequests: config.hubspotMaxRequestsPer10s });
+  let shuttingDown = false;
+
+  const flusher = createFlusher({
+    store,
+    client,
+    budget,
+    idProperty: config.hubspotCartIdProperty,
+    flushIntervalMs: config.flushIntervalMs,
+    portal: () => portal.current(),
+    onSetupProblem: () => void portal.refresh(),
+    log,
+    observer: {
+      request(status, seconds, size) {
+        metrics.hubspotRequests.inc({ operation: "carts_upsert", status });
+        metrics.hubspotRequestDuration.observe({ operation: "carts_upsert" }, seconds);
+        metrics.batchSize.observe(size);
+      },
+      rateLimitWait(ms) {
+        metrics.rateLimitWaits.inc();
+        metrics.rateLimitWaitSeconds.inc(ms / 1000);
+      },
+      deadLettered(count) {
+        metrics.deadLettersCreated.inc({ source: "hubspot" }, count);
+      },
+      droppedValue(d) {
+        metrics.droppedValues.inc({ property: d.property, reason: d.reason });
+      },
+    },
+  });
+
+  onPortalChange = () => flusher.resume();
+
+  const committer = createGroupCommitter(store, {
+    onCommit(size, seconds) {
+      metrics.groupCommitSize.observe(size);
+      metrics.groupCommitDuration.observe(seconds);
+    },
+  });
+
+  async function readiness(): Promise<Readiness> {
+    const reasons: string[] = [];
+    if (shuttingDown) reasons.push("shutting down");
+    try {
+      await store.ping();
+    } catch (error) {
+      reasons.push(`store unavailable: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const portalProblem = portal.problem();
+    if (portalProblem !== undefined) reasons.push(portalProblem);
+    const health = flusher.health();
+    if (health.state === "paused") reasons.push(health.reason);
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  async function refreshGauges(): Promise<void> {
+    const now = Date.now();
+    const stats = await store.stats(now);
+    metrics.pendingCarts.set(stats.pendingCarts);
+    metrics.oldestPendingAge.set(stats.oldestPendingSinceMs === undefined ? 0 : (now - stats.oldestPendingSinceMs) / 1000);
+    metrics.deadLetters.set(stats.deadLetters);
+    const health = flusher.health();
+    for (const cause of ["auth", "daily_limit"] as const) {
+      metrics.senderPaused.set({ cause }, health.state === "paused" && health.cause === cause ? 1 : 0);
+    }
+    metrics.senderPaused.set({ cause: "setup" }, portal.problem() === undefined ? 0 : 1);
+  }
+
+  const replay = (ids: readonly number[]) =>
+    replayDeadLetters(store, ids, { nowMs: Date.now(), onChanged: () => flusher.wake() });
+
+  const app = createApp({
+    webhooks: {
+      secrets: config.shopifyWebhookSecrets,
+      maxBodyBytes: config.maxBodyBytes,
+      committer,
+      metrics,
+      log,
+      onChanged: () => flusher.wake(),
+      isShuttingDown: () => shuttingDown,
+    },
+    admin: {
+      adminToken: config.adminToken,
+      store,
+      replay,
+      status: async () => ({
+        ...(await store.stats(Date.now())),
+        sender: flusher.health(),
+        readiness: await readiness(),
+      }),
+    },
+    readiness,
+    beforeScrape: refreshGauges,
+    metrics,
+    log,
+  });
+
+  const server = app.listen(config.port, opts.host ?? "0.0.0.0");
+  // Shopify allows 5 s per delivery; a body trickled slower than this is cut off.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 65_000;
+  server.maxHeadersCount = 200;
+  await once(server, "listening");
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.address === "0.0.0.0" || address.address === "::" ? "127.0.0.1" : address.address}:${address.port}`;
+
+  portal.start();
+  flusher.start();
+  const purge = async (): Promise<void> => {
+    try {
+      const removed = await store.purgeExpired(Date.now() - config.deliveryRetentionDays * 86_400_000);
+      if (removed > 0) log.info({ removed }, "expired deliveries and dead letters purged");
+    } catch (error) {
+      log.warn({ err: error }, "purge failed");
+    }
+  };
+  void purge();
+  const purgeTimer = setInterval(() => void purge(), PURGE_EVERY_MS);
+  purgeTimer.unref();
+  log.info({ port: address.port, store: config.databaseUrl.split(":")[0] }, "cartbridge started");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    server,
+    store,
+    flusher,
+    portal,
+    metrics,
+    readiness,
+    stop({ drainMs = 10_000 } = {}) {
+      stopping ??= (async () => {
+        shuttingDown = true;
+        clearInterval(purgeTimer);
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        // In-flight requests finish (their commits land); then the sender drains what is pending.
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+        server.closeAllConnections();
+        await committer.drain();
+        await flusher.stop({ deadlineMs: drainMs });
+        portal.stop();
+        await client.close();
+        await store.close();
+        log.info({}, "cartbridge stopped");
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,358 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { StoreError } from "../errors.ts";
+import { mergeEvent, type CartState } from "../sync/merge.ts";
+import type {
+  ClaimedCart,
+  DeadLetter,
+  IngestItem,
+  IngestOutcome,
+  PendingSummary,
+  RejectedCart,
+  SentCart,
+  Store,
+  StoreStats,
+} from "./store.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS deliveries (
+  webhook_id  TEXT PRIMARY KEY,
+  received_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_received_at ON deliveries (received_at);
+
+CREATE TABLE IF NOT EXISTS carts (
+  key             TEXT PRIMARY KEY,
+  shop            TEXT NOT NULL,
+  state           TEXT NOT NULL,
+  version         INTEGER NOT NULL,
+  synced_version  INTEGER NOT NULL DEFAULT 0,
+  pending_since   INTEGER,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  lease_owner     TEXT,
+  lease_until     INTEGER,
+  last_error      TEXT,
+  hubspot_id      TEXT,
+  last_topic      TEXT,
+  last_webhook_id TEXT,
+  last_headers    TEXT,
+  last_body       BLOB,
+  updated_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS carts_pending ON carts (pending_since) WHERE pending_since IS NOT NULL;
+CREATE INDEX IF NOT EXISTS carts_shop ON carts (shop);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  created_at  INTEGER NOT NULL,
+  source      TEXT NOT NULL,
+  topic       TEXT NOT NULL,
+  shop        TEXT NOT NULL,
+  webhook_id  TEXT,
+  cart_key    TEXT,
+  reason      TEXT NOT NULL,
+  category    TEXT,
+  headers     TEXT NOT NULL,
+  body        BLOB
+);
+CREATE INDEX IF NOT EXISTS dead_letters_created_at ON dead_letters (created_at);
+CREATE INDEX IF NOT EXISTS dead_letters_shop ON dead_letters (shop);
+`;
+
+type Row = Record<string, unknown>;
+
+/** Opens (and migrates) the embedded store at `path`: WAL, full fsync at commit, one writer. */
+export function openSqliteStore(path: string): Store {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new DatabaseSync(path, { timeout: 5000 });
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = FULL");
+  db.exec("PRAGMA foreign_keys = ON");
+  db.exec(SCHEMA);
+
+  const sql = (text: string): StatementSync => db.prepare(text);
+  const q = {
+    insertDelivery: sql("INSERT OR IGNORE INTO deliveries (webhook_id, received_at) VALUES (?, ?)"),
+    getCart: sql("SELECT state, version FROM carts WHERE key = ?"),
+    insertCart: sql(`INSERT INTO carts (key, shop, state, version, pending_since, last_topic, last_webhook_id,
+        last_headers, last_body, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`),
+    updateCartChanged: sql(`UPDATE carts SET state = ?, version = version + 1,
+        pending_since = coalesce(pending_since, ?), last_topic = ?, last_webhook_id = ?, last_headers = ?,
+        last_body = ?, updated_at = ? WHERE key = ?`),
+    updateCartState: sql("UPDATE carts SET state = ?, updated_at = ? WHERE key = ?"),
+    insertDeadLetter: sql(`INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason,
+        category, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    summary: sql(`SELECT count(*) AS n, min(pending_since) AS oldest FROM carts
+        WHERE pending_since IS NOT NULL AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)`),
+    nextRetry: sql(`SELECT min(next_attempt_at) AS t FROM carts
+        WHERE pending_since IS NOT NULL AND next_attempt_at > ?`),
+    claim: sql(`UPDATE carts SET lease_owner = ?, lease_until = ? WHERE key IN (
+        SELECT key FROM carts WHERE pending_since IS NOT NULL AND next_attempt_at <= ?
+          AND (lease_until IS NULL OR lease_until < ?) ORDER BY pending_since LIMIT ?)
+        RETURNING key, version, attempts, state, hubspot_id`),
+    markSent: sql(`UPDATE carts SET
+        synced_version = max(synced_version, ?1),
+        pending_since = CASE WHEN version <= ?1 THEN NULL ELSE pending_since END,
+        last_headers = CASE WHEN version <= ?1 THEN NULL ELSE last_headers END,
+        last_body = CASE WHEN version <= ?1 THEN NULL ELSE last_body END,
+        attempts = 0, next_attempt_at = 0, last_error = NULL,
+        hubspot_id = coalesce(?2, hubspot_id),
+        lease_owner = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_owner END,
+        lease_until = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_until END
+        WHERE key = ?4`),
+    markFailed: sql(`UPDATE carts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
+        lease_owner = NULL, lease_until = NULL WHERE key = ? AND lease_owner = ?`),
+    release: sql("UPDATE carts SET lease_owner = NULL, lease_until = NULL WHERE key = ? AND lease_owner = ?"),
+    cartForDeadLetter: sql(`SELECT shop, last_topic, last_webhook_id, last_headers, last_body FROM carts
+        WHERE key = ?`),
+    markPending: sql(`UPDATE carts SET pending_since = coalesce(pending_since, ?), version = version + 1,
+        attempts = 0, next_attempt_at = 0 WHERE key = ?`),
+    listDeadLetters: sql("SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"),
+    getDeadLetter: sql("SELECT * FROM dead_letters WHERE id = ?"),
+    deleteDeadLetter: sql("DELETE FROM dead_letters WHERE id = ?"),
+    purgeDeliveries: sql("DELETE FROM deliveries WHERE received_at < ?"),
+    purgeDeadLetters: sql("DELETE FROM dead_letters WHERE created_at < ?"),
+    stats: sql(`SELECT (SELECT count(*) FROM carts WHERE pending_since IS NOT NULL) AS pending,
+        (SELECT min(pending_since) FROM carts WHERE pending_since IS NOT NULL) AS oldest,
+        (SELECT count(*) FROM dead_letters) AS dead, (SELECT count(*) FROM carts) AS carts`),
+    ping: sql("SELECT 1"),
+  };
+
+  /** Runs `fn` in one IMMEDIATE transaction; a failure rolls back and surfaces as StoreError. */
+  function transaction<T>(what: string, fn: () => T): T {
+    try {
+      db.exec("BEGIN IMMEDIATE");
+    } catch (cause) {
+      throw new StoreError(`could not begin ${what}`, { retryable: true, cause });
+    }
+    try {
+      const result = fn();
+      db.exec("COMMIT");
+      return result;
+    } catch (cause) {
+      try {
+        if (db.isTransaction) db.exec("ROLLBACK");
+      } catch {
+        // The connection is unusable; the original error is what matters.
+      }
+      throw new StoreError(`${what} failed`, { retryable: true, cause });
+    }
+  }
+
+  function ingestOne(item: IngestItem): IngestOutcome {
+    if (item.webhookId !== undefined && item.replay !== true) {
+      if (q.insertDelivery.run(item.webhookId, item.receivedAtMs).changes === 0) return "duplicate";
+    }
+    const mapped = item.mapped;
+    switch (mapped.kind) {
+      case "unhandled":
+        return "ignored";
+      case "unkeyed":
+        return "unkeyed";
+      case "invalid":
+        q.insertDeadLetter.run(
+          item.receivedAtMs,
+          "mapping",
+          item.topic,
+          item.shopDomain,
+          item.webhookId ?? null,
+          null,
+          mapped.reason,
+          "UNMAPPABLE",
+          JSON.stringify(item.headers),
+          item.body,
+        );
+        return "dead_lettered";
+      case "event": {
+        const event = mapped.event;
+        const row = q.getCart.get(event.key) as Row | undefined;
+        const current = row === undefined ? undefined : (JSON.parse(row["state"] as string) as CartState);
+        const { state, changed } = mergeEvent(current, event);
+        const headers = JSON.stringify(item.headers);
+        if (row === undefined) {
+          q.insertCart.run(
+            event.key,
+            event.shopDomain,
+            JSON.stringify(state),
+            item.receivedAtMs,
+            item.topic,
+            item.webhookId ?? null,
+            headers,
+            item.body,
+            item.receivedAtMs,
+          );
+          return "applied";
+        }
+        if (changed) {
+          q.updateCartChanged.run(
+            JSON.stringify(state),
+            item.receivedAtMs,
+            item.topic,
+            item.webhookId ?? null,
+            headers,
+            item.body,
+            item.receivedAtMs,
+            event.key,
+          );
+          return "applied";
+        }
+        // Newer stamps with equal values still move forward, so later comparisons stay exact.
+        q.updateCartState.run(JSON.stringify(state), item.receivedAtMs, event.key);
+        return "unchanged";
+      }
+    }
+  }
+
+  const toDeadLetter = (row: Row): DeadLetter => ({
+    id: Number(row["id"]),
+    createdAtMs: Number(row["created_at"]),
+    source: row["source"] === "hubspot" ? "hubspot" : "mapping",
+    topic: String(row["topic"]),
+    shopDomain: String(row["shop"]),
+    webhookId: (row["webhook_id"] as string | null) ?? undefined,
+    cartKey: (row["cart_key"] as string | null) ?? undefined,
+    reason: String(row["reason"]),
+    category: (row["category"] as string | null) ?? undefined,
+    headers: JSON.parse(String(row["headers"])) as Record<string, string>,
+    body: row["body"] == null ? undefined : Buffer.from(row["body"] as Uint8Array),
+  });
+
+  const optionalNumber = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+
+  return {
+    ingestBatch(items) {
+      return Promise.resolve(transaction("ingest", () => items.map(ingestOne)));
+    },
+
+    pendingSummary(nowMs): Promise<PendingSummary> {
+      const due = q.summary.get(nowMs, nowMs) as Row;
+      const retry = q.nextRetry.get(nowMs) as Row;
+      return Promise.resolve({
+        dueCount: Number(due["n"]),
+        oldestDueSinceMs: optionalNumber(due["oldest"]),
+        nextRetryAtMs: optionalNumber(retry["t"]),
+      });
+    },
+
+    claimDue({ limit, nowMs, leaseMs, owner }) {
+      return Promise.resolve(
+        transaction("claim", () =>
+          (q.claim.all(owner, nowMs + leaseMs, nowMs, nowMs, limit) as Row[]).map(
+            (row): ClaimedCart => ({
+              key: String(row["key"]),
+              version: Number(row["version"]),
+              attempts: Number(row["attempts"]),
+              state: JSON.parse(String(row["state"])) as CartState,
+              hubspotId: (row["hubspot_id"] as string | null) ?? undefined,
+            }),
+          ),
+        ),
+      );
+    },
+
+    markSent(carts: readonly SentCart[], owner) {
+      transaction("mark sent", () => {
+        for (const c of carts) q.markSent.run(c.version, c.hubspotId ?? null, owner, c.key);
+      });
+      return Promise.resolve();
+    },
+
+    markFailed(keys, owner, { nextAttemptAtMs, error }) {
+      transaction("mark failed", () => {
+        for (const key of keys) q.markFailed.run(nextAttemptAtMs, error, key, owner);
+      });
+      return Promise.resolve();
+    },
+
+    release(keys, owner) {
+      transaction("release", () => {
+        for (const key of keys) q.release.run(key, owner);
+      });
+      return Promise.resolve();
+    },
+
+    markRejected(carts: readonly RejectedCart[], owner, nowMs) {
+      transaction("mark rejected", () => {
+        for (const c of carts) {
+          const row = q.cartForDeadLetter.get(c.key) as Row | undefined;
+          if (row === undefined) continue;
+          q.insertDeadLetter.run(
+            nowMs,
+            "hubspot",
+            (row["last_topic"] as string | null) ?? "unknown",
+            String(row["shop"]),
+            (row["last_webhook_id"] as string | null) ?? null,
+            c.key,
+            c.reason,
+            c.category ?? null,
+            (row["last_headers"] as string | null) ?? "{}",
+            (row["last_body"] as Uint8Array | null) ?? null,
+          );
+          q.markSent.run(c.version, null, owner, c.key);
+        }
+      });
+      return Promise.resolve();
+    },
+
+    listDeadLetters({ limit, afterId }) {
+      return Promise.resolve((q.listDeadLetters.all(afterId ?? 0, limit) as Row[]).map(toDeadLetter));
+    },
+
+    getDeadLetters(ids) {
+      const found: DeadLetter[] = [];
+      for (const id of ids) {
+        const row = q.getDeadLetter.get(id) as Row | undefined;
+        if (row !== undefined) found.push(toDeadLetter(row));
+      }
+      return Promise.resolve(found);
+    },
+
+    deleteDeadLetters(ids) {
+      transaction("delete dead letters", () => {
+        for (const id of ids) q.deleteDeadLetter.run(id);
+      });
+      return Promise.resolve();
+    },
+
+    markPending(key, nowMs) {
+      transaction("mark pending", () => q.markPending.run(nowMs, key));
+      return Promise.resolve();
+    },
+
+    purgeExpired(beforeMs) {
+      return Promise.resolve(
+        transaction("purge", () => {
+          const a = Number(q.purgeDeliveries.run(beforeMs).changes);
+          const b = Number(q.purgeDeadLetters.run(beforeMs).changes);
+          return a + b;
+        }),
+      );
+    },
+
+    stats(_nowMs): Promise<StoreStats> {
+      const row = q.stats.get() as Row;
+      return Promise.resolve({
+        pendingCarts: Number(row["pending"]),
+        oldestPendingSinceMs: optionalNumber(row["oldest"]),
+        deadLetters: Number(row["dead"]),
+        carts: Number(row["carts"]),
+      });
+    },
+
+    ping() {
+      try {
+        q.ping.get();
+        return Promise.resolve();
+      } catch (cause) {
+        return Promise.reject(new StoreError("store did not answer", { retryable: true, cause }));
+      }
+    },
+
+    close() {
+      if (db.isOpen) db.close();
+      return Promise.resolve();
+    },
+  };
+}

@@ -1,0 +1,124 @@
+import type { MapResult } from "../sync/mapping.ts";
+import type { CartState } from "../sync/merge.ts";
+
+/**
+ * The store port: everything cartbridge keeps, behind one interface that SQLite and PostgreSQL implement.
+ *
+ * Glossary
+ * - delivery: one verified POST from Shopify, identified by its X-Shopify-Webhook-Id. Its id is kept for
+ *   DELIVERY_RETENTION_DAYS so a redelivery is recognised and acknowledged without effect.
+ * - cart: the merged state of one HubSpot cart (see sync/merge.ts), keyed "<shop>:<token>".
+ * - version: a cart's change counter; bumped whenever a delivery changes what HubSpot would see.
+ * - pending: a cart whose version is newer than the version last written to HubSpot (synced_version).
+ * - flush: sending a batch of pending carts in one upsert.
+ * - claim: a lease on a pending cart taken by one sender for one flush, so no cart is in two in-flight
+ *   batches (even across replicas); it expires by itself if its holder dies.
+ * - attempt: one try at writing a cart; failures count attempts and set next_attempt_at (backoff in rows,
+ *   not timers, so it survives restarts and is shared by replicas).
+ * - dead letter: a delivery kept with the reason it could not be mapped or HubSpot rejected its cart;
+ *   it can be listed and replayed.
+ */
+
+/** One verified delivery, already mapped (mapping is pure and runs before the commit). */
+export interface IngestItem {
+  readonly webhookId: string | undefined;
+  readonly topic: string;
+  readonly shopDomain: string;
+  readonly receivedAtMs: number;
+  /** Request headers worth keeping (never the HMAC). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+  readonly mapped: MapResult;
+  /** Replays skip the redelivery check (they reuse the original webhook id). */
+  readonly replay?: boolean;
+}
+
+export type IngestOutcome =
+  | "applied" // changed a cart; it is pending
+  | "unchanged" // a cart event that changed nothing (older or equal information)
+  | "duplicate" // this webhook id was already committed
+  | "dead_lettered" // genuine but unmappable: kept as a dead letter
+  | "unkeyed" // a mapped topic without a usable cart token
+  | "ignored"; // a topic the bridge does not handle
+
+export interface ClaimedCart {
+  readonly key: string;
+  readonly version: number;
+  readonly attempts: number;
+  readonly state: CartState;
+  readonly hubspotId: string | undefined;
+}
+
+export interface PendingSummary {
+  /** Pending carts that may be sent now (not backing off, not claimed). */
+  readonly dueCount: number;
+  /** When the oldest due change arrived (epoch ms), or undefined. */
+  readonly oldestDueSinceMs: number | undefined;
+  /** The earliest next_attempt_at among backing-off carts, or undefined. */
+  readonly nextRetryAtMs: number | undefined;
+}
+
+export interface StoreStats {
+  readonly pendingCarts: number;
+  readonly oldestPendingSinceMs: number | undefined;
+  readonly deadLetters: number;
+  readonly carts: number;
+}
+
+export interface SentCart {
+  readonly key: string;
+  readonly version: number;
+  readonly hubspotId: string | undefined;
+}
+
+export interface RejectedCart {
+  readonly key: string;
+  readonly version: number;
+  readonly reason: string;
+  readonly category: string | undefined;
+}
+
+export interface DeadLetter {
+  readonly id: number;
+  readonly createdAtMs: number;
+  /** "mapping": the delivery could not be mapped; "hubspot": HubSpot rejected the cart it produced. */
+  readonly source: "mapping" | "hubspot";
+  readonly topic: string;
+  readonly shopDomain: string;
+  readonly webhookId: string | undefined;
+  readonly cartKey: string | undefined;
+  readonly reason: string;
+  readonly category: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer | undefined;
+}
+
+export interface Store {
+  /** Commits a batch of deliveries in one transaction; outcomes are in input order. Throws StoreError. */
+  ingestBatch(items: readonly IngestItem[]): Promise<IngestOutcome[]>;
+
+  pendingSummary(nowMs: number): Promise<PendingSummary>;
+  /** Leases up to `limit` due carts, oldest change first. */
+  claimDue(opts: { limit: number; nowMs: number; leaseMs: number; owner: string }): Promise<ClaimedCart[]>;
+  /** HubSpot has the given versions: clear what is no longer pending, release the claims. */
+  markSent(carts: readonly SentCart[], owner: string): Promise<void>;
+  /** The flush failed for a reason that may pass: count an attempt and set the next attempt time. */
+  markFailed(keys: readonly string[], owner: string, opts: { nextAttemptAtMs: number; error: string }): Promise<void>;
+  /** Give claims back without counting an attempt (rate-limit pause, shutdown). */
+  release(keys: readonly string[], owner: string): Promise<void>;
+  /** HubSpot rejected these carts: keep each as a dead letter with its newest delivery; stop retrying them. */
+  markRejected(carts: readonly RejectedCart[], owner: string, nowMs: number): Promise<void>;
+
+  listDeadLetters(opts: { limit: number; afterId?: number }): Promise<DeadLetter[]>;
+  getDeadLetters(ids: readonly number[]): Promise<DeadLetter[]>;
+  deleteDeadLetters(ids: readonly number[]): Promise<void>;
+  /** Marks a cart pending again (a replayed HubSpot dead letter whose state did not change). */
+  markPending(key: string, nowMs: number): Promise<void>;
+
+  /** Deletes delivery ids and dead letters older than the cut-off; returns how many rows went. */
+  purgeExpired(beforeMs: number): Promise<number>;
+  stats(nowMs: number): Promise<StoreStats>;
+  /** Cheap round trip for readiness. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,11 @@
+/** Exponential backoff with full jitter: a random delay in [0, min(capMs, baseMs·2^attempt)], never below `minMs`. */
+export function backoffDelayMs(
+  attempt: number,
+  opts: { baseMs?: number; capMs?: number; minMs?: number; random?: () => number } = {},
+): number {
+  const base = opts.baseMs ?? 1000;
+  const cap = opts.capMs ?? 5 * 60_000;
+  const ceiling = Math.min(cap, base * 2 ** Math.min(attempt, 30));
+  const jittered = Math.round((opts.random ?? Math.random)() * ceiling);
+  return Math.max(opts.minMs ?? 0, jittered, 100);
+}

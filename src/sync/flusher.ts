@@ -1,0 +1,380 @@
+import { randomUUID } from "node:crypto";
+import {
+  HubSpotAuthError,
+  HubSpotRateLimitError,
+  HubSpotRejectedError,
+  HubSpotUnavailableError,
+} from "../hubspot/errors.ts";
+import type { HubSpotClient } from "../hubspot/client.ts";
+import type { UpsertInput } from "../hubspot/types.ts";
+import type { ClaimedCart, RejectedCart, SentCart, Store } from "../store/store.ts";
+import { backoffDelayMs } from "./backoff.ts";
+import { currentValues } from "./merge.ts";
+import type { DroppedValue, PortalProperties } from "./portal-properties.ts";
+import type { RateBudget } from "./rate-budget.ts";
+
+/**
+ * The flusher: sends pending carts to HubSpot.
+ *
+ * State machine (one loop, several batches in flight):
+ * - waiting: nothing due, or fewer than `maxBatchSize` due and the oldest change is younger than
+ *   `flushIntervalMs`. Wakes when the interval elapses, a retry comes due, or enough changes arrived.
+ * - sending: takes a rate-budget slot, claims up to `maxBatchSize` due carts, upserts them. Up to
+ *   `maxInFlight` batches at once.
+ * - paused: HubSpot refused the token (401/403) or the daily limit is spent: nothing is claimed, the next
+ *   batch after a timed pause probes whether it passed, and `health()` says why. While the cart id
+ *   property is not usable (see `portal`), nothing is sent either.
+ * - draining (shutdown): everything due is sent at once, regardless of the interval, until a deadline.
+ *
+ * Outcomes per cart: written → markSent; HubSpot rejected the input → dead letter (markRejected); a
+ * failure that may pass → markFailed (attempts and next attempt time live in the store). A batch that
+ * HubSpot rejects as a whole (400) is split in halves until the inputs at fault are isolated.
+ */
+
+export interface LogSink {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface SenderObserver {
+  request?(outcome: string, seconds: number, batchSize: number): void;
+  rateLimitWait?(ms: number): void;
+  deadLettered?(count: number): void;
+  droppedValue?(value: DroppedValue): void;
+  sent?(carts: readonly SentCart[], claims: readonly ClaimedCart[]): void;
+}
+
+export type SenderHealth =
+  | { readonly state: "running" }
+  | { readonly state: "paused"; readonly reason: string; readonly cause: "auth" | "daily_limit" };
+
+export interface Flusher {
+  start(): void;
+  /** Called after a delivery changed a cart. */
+  wake(): void;
+  health(): SenderHealth;
+  /** Clears a pause (an operator fixed the token, the property now exists). */
+  resume(): void;
+  /** Sends what is due within `deadlineMs`, then stops. */
+  stop(opts?: { deadlineMs?: number }): Promise<void>;
+}
+
+export interface FlusherOptions {
+  readonly store: Store;
+  readonly client: HubSpotClient;
+  readonly budget: RateBudget;
+  readonly idProperty: string;
+  readonly flushIntervalMs: number;
+  /** The portal's properties; undefined until learned (nothing is sent before). */
+  readonly portal: () => PortalProperties | undefined;
+  readonly log: LogSink;
+  readonly observer?: SenderObserver;
+  readonly maxBatchSize?: number;
+  readonly maxInFlight?: number;
+  readonly leaseMs?: number;
+  readonly owner?: string;
+  readonly now?: () => number;
+  /** HubSpot said the id property is unusable: the portal's properties should be read again. */
+  readonly onSetupProblem?: () => void;
+}
+
+interface Entry {
+  readonly claim: ClaimedCart;
+  readonly input: UpsertInput;
+}
+
+const AUTH_RETRY_MS = 30_000;
+const DAILY_RETRY_MS = 60_000;
+const SETUP_RETRY_MS = 1_000;
+
+export function createFlusher(opts: FlusherOptions): Flusher {
+  const maxBatch = opts.maxBatchSize ?? 100;
+  const maxInFlight = opts.maxInFlight ?? 4;
+  const leaseMs = opts.leaseMs ?? 120_000;
+  const owner = opts.owner ?? randomUUID();
+  const now = opts.now ?? Date.now;
+  const { store, client, budget, log } = opts;
+  const observer = opts.observer ?? {};
+
+  let running = false;
+  let draining = false;
+  let loopDone: Promise<void> = Promise.resolve();
+  const inFlight = new Set<Promise<void>>();
+  let health: SenderHealth = { state: "running" };
+  let pausedUntilMs = 0;
+  let hints = 0;
+  let hintThreshold = 1;
+  let wakeSleeper: (() => void) | undefined;
+  const reportedDrops = new Set<string>();
+
+  /** Sleeps up to `ms`; `wake()` cuts it short once enough changes arrived, `interrupt()` always. */
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, Math.min(ms, 2_147_483_647)));
+      wakeSleeper = done;
+      function done(): void {
+        clearTimeout(timer);
+        wakeSleeper = undefined;
+        resolve();
+      }
+    });
+  }
+
+  function interrupt(): void {
+    wakeSleeper?.();
+  }
+
+  function pause(cause: "auth" | "daily_limit", reason: string, retryMs: number): void {
+    if (health.state !== "paused" || health.reason !== reason) log.warn({ cause, retryInMs: retryMs }, `sending paused: ${reason}`);
+    health = { state: "paused", cause, reason };
+    pausedUntilMs = now() + retryMs;
+  }
+
+  async function loop(): Promise<void> {
+    while (running) {
+      try {
+        await step();
+      } catch (error) {
+        log.error({ err: error }, "flush step failed");
+        await sleep(1000);
+      }
+    }
+  }
+
+  async function step(): Promise<void> {
+    const t = now();
+    if (t < pausedUntilMs) {
+      hintThreshold = Number.POSITIVE_INFINITY;
+      await sleep(pausedUntilMs - t);
+      return;
+    }
+    const portal = opts.portal();
+    if (portal === undefined || portal.idPropertyStatus !== "ok") {
+      // Readiness reports the property problem; the portal watcher re-reads it until it is fixed.
+      hintThreshold = Number.POSITIVE_INFINITY;
+      await sleep(SETUP_RETRY_MS);
+      return;
+    }
+    if (inFlight.size >= maxInFlight) {
+      hintThreshold = Number.POSITIVE_INFINITY;
+      await sleep(60_000); // a finishing batch interrupts
+      return;
+    }
+    const summary = await store.pendingSummary(t);
+    hints = 0;
+    const dueAt = summary.oldestDueSinceMs === undefined ? Number.POSITIVE_INFINITY : draining ? t : summary.oldestDueSinceMs + opts.flushIntervalMs;
+    if (summary.dueCount === 0 || (summary.dueCount < maxBatch && t < dueAt)) {
+      if (draining && summary.dueCount === 0 && inFlight.size === 0) {
+        running = false;
+        return;
+      }
+      const until = Math.min(dueAt, summary.nextRetryAtMs ?? Number.POSITIVE_INFINITY, t + 30_000);
+      // With nothing due, the first change must wake us to start its interval; otherwise wake early
+      // only when a full batch has accumulated.
+      hintThreshold = draining || summary.dueCount === 0 ? 1 : Math.max(1, maxBatch - summary.dueCount);
+      await sleep(until - t);
+      return;
+    }
+    const wait = budget.tryTake(t);
+    if (wait > 0) {
+      observer.rateLimitWait?.(wait);
+      hintThreshold = Number.POSITIVE_INFINITY;
+      await sleep(wait);
+      return;
+    }
+    const claims = await store.claimDue({ limit: maxBatch, nowMs: t, leaseMs, owner });
+    if (claims.length === 0) return;
+    const batch = sendClaims(claims)
+      .catch((error: unknown) => log.error({ err: error }, "batch failed unexpectedly"))
+      .finally(() => {
+        inFlight.delete(batch);
+        interrupt();
+      });
+    inFlight.add(batch);
+  }
+
+  async function takeSlot(): Promise<void> {
+    for (;;) {
+      const wait = budget.tryTake(now());
+      if (wait === 0) return;
+      observer.rateLimitWait?.(wait);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  function toEntries(claims: readonly ClaimedCart[], portal: PortalProperties): Entry[] {
+    return claims.map((claim) => {
+      const { kept, dropped } = portal.filter(currentValues(claim.state));
+      for (const d of dropped) {
+        observer.droppedValue?.(d);
+        const key = `${d.property}:${d.reason}`;
+        if (!reportedDrops.has(key)) {
+          reportedDrops.add(key);
+          log.warn({ property: d.property, reason: d.reason }, "property value left out");
+        }
+      }
+      kept[opts.idProperty] = claim.key;
+      return {
+        claim,
+        input: { id: claim.key, idProperty: opts.idProperty, objectWriteTraceId: randomUUID(), properties: kept },
+      };
+    });
+  }
+
+  async function sendClaims(claims: readonly ClaimedCart[]): Promise<void> {
+    const portal = opts.portal();
+    if (portal === undefined) {
+      await store.release(claims.map((c) => c.key), owner);
+      return;
+    }
+    await send(toEntries(claims, portal));
+  }
+
+  /** One upsert for `entries` (the caller holds a budget slot); settles every entry's claim. */
+  async function send(entries: readonly Entry[]): Promise<void> {
+    const started = performance.now();
+    const keys = entries.map((e) => e.claim.key);
+    try {
+      const outcome = await client.upsertCarts(entries.map((e) => e.input));
+      budget.observe(outcome.rateLimit, now());
+      observer.request?.(outcome.errors.length > 0 ? "207" : "200", seconds(started), entries.length);
+      if (health.state === "paused") health = { state: "running" };
+
+      const byTrace = new Map(entries.map((e) => [e.input.objectWriteTraceId, e]));
+      const byKey = new Map(entries.map((e) => [e.claim.key, e]));
+      const settled = new Set<Entry>();
+      const sent: SentCart[] = [];
+      for (const r of outcome.results) {
+        const e = (r.objectWriteTraceId && byTrace.get(r.objectWriteTraceId)) || (r.idValue && byKey.get(r.idValue));
+        if (!e || settled.has(e)) continue;
+        settled.add(e);
+        sent.push({ key: e.claim.key, version: e.claim.version, hubspotId: r.id });
+      }
+      const rejected: RejectedCart[] = [];
+      for (const err of outcome.errors) {
+        const hit = [...err.traceIds.map((t) => byTrace.get(t)), ...err.ids.map((id) => byKey.get(id))];
+        for (const e of hit) {
+          if (!e || settled.has(e)) continue;
+          settled.add(e);
+          rejected.push({ key: e.claim.key, version: e.claim.version, reason: err.message, category: err.category });
+        }
+      }
+      const unsettled = entries.filter((e) => !settled.has(e));
+      if (sent.length > 0) {
+        await store.markSent(sent, owner);
+        observer.sent?.(sent, entries.map((e) => e.claim));
+      }
+      if (rejected.length > 0) await deadLetter(rejected);
+      if (unsettled.length > 0) {
+        log.warn({ count: unsettled.length }, "batch answer did not cover every input");
+        await retryLater(unsettled, "HubSpot's answer named neither a result nor an error for this cart", 0);
+      }
+      log.info(
+        { inputs: entries.length, written: sent.length, rejected: rejected.length, ms: Math.round(seconds(started) * 1000) },
+        "batch sent",
+      );
+    } catch (error) {
+      observer.request?.(error instanceof HubSpotRejectedError || error instanceof HubSpotAuthError || error instanceof HubSpotRateLimitError ? String(error.status) : "error", seconds(started), entries.length);
+      await handleFailure(entries, keys, error);
+    }
+  }
+
+  async function handleFailure(entries: readonly Entry[], keys: string[], error: unknown): Promise<void> {
+    if (error instanceof HubSpotRateLimitError) {
+      budget.observe(error.rateLimit, now());
+      if (error.daily) {
+        pause("daily_limit", "HubSpot daily API limit reached", Math.max(error.retryAfterMs, DAILY_RETRY_MS));
+      } else {
+        budget.pauseUntil(now() + error.retryAfterMs);
+        log.warn({ retryAfterMs: error.retryAfterMs, policy: error.policy }, "rate limited by HubSpot");
+      }
+      observer.rateLimitWait?.(error.retryAfterMs);
+      await store.release(keys, owner);
+      return;
+    }
+    if (error instanceof HubSpotAuthError) {
+      pause("auth", `HubSpot refused the access token (${error.status}${error.category ? ` ${error.category}` : ""}): ${error.message}`, AUTH_RETRY_MS);
+      await store.release(keys, owner);
+      return;
+    }
+    if (error instanceof HubSpotRejectedError) {
+      if (isSetupProblem(error)) {
+        log.error({ err: error.message }, "HubSpot rejected the cart id property; re-reading the portal's properties");
+        opts.onSetupProblem?.();
+        pausedUntilMs = now() + SETUP_RETRY_MS;
+        await store.release(keys, owner);
+        return;
+      }
+      if (entries.length === 1) {
+        const e = entries[0] as Entry;
+        await deadLetter([{ key: e.claim.key, version: e.claim.version, reason: error.message, category: error.category }]);
+        return;
+      }
+      // Narrow the whole-batch rejection down to the inputs at fault.
+      const half = Math.ceil(entries.length / 2);
+      for (const part of [entries.slice(0, half), entries.slice(half)]) {
+        await takeSlot();
+        await send(part.map((e) => ({ claim: e.claim, input: { ...e.input, objectWriteTraceId: randomUUID() } })));
+      }
+      return;
+    }
+    const minDelay = error instanceof HubSpotUnavailableError ? error.minDelayMs : 0;
+    const message = error instanceof Error ? error.message : String(error);
+    log.warn({ err: message, carts: entries.length }, "batch failed; will retry");
+    await retryLater(entries, message, minDelay);
+  }
+
+  async function retryLater(entries: readonly Entry[], reason: string, minDelayMs: number): Promise<void> {
+    // Carts in one batch share their fate; the most-tried one sets the pace.
+    const attempts = Math.max(...entries.map((e) => e.claim.attempts));
+    const delay = backoffDelayMs(attempts, { minMs: minDelayMs });
+    await store.markFailed(
+      entries.map((e) => e.claim.key),
+      owner,
+      { nextAttemptAtMs: now() + delay, error: reason.slice(0, 500) },
+    );
+  }
+
+  async function deadLetter(rejected: RejectedCart[]): Promise<void> {
+    await store.markRejected(rejected, owner, now());
+    observer.deadLettered?.(rejected.length);
+    for (const r of rejected) log.warn({ category: r.category, reason: r.reason }, "cart rejected by HubSpot; dead-lettered");
+  }
+
+  function isSetupProblem(error: HubSpotRejectedError): boolean {
+    return /non-unique|idProperty|id property/i.test(error.message) || error.message.includes(opts.idProperty);
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      loopDone = loop();
+    },
+    wake() {
+      hints++;
+      if (hints >= hintThreshold) interrupt();
+    },
+    health: () => health,
+    resume() {
+      pausedUntilMs = 0;
+      interrupt();
+    },
+    async stop({ deadlineMs = 10_000 } = {}) {
+      draining = true;
+      interrupt();
+      const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), deadlineMs).unref());
+      const finished = await Promise.race([loopDone.then(() => "done" as const), deadline]);
+      running = false;
+      interrupt();
+      if (finished === "timeout") log.warn({ inFlight: inFlight.size }, "shutdown deadline reached; the rest stays pending");
+      await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 2000).unref())]);
+    },
+  };
+}
+
+function seconds(startedMs: number): number {
+  return (performance.now() - startedMs) / 1000;
+}

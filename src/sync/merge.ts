@@ -1,0 +1,87 @@
+import {
+  compareStamps,
+  statusRank,
+  type BuyerContact,
+  type CartEvent,
+  type CartStatus,
+  type EventStamp,
+} from "./cart-event.ts";
+
+/**
+ * The merged state of one cart: every property with the stamp of the event that set it.
+ *
+ * Merging is a join: per property the value with the greatest stamp wins, and the status is the highest
+ * any event carried. So it is commutative, associative and idempotent — any delivery order, with any
+ * duplication, ends in the same state.
+ */
+export interface CartState {
+  readonly key: string;
+  readonly shopDomain: string;
+  readonly token: string;
+  readonly status: CartStatus;
+  readonly properties: Readonly<Record<string, StampedValue>>;
+  /** The newest buyer named by a checkout or order, until it has been sent (personal data). */
+  readonly contact?: StampedContact;
+}
+
+export interface StampedValue {
+  readonly value: string;
+  readonly stamp: EventStamp;
+}
+
+export interface StampedContact {
+  readonly value: BuyerContact;
+  readonly stamp: EventStamp;
+}
+
+export interface MergeResult {
+  readonly state: CartState;
+  /** True when a value HubSpot would see (a property, the status or the buyer) changed. */
+  readonly changed: boolean;
+}
+
+export function mergeEvent(current: CartState | undefined, event: CartEvent): MergeResult {
+  let changed = current === undefined;
+  const properties: Record<string, StampedValue> = { ...current?.properties };
+  for (const [name, value] of Object.entries(event.properties)) {
+    const existing = properties[name];
+    if (existing === undefined || compareStamps(event.stamp, existing.stamp) > 0) {
+      if (existing?.value !== value) changed = true;
+      properties[name] = { value, stamp: event.stamp };
+    }
+  }
+
+  let status = current?.status ?? event.status;
+  if (statusRank(event.status) > statusRank(status)) {
+    status = event.status;
+    changed = true;
+  }
+
+  let contact = current?.contact;
+  if (event.contact !== undefined && (contact === undefined || compareStamps(event.stamp, contact.stamp) > 0)) {
+    if (contact === undefined || !sameContact(contact.value, event.contact)) changed = true;
+    contact = { value: event.contact, stamp: event.stamp };
+  }
+
+  const state: CartState = {
+    key: event.key,
+    shopDomain: event.shopDomain,
+    token: event.token,
+    status,
+    properties,
+    ...(contact === undefined ? {} : { contact }),
+  };
+  return { state, changed };
+}
+
+function sameContact(a: BuyerContact, b: BuyerContact): boolean {
+  return a.email === b.email && a.firstname === b.firstname && a.lastname === b.lastname && a.phone === b.phone;
+}
+
+/** The plain property values to send, with the status; the sender adds the id property. */
+export function currentValues(state: CartState): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const [name, { value }] of Object.entries(state.properties)) values[name] = value;
+  values["hs_external_status"] = state.status;
+  return values;
+}

@@ -1,0 +1,69 @@
+import type { PropertyDefinition } from "../hubspot/types.ts";
+
+/**
+ * What the portal accepts, learned from GET /crm/v3/properties/carts. Values the portal would reject
+ * (unknown or read-only property, enumeration value not offered, malformed number/date/bool) are left
+ * out of the upsert instead of failing the batch.
+ */
+export interface DroppedValue {
+  readonly property: string;
+  readonly reason: "unknown_property" | "read_only" | "option_not_offered" | "invalid_value";
+}
+
+export interface PortalProperties {
+  readonly idPropertyStatus: "ok" | "missing" | "not_unique";
+  filter(properties: Readonly<Record<string, string>>): {
+    kept: Record<string, string>;
+    dropped: DroppedValue[];
+  };
+}
+
+const NUMBER = /^-?\d+(\.\d+)?$/;
+
+export function createPortalProperties(definitions: readonly PropertyDefinition[], idProperty: string): PortalProperties {
+  const byName = new Map(definitions.map((d) => [d.name, d]));
+  const id = byName.get(idProperty);
+  const idPropertyStatus = id === undefined ? "missing" : id.hasUniqueValue === true ? "ok" : "not_unique";
+  const optionSets = new Map(definitions.filter((d) => d.type === "enumeration").map((d) => [d.name, new Set(d.options)]));
+
+  return {
+    idPropertyStatus,
+    filter(properties) {
+      const kept: Record<string, string> = {};
+      const dropped: DroppedValue[] = [];
+      for (const [name, value] of Object.entries(properties)) {
+        const def = byName.get(name);
+        const reason =
+          def === undefined
+            ? "unknown_property"
+            : def.readOnlyValue
+              ? "read_only"
+              : value === ""
+                ? undefined // an empty string clears any property
+                : def.type === "enumeration" && optionSets.get(name)?.has(value) !== true
+                  ? "option_not_offered"
+                  : validForType(def.type, value)
+                    ? undefined
+                    : "invalid_value";
+        if (reason === undefined) kept[name] = value;
+        else dropped.push({ property: name, reason });
+      }
+      return { kept, dropped };
+    },
+  };
+}
+
+function validForType(type: string, value: string): boolean {
+  switch (type) {
+    case "number":
+      return NUMBER.test(value);
+    case "bool":
+    case "booleancheckbox":
+      return value === "true" || value === "false";
+    case "datetime":
+    case "date":
+      return /^\d+$/.test(value) || !Number.isNaN(Date.parse(value));
+    default:
+      return value.length <= 65_536;
+  }
+}

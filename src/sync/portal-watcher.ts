@@ -1,0 +1,93 @@
+import type { HubSpotClient } from "../hubspot/client.ts";
+import { HubSpotAuthError } from "../hubspot/errors.ts";
+import type { LogSink } from "./flusher.ts";
+import { createPortalProperties, type PortalProperties } from "./portal-properties.ts";
+
+/**
+ * Keeps the portal's cart properties current: read at start-up, every `refreshMs` after, and every
+ * `retryMs` while they could not be read or the cart id property is unusable.
+ */
+export interface PortalWatcher {
+  current(): PortalProperties | undefined;
+  /** Why the portal is not usable, or undefined when it is. */
+  problem(): string | undefined;
+  refresh(): Promise<void>;
+  start(): void;
+  stop(): void;
+}
+
+export function createPortalWatcher(opts: {
+  client: HubSpotClient;
+  idProperty: string;
+  log: LogSink;
+  refreshMs?: number;
+  retryMs?: number;
+  /** Called when the portal becomes usable (or stops being so). */
+  onChange?: () => void;
+}): PortalWatcher {
+  const refreshMs = opts.refreshMs ?? 5 * 60_000;
+  const retryMs = opts.retryMs ?? 5_000;
+  let portal: PortalProperties | undefined;
+  let lastError: string | undefined = "HubSpot cart properties not read yet";
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = true;
+
+  function problem(): string | undefined {
+    if (portal === undefined) return lastError ?? "HubSpot cart properties not read yet";
+    if (portal.idPropertyStatus === "missing") {
+      return `cart property ${opts.idProperty} does not exist in HubSpot; run \`cartbridge setup-hubspot\` to create it`;
+    }
+    if (portal.idPropertyStatus === "not_unique") {
+      return `cart property ${opts.idProperty} is not a unique-value property in HubSpot; set HUBSPOT_CART_ID_PROPERTY to a unique property or run \`cartbridge setup-hubspot\` with a new name`;
+    }
+    return undefined;
+  }
+
+  async function refresh(): Promise<void> {
+    try {
+      const definitions = await opts.client.listCartProperties();
+      const before = problem();
+      portal = createPortalProperties(definitions, opts.idProperty);
+      lastError = undefined;
+      const after = problem();
+      if (after !== before) {
+        opts.onChange?.();
+        if (after === undefined) opts.log.info({ properties: definitions.length }, "HubSpot cart properties read");
+        else opts.log.error({ idProperty: opts.idProperty }, after);
+      }
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      lastError =
+        error instanceof HubSpotAuthError
+          ? `HubSpot refused to list cart properties (${error.status}); check HUBSPOT_ACCESS_TOKEN and its crm.objects.carts.read scope`
+          : `HubSpot cart properties could not be read: ${message}`;
+      opts.log.warn({ err: message }, "reading HubSpot cart properties failed");
+    }
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    timer = setTimeout(
+      () => {
+        void refresh().finally(schedule);
+      },
+      problem() === undefined ? refreshMs : retryMs,
+    );
+    timer.unref();
+  }
+
+  return {
+    current: () => portal,
+    problem,
+    refresh,
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      void refresh().finally(schedule);
+    },
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import type { RateLimitInfo } from "../hubspot/types.ts";
+
+/**
+ * A rolling-window request budget: never more than `maxRequests` sends in any `windowMs`, tightened by
+ * what HubSpot's X-HubSpot-RateLimit-* headers report (another app sharing the token, a lower plan limit).
+ *
+ * The local window is a little longer than HubSpot's: a request is counted here when sent and there when
+ * received, and latency can bring two sends closer together on arrival than they were on departure.
+ */
+export interface RateBudget {
+  /** Takes a slot and returns 0, or returns how many ms to wait before asking again. */
+  tryTake(nowMs: number): number;
+  /** Folds in what HubSpot reported on an answer. */
+  observe(info: RateLimitInfo | undefined, nowMs: number): void;
+  /** Sends nothing before `untilMs` (a 429's Retry-After). */
+  pauseUntil(untilMs: number): void;
+  /** Slots a send could take right now. */
+  available(nowMs: number): number;
+}
+
+export function createRateBudget(opts: { maxRequests: number; windowMs?: number; marginMs?: number }): RateBudget {
+  const windowMs = (opts.windowMs ?? 10_000) + (opts.marginMs ?? 200);
+  let limit = opts.maxRequests;
+  /** Send times in this window, oldest first (a ring would do; the window holds at most `limit`). */
+  let sent: number[] = [];
+  let pausedUntil = 0;
+
+  function prune(nowMs: number): void {
+    let drop = 0;
+    while (drop < sent.length && (sent[drop] as number) <= nowMs - windowMs) drop++;
+    if (drop > 0) sent = sent.slice(drop);
+  }
+
+  return {
+    tryTake(nowMs) {
+      if (nowMs < pausedUntil) return pausedUntil - nowMs;
+      prune(nowMs);
+      if (sent.length < limit) {
+        sent.push(nowMs);
+        return 0;
+      }
+      return Math.max(1, (sent[sent.length - limit] as number) + windowMs - nowMs);
+    },
+
+    observe(info, nowMs) {
+      if (info === undefined) return;
+      if (info.max !== undefined && info.max > 0) limit = Math.min(opts.maxRequests, info.max);
+      if (info.remaining !== undefined && info.max !== undefined) {
+        prune(nowMs);
+        // HubSpot has counted `used` requests in its window; ours (which include sends it has not seen
+        // yet) should never be fewer. If they are, someone else spends the budget: count their share.
+        const used = info.max - info.remaining;
+        const unseen = used - sent.length;
+        for (let i = 0; i < unseen; i++) sent.push(nowMs);
+        sent.sort((a, b) => a - b);
+      }
+    },
+
+    pauseUntil(untilMs) {
+      pausedUntil = Math.max(pausedUntil, untilMs);
+    },
+
+    available(nowMs) {
+      if (nowMs < pausedUntil) return 0;
+      prune(nowMs);
+      return Math.max(0, limit - sent.length);
+    },
+  };
+}

@@ -1,0 +1,65 @@
+import { SHOPIFY_HEADERS } from "../shopify/headers.ts";
+import type { DeadLetter, Store } from "../store/store.ts";
+import { mapDelivery } from "./mapping.ts";
+
+export interface ReplayResult {
+  readonly id: number;
+  readonly outcome: "replayed" | "still_failing" | "not_found";
+  readonly reason?: string;
+}
+
+/**
+ * Maps each dead letter's stored delivery again and commits the result. A fixed mapping, or a property
+ * the portal now has, lets an old failure through; the dead letter is removed once it passed.
+ */
+export async function replayDeadLetters(
+  store: Store,
+  ids: readonly number[],
+  opts: { nowMs: number; onChanged?: () => void },
+): Promise<ReplayResult[]> {
+  const letters = await store.getDeadLetters(ids);
+  const byId = new Map(letters.map((l) => [l.id, l]));
+  const results: ReplayResult[] = [];
+  for (const id of ids) {
+    const letter = byId.get(id);
+    if (letter === undefined) {
+      results.push({ id, outcome: "not_found" });
+      continue;
+    }
+    results.push(await replayOne(store, letter, opts.nowMs));
+  }
+  opts.onChanged?.();
+  return results;
+}
+
+async function replayOne(store: Store, letter: DeadLetter, nowMs: number): Promise<ReplayResult> {
+  const mapped = mapDelivery({
+    topic: letter.topic,
+    shopDomain: letter.shopDomain,
+    body: letter.body ?? Buffer.alloc(0),
+    webhookId: letter.webhookId ?? "",
+    triggeredAt: letter.headers[SHOPIFY_HEADERS.triggeredAt],
+    receivedAtMs: letter.createdAtMs,
+  });
+  if (mapped.kind === "invalid") return { id: letter.id, outcome: "still_failing", reason: mapped.reason };
+  if (mapped.kind === "event") {
+    await store.ingestBatch([
+      {
+        webhookId: letter.webhookId,
+        topic: letter.topic,
+        shopDomain: letter.shopDomain,
+        receivedAtMs: nowMs,
+        headers: letter.headers,
+        body: letter.body ?? Buffer.alloc(0),
+        mapped,
+        replay: true,
+      },
+    ]);
+    // HubSpot rejected the cart before: send it again even when the delivery changed nothing now.
+    await store.markPending(mapped.event.key, nowMs);
+  } else if (letter.source === "hubspot" && letter.cartKey !== undefined) {
+    await store.markPending(letter.cartKey, nowMs);
+  }
+  await store.deleteDeadLetters([letter.id]);
+  return { id: letter.id, outcome: "replayed" };
+}
