@@ -1,0 +1,22 @@
+import { StoreError } from "../errors.ts";
+import { openSqliteStore } from "./sqlite.ts";
+import type { Store } from "./store.ts";
+
+/** Opens the store DATABASE_URL names: `sqlite:<path>` or `postgres://…`. */
+export async function openStore(databaseUrl: string): Promise<Store> {
+  if (databaseUrl.startsWith("sqlite:")) {
+    try {
+      return openSqliteStore(databaseUrl.slice("sqlite:".length));
+    } catch (cause) {
+      throw new StoreError(`could not open ${databaseUrl}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+        retryable: false,
+        cause,
+      });
+    }
+  }
+  if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    const { openPostgresStore } = await import("./postgres.ts");
+    return openPostgresStore(databaseUrl);
+  }
+  throw new StoreError("DATABASE_URL must be sqlite:<path> or postgres://…", { retryable: false });
+}
