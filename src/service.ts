@@ -10,7 +10,7 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
-import { createFlusher, type Flusher } from "./sync/flusher.ts";
+import { createFlusher, type Flusher, type PauseTimings } from "./sync/flusher.ts";
 import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";
 import { createRateBudget } from "./sync/rate-budget.ts";
 import { replayDeadLetters } from "./sync/replay.ts";
@@ -30,10 +30,22 @@ export interface Service {
 
 const PURGE_EVERY_MS = 60 * 60_000;
 
-export async function startService(config: Config, log: Logger, opts: { host?: string } = {}): Promise<Service> {
+export interface ServiceOptions {
+  readonly host?: string;
+  /** Shorter pauses and timeouts for tests; production uses the defaults. */
+  readonly timings?: Partial<PauseTimings>;
+  readonly hubspotTimeoutMs?: number;
+  readonly flusherMaxInFlight?: number;
+}
+
+export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
   const store = await openStore(config.databaseUrl);
   const metrics = createMetrics();
-  const client: HubSpotClient = createHubSpotClient({ baseUrl: config.hubspotBaseUrl, accessToken: config.hubspotAccessToken });
+  const client: HubSpotClient = createHubSpotClient({
+    baseUrl: config.hubspotBaseUrl,
+    accessToken: config.hubspotAccessToken,
+    ...(opts.hubspotTimeoutMs === undefined ? {} : { headersTimeoutMs: opts.hubspotTimeoutMs, bodyTimeoutMs: opts.hubspotTimeoutMs }),
+  });
   let onPortalChange = (): void => {};
   const portal = createPortalWatcher({
     client,
@@ -52,6 +64,8 @@ export async function startService(config: Config, log: Logger, opts: { host?: s
     flushIntervalMs: config.flushIntervalMs,
     portal: () => portal.current(),
     onSetupProblem: () => void portal.refresh(),
+    ...(opts.timings === undefined ? {} : { timings: opts.timings }),
+    ...(opts.flusherMaxInFlight === undefined ? {} : { maxInFlight: opts.flusherMaxInFlight }),
     log,
     observer: {
       request(status, seconds, size) {

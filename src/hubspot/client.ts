@@ -243,7 +243,9 @@ function classify(
   const category = typeof body.category === "string" ? body.category : undefined;
   if (status === 429) {
     const policy = typeof body.policyName === "string" ? body.policyName : "TEN_SECONDLY_ROLLING";
-    const wait = retryAfterMs(headers) ?? rateLimit?.intervalMs ?? 10_000;
+    // A daily limit does not roll over in an interval: only an explicit Retry-After says when it returns.
+    const daily = policy.toUpperCase() === "DAILY";
+    const wait = retryAfterMs(headers) ?? (daily ? 0 : (rateLimit?.intervalMs ?? 10_000));
     return new HubSpotRateLimitError(message, { policy, retryAfterMs: wait, ...(rateLimit ? { rateLimit } : {}) });
   }
   if (status === 401 || status === 403) {

@@ -78,6 +78,7 @@ export interface FlusherOptions {
   readonly now?: () => number;
   /** HubSpot said the id property is unusable: the portal's properties should be read again. */
   readonly onSetupProblem?: () => void;
+  readonly timings?: Partial<PauseTimings>;
 }
 
 interface Entry {
@@ -85,8 +86,15 @@ interface Entry {
   readonly input: UpsertInput;
 }
 
-const AUTH_RETRY_MS = 30_000;
-const DAILY_RETRY_MS = 60_000;
+/** How long a pause lasts before the next batch probes whether it passed. */
+export interface PauseTimings {
+  readonly authRetryMs: number;
+  readonly dailyRetryMs: number;
+  /** First retry delay ceiling for failures that may pass (doubles per attempt, full jitter). */
+  readonly backoffBaseMs: number;
+}
+
+export const DEFAULT_TIMINGS: PauseTimings = { authRetryMs: 10_000, dailyRetryMs: 60_000, backoffBaseMs: 1000 };
 const SETUP_RETRY_MS = 1_000;
 
 export function createFlusher(opts: FlusherOptions): Flusher {
@@ -97,6 +105,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   const now = opts.now ?? Date.now;
   const { store, client, budget, log } = opts;
   const observer = opts.observer ?? {};
+  const timings: PauseTimings = { ...DEFAULT_TIMINGS, ...opts.timings };
 
   let running = false;
   let draining = false;
@@ -285,7 +294,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     if (error instanceof HubSpotRateLimitError) {
       budget.observe(error.rateLimit, now());
       if (error.daily) {
-        pause("daily_limit", "HubSpot daily API limit reached", Math.max(error.retryAfterMs, DAILY_RETRY_MS));
+        pause("daily_limit", "HubSpot daily API limit reached", Math.max(error.retryAfterMs, timings.dailyRetryMs));
       } else {
         budget.pauseUntil(now() + error.retryAfterMs);
         log.warn({ retryAfterMs: error.retryAfterMs, policy: error.policy }, "rate limited by HubSpot");
@@ -295,7 +304,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       return;
     }
     if (error instanceof HubSpotAuthError) {
-      pause("auth", `HubSpot refused the access token (${error.status}${error.category ? ` ${error.category}` : ""}): ${error.message}`, AUTH_RETRY_MS);
+      pause("auth", `HubSpot refused the access token (${error.status}${error.category ? ` ${error.category}` : ""}): ${error.message}`, timings.authRetryMs);
       await store.release(keys, owner);
       return;
     }
@@ -329,7 +338,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   async function retryLater(entries: readonly Entry[], reason: string, minDelayMs: number): Promise<void> {
     // Carts in one batch share their fate; the most-tried one sets the pace.
     const attempts = Math.max(...entries.map((e) => e.claim.attempts));
-    const delay = backoffDelayMs(attempts, { minMs: minDelayMs });
+    const delay = backoffDelayMs(attempts, { minMs: minDelayMs, baseMs: timings.backoffBaseMs });
     await store.markFailed(
       entries.map((e) => e.claim.key),
       owner,

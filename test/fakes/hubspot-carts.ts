@@ -62,6 +62,13 @@ export class FakeCartStore {
     }
   }
 
+  /** When false, a bad input fails the whole batch with 400 even with trace ids (no 207 for upserts). */
+  partialUpserts = true;
+
+  acceptCartId(id: string): void {
+    this.rejectedCartIds.delete(id);
+  }
+
   rejectCartId(id: string, message: string): void {
     this.rejectedCartIds.set(id, message);
   }
@@ -157,7 +164,7 @@ export class FakeCartStore {
         );
       }
     }
-    const traced = inputs.every((i) => i.traceId !== undefined);
+    const traced = this.partialUpserts && inputs.every((i) => i.traceId !== undefined);
     if (traced) {
       const dupTraces = duplicates(inputs.map((i) => i.traceId ?? ""));
       if (dupTraces.length > 0) {

@@ -77,6 +77,10 @@ export interface FakeHubSpot {
   failNext(fault: FakeFault, opts?: { times?: number; path?: string }): void;
   /** Upserts containing this id get a per-input error (207 with trace ids, else a whole-batch 400). */
   rejectCartId(id: string, message?: string): void;
+  /** Undoes rejectCartId. */
+  acceptCartId(id: string): void;
+  /** false: a bad input fails the whole upsert with 400, trace ids or not (as if HubSpot gave no 207). */
+  setPartialUpserts(enabled: boolean): void;
   /** Simulates a revoked or rotated token. */
   setAccessToken(token: string): void;
   addCartProperty(def: PropertyDefinition): void;
@@ -407,6 +411,12 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     },
     rejectCartId(id, message = `Cart ${id} rejected by the fake HubSpot`) {
       cartStore.rejectCartId(id, message);
+    },
+    acceptCartId(id) {
+      cartStore.acceptCartId(id);
+    },
+    setPartialUpserts(enabled) {
+      cartStore.partialUpserts = enabled;
     },
     setAccessToken(token) {
       accessToken = token;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
-import { startService, type Service } from "../../src/service.ts";
+import { startService, type Service, type ServiceOptions } from "../../src/service.ts";
 import { TEST_SECRET } from "./shopify.ts";
 
 export interface TestBridge {
@@ -23,6 +23,7 @@ export async function startTestBridge(opts: {
   hubspotUrl: string;
   env?: Record<string, string>;
   dir?: string;
+  service?: ServiceOptions;
 }): Promise<TestBridge> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "cartbridge-test-"));
   const config = loadConfig({
@@ -45,7 +46,12 @@ export async function startTestBridge(opts: {
     },
   });
   const log = createLogger(config.logLevel, sink);
-  const service = await startService(config, log, { host: "127.0.0.1" });
+  const service = await startService(config, log, {
+    host: "127.0.0.1",
+    timings: { authRetryMs: 300, dailyRetryMs: 500, backoffBaseMs: 100 },
+    hubspotTimeoutMs: 1000,
+    ...opts.service,
+  });
   return {
     service,
     url: service.url,

@@ -1,0 +1,65 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { TEST_SECRET } from "./shopify.ts";
+import { waitFor } from "./wait.ts";
+
+export const MAIN = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
+
+export interface ChildBridge {
+  readonly proc: ChildProcess;
+  readonly url: string;
+  readonly output: () => string;
+  /** Resolves with the exit code (or signal name). */
+  readonly exited: Promise<number | string>;
+}
+
+export function bridgeEnv(opts: { hubspotUrl: string; dbPath: string; port: number; env?: Record<string, string> }): Record<string, string> {
+  return {
+    PATH: process.env["PATH"] ?? "",
+    SHOPIFY_WEBHOOK_SECRETS: TEST_SECRET,
+    HUBSPOT_ACCESS_TOKEN: "test-token",
+    HUBSPOT_BASE_URL: opts.hubspotUrl,
+    DATABASE_URL: `sqlite:${opts.dbPath}`,
+    PORT: String(opts.port),
+    FLUSH_INTERVAL_MS: "100",
+    LOG_LEVEL: "info",
+    ...opts.env,
+  };
+}
+
+/** Runs `node src/main.ts serve` as a child process and waits until /healthz answers. */
+export async function spawnBridge(env: Record<string, string>): Promise<ChildBridge> {
+  const proc = spawn(process.execPath, [MAIN, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  proc.stdout?.on("data", (d: Buffer) => (output += d.toString("utf8")));
+  proc.stderr?.on("data", (d: Buffer) => (output += d.toString("utf8")));
+  const exited = new Promise<number | string>((resolve) => proc.on("exit", (code, signal) => resolve(code ?? signal ?? -1)));
+  const url = `http://127.0.0.1:${env["PORT"]}`;
+  let gone = false;
+  void exited.then(() => (gone = true));
+  await waitFor(
+    async () => {
+      if (gone) throw new Error(`bridge exited early:\n${output}`);
+      try {
+        return (await fetch(`${url}/healthz`)).status === 200;
+      } catch {
+        return false;
+      }
+    },
+    { what: "child bridge /healthz", timeoutMs: 20_000 },
+  );
+  return { proc, url, output: () => output, exited };
+}
+
+/** A free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}

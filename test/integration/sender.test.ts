@@ -1,0 +1,270 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { setupHubSpot } from "../../src/cli.ts";
+import { defaultCartProperties, maxRequestsInAnyWindow, startFakeHubSpot, type FakeHubSpot, type FakeHubSpotOptions } from "../fakes/hubspot-server.ts";
+import { startTestBridge, type TestBridge } from "../helpers/bridge.ts";
+import { checkoutBody, postDelivery, TEST_SHOP } from "../helpers/shopify.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const key = (token: string) => `${TEST_SHOP}:${token}`;
+const upserts = (hs: FakeHubSpot) => hs.requests.filter((r) => r.path.endsWith("/carts/batch/upsert"));
+type Inputs = { inputs: Array<{ id: string }> };
+
+async function withBridge(
+  opts: { fake?: FakeHubSpotOptions; env?: Record<string, string> },
+  body: (hs: FakeHubSpot, bridge: TestBridge) => Promise<void>,
+): Promise<void> {
+  const hs = await startFakeHubSpot(opts.fake);
+  const bridge = await startTestBridge({ hubspotUrl: hs.url, ...(opts.env ? { env: opts.env } : {}) });
+  try {
+    await body(hs, bridge);
+  } finally {
+    await bridge.stop({ drainMs: 500 });
+    await hs.close();
+  }
+}
+
+async function sendCheckouts(bridge: TestBridge, prefix: string, count: number, total = "10.00"): Promise<string[]> {
+  const tokens = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
+  for (const t of tokens) {
+    const res = await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(t, { total }) });
+    assert.equal(res.status, 200);
+  }
+  return tokens;
+}
+
+const allLanded = (hs: FakeHubSpot, tokens: string[], total = "10.00") => () =>
+  tokens.every((t) => hs.cartByKey(key(t))?.properties["hs_total_price"] === total);
+
+function assertCleanRequests(hs: FakeHubSpot): void {
+  for (const r of upserts(hs)) {
+    const inputs = (r.body as Inputs | undefined)?.inputs ?? [];
+    assert.ok(inputs.length <= 100, "≤ 100 inputs");
+    assert.equal(new Set(inputs.map((i) => i.id)).size, inputs.length, "no repeated id");
+  }
+}
+
+async function readyz(bridge: TestBridge): Promise<{ status: number; body: { reason?: string } }> {
+  const res = await fetch(`${bridge.url}/readyz`);
+  return { status: res.status, body: (await res.json()) as { reason?: string } };
+}
+
+describe("sender failure classes (fake HubSpot on a real port)", () => {
+  it("429 TEN_SECONDLY_ROLLING: pauses for Retry-After, then every cart lands", async () => {
+    await withBridge({}, async (hs, bridge) => {
+      hs.failNext(
+        {
+          status: 429,
+          headers: { "retry-after": "1" },
+          body: { status: "error", message: "You have reached your ten_secondly_rolling limit.", errorType: "RATE_LIMIT", policyName: "TEN_SECONDLY_ROLLING" },
+        },
+        { path: "/batch/upsert" },
+      );
+      const tokens = await sendCheckouts(bridge, "rl", 5);
+      await waitFor(allLanded(hs, tokens), { what: "carts after a 429" });
+      const [limited, next] = upserts(hs);
+      assert.equal(limited?.status, 429);
+      assert.ok(next && next.atMs - limited.atMs >= 950, `retried ${next ? next.atMs - limited.atMs : "?"} ms after the 429`);
+      assertCleanRequests(hs);
+      const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
+      assert.match(metrics, /hubspot_requests_total\{operation="carts_upsert",status="429"\} 1/);
+      assert.match(metrics, /hubspot_rate_limit_waits_total [1-9]/);
+    });
+  });
+
+  it("429 DAILY: sending pauses, /readyz and metrics say so, and it resumes when the budget returns", async () => {
+    await withBridge({}, async (hs, bridge) => {
+      hs.failNext(
+        { status: 429, body: { status: "error", message: "You have reached your daily limit.", errorType: "RATE_LIMIT", policyName: "DAILY" } },
+        { path: "/batch/upsert" },
+      );
+      const tokens = await sendCheckouts(bridge, "daily", 3);
+      const paused = await waitFor(async () => {
+        const r = await readyz(bridge);
+        return r.status === 503 ? r : undefined;
+      });
+      assert.match(paused.body.reason ?? "", /daily/i);
+      assert.match(await (await fetch(`${bridge.url}/metrics`)).text(), /hubspot_sender_paused\{cause="daily_limit"\} 1/);
+      await waitFor(allLanded(hs, tokens), { what: "carts after the daily pause" });
+      await waitFor(async () => (await readyz(bridge)).status === 200, { what: "ready again" });
+    });
+  });
+
+  for (const fault of [
+    { name: "500", fault: { status: 500, body: { status: "error", message: "internal" } } },
+    { name: "502", fault: { status: 502, body: "<html>bad gateway</html>" } },
+    { name: "connection reset", fault: { status: 0, destroySocket: true } },
+    { name: "no answer (timeout)", fault: { status: 0, hang: true } },
+  ]) {
+    it(`${fault.name}: retried with backoff, attempts kept in the store, every cart lands once`, async () => {
+      await withBridge({}, async (hs, bridge) => {
+        hs.failNext(fault.fault, { path: "/batch/upsert", times: 2 });
+        const tokens = await sendCheckouts(bridge, `f${fault.name.replace(/\W/g, "")}`, 4);
+        await waitFor(allLanded(hs, tokens), { what: `carts after ${fault.name}`, timeoutMs: 15_000 });
+        assert.ok(upserts(hs).length >= 3, "two failures and a success");
+        assert.equal([...hs.carts().keys()].filter((k) => tokens.some((t) => k === key(t))).length, 4);
+        assertCleanRequests(hs);
+        assert.ok(bridge.logs.some((l) => l["msg"] === "batch failed; will retry"));
+      });
+    });
+  }
+
+  it("423 Locked: waits at least 2 s before retrying", async () => {
+    await withBridge({}, async (hs, bridge) => {
+      hs.failNext({ status: 423, body: { status: "error", message: "locked" } }, { path: "/batch/upsert" });
+      const tokens = await sendCheckouts(bridge, "locked", 2);
+      await waitFor(allLanded(hs, tokens), { what: "carts after 423", timeoutMs: 15_000 });
+      const [locked, next] = upserts(hs);
+      assert.equal(locked?.status, 423);
+      assert.ok(next && next.atMs - locked.atMs >= 1990, `retried after ${next ? next.atMs - locked.atMs : "?"} ms`);
+    });
+  });
+
+  for (const status of [401, 403] as const) {
+    it(`${status}: sending stops, /readyz says why, nothing is dropped, and it resumes when fixed`, async () => {
+      await withBridge({}, async (hs, bridge) => {
+        await waitFor(async () => (await readyz(bridge)).status === 200, { what: "ready" });
+        if (status === 401) hs.setAccessToken("rotated-token");
+        else hs.failNext({ status: 403, body: { status: "error", message: "This app hasn't been granted all required scopes", category: "MISSING_SCOPES" } }, { path: "/batch/upsert", times: 3 });
+        const tokens = await sendCheckouts(bridge, `auth${status}`, 3);
+        const r = await waitFor(async () => {
+          const x = await readyz(bridge);
+          return x.status === 503 ? x : undefined;
+        }, { what: "not ready" });
+        assert.match(r.body.reason ?? "", status === 401 ? /token|refused|authentication/i : /scope|refused/i);
+        assert.equal((await bridge.service.store.stats(Date.now())).pendingCarts, 3);
+        if (status === 401) hs.setAccessToken("test-token");
+        await waitFor(allLanded(hs, tokens), { what: "carts after the token was fixed", timeoutMs: 15_000 });
+        await waitFor(async () => (await readyz(bridge)).status === 200, { what: "ready again" });
+      });
+    });
+  }
+});
+
+describe("bad inputs never block good ones", () => {
+  it("207 per-input errors: the bad cart becomes a dead letter with HubSpot's message, the rest are written, replay writes it once fixed", async () => {
+    await withBridge({ env: { ADMIN_TOKEN: "adm" } }, async (hs, bridge) => {
+      hs.rejectCartId(key("bad-1"), "Property values were not valid: bad-1 is cursed");
+      const tokens = await sendCheckouts(bridge, "good", 6);
+      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("bad-1") });
+      await waitFor(allLanded(hs, tokens), { what: "good carts" });
+      const letters = await waitFor(async () => {
+        const l = await bridge.service.store.listDeadLetters({ limit: 10 });
+        return l.length > 0 ? l : undefined;
+      });
+      assert.equal(letters.length, 1);
+      assert.equal(letters[0]?.source, "hubspot");
+      assert.equal(letters[0]?.cartKey, key("bad-1"));
+      assert.match(letters[0]?.reason ?? "", /cursed/);
+      assert.equal(letters[0]?.category, "VALIDATION_ERROR");
+      assert.ok((letters[0]?.body?.length ?? 0) > 0, "the original delivery is kept");
+      assert.equal(hs.cartByKey(key("bad-1")), undefined);
+      assert.equal((await bridge.service.store.stats(Date.now())).pendingCarts, 0, "the bad cart does not stay pending");
+
+      hs.acceptCartId(key("bad-1"));
+      const res = await fetch(`${bridge.url}/admin/dead-letters/replay`, {
+        method: "POST",
+        headers: { authorization: "Bearer adm", "content-type": "application/json" },
+        body: JSON.stringify({ ids: [letters[0]?.id] }),
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(((await res.json()) as { results: Array<{ outcome: string }> }).results.map((r) => r.outcome), ["replayed"]);
+      await waitFor(() => hs.cartByKey(key("bad-1"))?.properties["hs_total_price"] === "10.00", { what: "replayed cart" });
+      assert.equal((await bridge.service.store.stats(Date.now())).deadLetters, 0);
+    });
+  });
+
+  it("a whole-batch 400 is narrowed down to the input at fault", async () => {
+    await withBridge({ env: { FLUSH_INTERVAL_MS: "300" } }, async (hs, bridge) => {
+      hs.setPartialUpserts(false);
+      hs.rejectCartId(key("narrow-bad"), "Invalid input for narrow-bad");
+      const good = Array.from({ length: 15 }, (_, i) => `narrow-${i}`);
+      await Promise.all([...good, "narrow-bad"].map((t) => postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(t) })));
+      await waitFor(allLanded(hs, good), { what: "good carts despite the whole-batch 400" });
+      const letters = await waitFor(async () => {
+        const l = await bridge.service.store.listDeadLetters({ limit: 10 });
+        return l.length > 0 ? l : undefined;
+      });
+      assert.deepEqual(letters.map((l) => l.cartKey), [key("narrow-bad")]);
+      assert.match(letters[0]?.reason ?? "", /narrow-bad/);
+      assert.ok(upserts(hs).some((r) => r.status === 400));
+      assertCleanRequests(hs);
+    });
+  });
+});
+
+describe("rate budget", () => {
+  it("never exceeds the budget in any 10 s window, tightened by HubSpot's headers", async () => {
+    // Configured for 100, but HubSpot says 4: the bridge follows the headers, so no 429 and ≤ 4 per window.
+    await withBridge({ fake: { maxRequestsPer10s: 4 }, env: { HUBSPOT_MAX_REQUESTS_PER_10S: "100", FLUSH_INTERVAL_MS: "50" } }, async (hs, bridge) => {
+      const tokens: string[] = [];
+      for (let round = 0; round < 6; round++) {
+        tokens.push(...(await sendCheckouts(bridge, `budget-${round}`, 2)));
+        await new Promise((r) => setTimeout(r, 120)); // separate flushes: one request each
+      }
+      await waitFor(allLanded(hs, tokens), { what: "all carts within the budget", timeoutMs: 25_000 });
+      assert.equal(hs.requests.filter((r) => r.status === 429).length, 0, "no 429");
+      assert.ok(maxRequestsInAnyWindow(hs.requests) <= 4, `max ${maxRequestsInAnyWindow(hs.requests)} in a window`);
+    });
+  });
+});
+
+describe("restart mid-backoff", () => {
+  it("resumes from the attempts kept in the store without losing or duplicating carts", async () => {
+    const hs = await startFakeHubSpot();
+    hs.failNext({ status: 503, body: "unavailable" }, { path: "/batch/upsert", times: 3 });
+    const first = await startTestBridge({ hubspotUrl: hs.url });
+    const tokens = await sendCheckouts(first, "mid", 5);
+    await waitFor(() => upserts(hs).filter((r) => r.status === 503).length >= 2, { what: "two failed attempts" });
+    await first.stop({ keepDir: true, drainMs: 100 });
+    const second = await startTestBridge({ hubspotUrl: hs.url, dir: first.dir });
+    try {
+      await waitFor(allLanded(hs, tokens), { what: "carts after restart", timeoutMs: 15_000 });
+      assert.equal(hs.carts().size, 5, "one HubSpot cart per Shopify cart");
+      assertCleanRequests(hs);
+      assert.equal((await second.service.store.stats(Date.now())).pendingCarts, 0);
+    } finally {
+      await second.stop();
+      await hs.close();
+    }
+  });
+});
+
+describe("portal properties", () => {
+  it("values the portal would reject are left out and logged once; the cart still lands", async () => {
+    const props = defaultCartProperties()
+      .filter((p) => p.name !== "hs_tax")
+      .map((p) => (p.name === "hs_currency_code" ? { ...p, options: [{ value: "EUR", label: "Euro" }] } : p));
+    await withBridge({ fake: { cartProperties: props } }, async (hs, bridge) => {
+      const tokens = await sendCheckouts(bridge, "portal", 3);
+      await waitFor(allLanded(hs, tokens), { what: "carts without hs_tax and USD" });
+      const cart = hs.cartByKey(key("portal-0"));
+      assert.equal(cart?.properties["hs_tax"], undefined);
+      assert.equal(cart?.properties["hs_currency_code"], undefined);
+      const warnings = bridge.logs.filter((l) => l["msg"] === "property value left out");
+      assert.deepEqual(warnings.map((w) => `${String(w["property"])}:${String(w["reason"])}`).sort(), [
+        "hs_currency_code:option_not_offered",
+        "hs_tax:unknown_property",
+      ]);
+      assert.match(await (await fetch(`${bridge.url}/metrics`)).text(), /hubspot_property_values_dropped_total\{property="hs_tax",reason="unknown_property"\} 3/);
+    });
+  });
+
+  it("a missing cart key property makes /readyz 503 until setup-hubspot creates it; then carts flow", async () => {
+    await withBridge({ fake: { withCartKeyProperty: false } }, async (hs, bridge) => {
+      const tokens = await sendCheckouts(bridge, "setup", 2);
+      const r = await waitFor(async () => {
+        const x = await readyz(bridge);
+        return x.status === 503 && /setup-hubspot/.test(x.body.reason ?? "") ? x : undefined;
+      }, { what: "readiness naming setup-hubspot" });
+      assert.match(r.body.reason ?? "", /shopify_cart_key/);
+      assert.equal(upserts(hs).length, 0, "nothing sent without the property");
+      const lines: string[] = [];
+      assert.equal(await setupHubSpot(bridge.config, (l) => lines.push(l)), 0, lines.join("\n"));
+      assert.equal(await setupHubSpot(bridge.config, (l) => lines.push(l)), 0, "idempotent");
+      assert.match(lines.join("\n"), /nothing to do/);
+      await waitFor(allLanded(hs, tokens), { what: "carts after setup", timeoutMs: 15_000 });
+      await waitFor(async () => (await readyz(bridge)).status === 200, { what: "ready" });
+    });
+  });
+});
