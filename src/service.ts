@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Config } from "./config.ts";
@@ -152,12 +152,14 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     log,
   });
 
-  const server = app.listen(config.port, opts.host ?? "0.0.0.0");
-  // Shopify allows 5 s per delivery; a body trickled slower than this is cut off.
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
-  server.keepAliveTimeout = 65_000;
+  // Shopify allows 5 s per delivery: a request (headers and body) slower than 10 s is not Shopify and is cut
+  // off, checked every second, so trickled bodies cannot hold connections open.
+  const server = createServer(
+    { requestTimeout: 10_000, headersTimeout: 5_000, connectionsCheckingInterval: 1_000, keepAliveTimeout: 65_000 },
+    app,
+  );
   server.maxHeadersCount = 200;
+  server.listen(config.port, opts.host ?? "0.0.0.0");
   await once(server, "listening");
   const address = server.address() as AddressInfo;
   const url = `http://${address.address === "0.0.0.0" || address.address === "::" ? "127.0.0.1" : address.address}:${address.port}`;
