@@ -10,7 +10,9 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
-import { createFlusher, type Flusher, type PauseTimings } from "./sync/flusher.ts";
+import { createContactSender, type ContactSender } from "./sync/contact-sender.ts";
+import { createFlusher, DEFAULT_TIMINGS, type Flusher, type PauseTimings, type SenderObserver } from "./sync/flusher.ts";
+import { handlePrivacyDelivery } from "./sync/privacy.ts";
 import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";
 import { createRateBudget } from "./sync/rate-budget.ts";
 import { replayDeadLetters } from "./sync/replay.ts";
@@ -56,6 +58,28 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   const budget = createRateBudget({ maxRequests: config.hubspotMaxRequestsPer10s });
   let shuttingDown = false;
 
+  let contactSender: ContactSender | undefined;
+  const senderObserver: SenderObserver = {
+    request(operation, status, seconds, size) {
+      metrics.hubspotRequests.inc({ operation, status });
+      metrics.hubspotRequestDuration.observe({ operation }, seconds);
+      if (operation === "carts_upsert") metrics.batchSize.observe(size);
+    },
+    rateLimitWait(ms) {
+      metrics.rateLimitWaits.inc();
+      metrics.rateLimitWaitSeconds.inc(ms / 1000);
+    },
+    deadLettered(count) {
+      metrics.deadLettersCreated.inc({ source: "hubspot" }, count);
+    },
+    droppedValue(d) {
+      metrics.droppedValues.inc({ property: d.property, reason: d.reason });
+    },
+    sent() {
+      contactSender?.wake();
+    },
+  };
+
   const flusher = createFlusher({
     store,
     client,
@@ -67,26 +91,21 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     ...(opts.timings === undefined ? {} : { timings: opts.timings }),
     ...(opts.flusherMaxInFlight === undefined ? {} : { maxInFlight: opts.flusherMaxInFlight }),
     log,
-    observer: {
-      request(status, seconds, size) {
-        metrics.hubspotRequests.inc({ operation: "carts_upsert", status });
-        metrics.hubspotRequestDuration.observe({ operation: "carts_upsert" }, seconds);
-        metrics.batchSize.observe(size);
-      },
-      rateLimitWait(ms) {
-        metrics.rateLimitWaits.inc();
-        metrics.rateLimitWaitSeconds.inc(ms / 1000);
-      },
-      deadLettered(count) {
-        metrics.deadLettersCreated.inc({ source: "hubspot" }, count);
-      },
-      droppedValue(d) {
-        metrics.droppedValues.inc({ property: d.property, reason: d.reason });
-      },
-    },
+    observer: senderObserver,
   });
 
   onPortalChange = () => flusher.resume();
+  if (config.hubspotSyncContacts) {
+    contactSender = createContactSender({
+      store,
+      client,
+      budget,
+      log,
+      observer: senderObserver,
+      intervalMs: config.flushIntervalMs,
+      timings: { ...DEFAULT_TIMINGS, ...opts.timings },
+    });
+  }
 
   const committer = createGroupCommitter(store, {
     onCommit(size, seconds) {
@@ -107,7 +126,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     if (portalProblem !== undefined) reasons.push(portalProblem);
     const health = flusher.health();
     if (health.state === "paused") reasons.push(health.reason);
-    return { ready: reasons.length === 0, reasons };
+    const contacts = contactSender?.degraded();
+    return { ready: reasons.length === 0, reasons, degraded: contacts === undefined ? [] : [contacts] };
   }
 
   async function refreshGauges(): Promise<void> {
@@ -135,6 +155,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       log,
       onChanged: () => flusher.wake(),
       isShuttingDown: () => shuttingDown,
+      syncContacts: config.hubspotSyncContacts,
+      handleOther: (delivery) => handlePrivacyDelivery(store, log, delivery),
     },
     admin: {
       adminToken: config.adminToken,
@@ -166,6 +188,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
 
   portal.start();
   flusher.start();
+  contactSender?.start();
   const purge = async (): Promise<void> => {
     try {
       const removed = await store.purgeExpired(Date.now() - config.deliveryRetentionDays * 86_400_000);
@@ -199,6 +222,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         server.closeAllConnections();
         await committer.drain();
         await flusher.stop({ deadlineMs: drainMs });
+        await contactSender?.stop();
         portal.stop();
         await client.close();
         await store.close();

@@ -4,6 +4,8 @@ import type { Metrics } from "../metrics.ts";
 export interface Readiness {
   readonly ready: boolean;
   readonly reasons: readonly string[];
+  /** Working, but not fully (e.g. contacts cannot be linked); never a reason for 503. */
+  readonly degraded?: readonly string[];
 }
 
 export function healthRouter(deps: {
@@ -18,8 +20,9 @@ export function healthRouter(deps: {
   });
   router.get("/readyz", async (_req, res) => {
     const r = await deps.readiness();
-    if (r.ready) res.status(200).json({ status: "ready" });
-    else res.status(503).json({ status: "not_ready", reason: r.reasons.join("; "), reasons: r.reasons });
+    const degraded = r.degraded !== undefined && r.degraded.length > 0 ? { degraded: r.degraded } : {};
+    if (r.ready) res.status(200).json({ status: "ready", ...degraded });
+    else res.status(503).json({ status: "not_ready", reason: r.reasons.join("; "), reasons: r.reasons, ...degraded });
   });
   router.get("/metrics", async (_req, res) => {
     try {

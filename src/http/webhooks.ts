@@ -16,6 +16,8 @@ export interface WebhookDeps {
   /** A delivery changed a cart (the flusher may want to send). */
   readonly onChanged: () => void;
   readonly isShuttingDown: () => boolean;
+  /** When false, buyers are never kept (HUBSPOT_SYNC_CONTACTS=false). */
+  readonly syncContacts: boolean;
   /** Topics handled outside cart mapping (privacy/compliance); answers the outcome or undefined. */
   readonly handleOther?: (delivery: VerifiedDelivery) => Promise<string | undefined>;
 }
@@ -77,7 +79,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
         answer(200, other, metricTopic, { outcome: other });
         return;
       }
-      const mapped: MapResult = mapDelivery({
+      let mapped: MapResult = mapDelivery({
         topic,
         shopDomain,
         body,
@@ -85,6 +87,10 @@ export function webhookRouter(deps: WebhookDeps): Router {
         triggeredAt: headerValue(req.headers, SHOPIFY_HEADERS.triggeredAt),
         receivedAtMs,
       });
+      if (!deps.syncContacts && mapped.kind === "event" && mapped.event.contact !== undefined) {
+        const { contact: _dropped, ...event } = mapped.event;
+        mapped = { ...mapped, event };
+      }
       let outcome: IngestOutcome;
       if (mapped.kind === "unhandled") outcome = "ignored";
       else if (mapped.kind === "unkeyed") outcome = "unkeyed";

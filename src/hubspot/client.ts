@@ -96,7 +96,7 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
 
   async function batchUpsert(objectType: string, inputs: readonly UpsertInput[]): Promise<BatchOutcome> {
     const answer = await call("POST", `/crm/v3/objects/${objectType}/batch/upsert`, { inputs });
-    return readBatch(answer);
+    return readBatch(answer, inputs[0]?.idProperty);
   }
 
   return {
@@ -161,7 +161,7 @@ interface Answer {
   readonly rateLimit: RateLimitInfo | undefined;
 }
 
-function readBatch(answer: Answer): BatchOutcome {
+function readBatch(answer: Answer, idProperty?: string): BatchOutcome {
   const body = (answer.json ?? {}) as { results?: unknown[]; errors?: unknown[] };
   const results = (body.results ?? []).flatMap((raw): UpsertResult[] => {
     const r = raw as { id?: unknown; objectWriteTraceId?: unknown; properties?: Record<string, unknown> };
@@ -170,7 +170,7 @@ function readBatch(answer: Answer): BatchOutcome {
       {
         id: String(r.id),
         objectWriteTraceId: typeof r.objectWriteTraceId === "string" ? r.objectWriteTraceId : undefined,
-        idValue: undefined,
+        idValue: idProperty !== undefined && typeof r.properties?.[idProperty] === "string" ? r.properties[idProperty] : undefined,
       },
     ];
   });

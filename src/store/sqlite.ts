@@ -2,9 +2,12 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
-import { mergeEvent, type CartState } from "../sync/merge.ts";
+import type { CartEvent } from "../sync/cart-event.ts";
+import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
 import type {
   ClaimedCart,
+  ClaimedContact,
+  DataSubject,
   DeadLetter,
   IngestItem,
   IngestOutcome,
@@ -13,6 +16,7 @@ import type {
   SentCart,
   Store,
   StoreStats,
+  SubjectRecords,
 } from "./store.ts";
 
 const SCHEMA = `
@@ -59,9 +63,45 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 CREATE INDEX IF NOT EXISTS dead_letters_created_at ON dead_letters (created_at);
 CREATE INDEX IF NOT EXISTS dead_letters_shop ON dead_letters (shop);
+
+CREATE TABLE IF NOT EXISTS contact_links (
+  cart_key        TEXT PRIMARY KEY,
+  shop            TEXT NOT NULL,
+  email           TEXT,
+  firstname       TEXT,
+  lastname        TEXT,
+  phone           TEXT,
+  stamp_time      INTEGER NOT NULL,
+  stamp_rank      INTEGER NOT NULL,
+  stamp_webhook   TEXT NOT NULL,
+  version         INTEGER NOT NULL,
+  synced_version  INTEGER NOT NULL DEFAULT 0,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  lease_owner     TEXT,
+  lease_until     INTEGER,
+  last_error      TEXT,
+  updated_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS contact_links_pending ON contact_links (updated_at) WHERE version > synced_version;
+CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
 `;
 
+/** Clears a cart's kept delivery once neither the cart nor its buyer waits to be sent. */
+const CLEAR_SENT_DELIVERY = `UPDATE carts SET last_headers = NULL, last_body = NULL
+  WHERE key = ?1 AND version <= synced_version
+    AND NOT EXISTS (SELECT 1 FROM contact_links WHERE cart_key = ?1 AND version > synced_version)`;
+
+/** Matches rows of a shop, and of one customer when an e-mail or phone is given (in ?2 / ?3). */
+const SUBJECT_BODY = `(?2 IS NULL AND ?3 IS NULL)
+  OR (?2 IS NOT NULL AND instr(lower(CAST(body AS TEXT)), ?2) > 0)
+  OR (?3 IS NOT NULL AND instr(CAST(body AS TEXT), ?3) > 0)`;
+
 type Row = Record<string, unknown>;
+
+function optionalField(name: string, value: unknown): Record<string, string> {
+  return typeof value === "string" ? { [name]: value } : {};
+}
 
 /** Opens (and migrates) the embedded store at `path`: WAL, full fsync at commit, one writer. */
 export function openSqliteStore(path: string): Store {
@@ -95,8 +135,10 @@ export function openSqliteStore(path: string): Store {
     markSent: sql(`UPDATE carts SET
         synced_version = max(synced_version, ?1),
         pending_since = CASE WHEN version <= ?1 THEN NULL ELSE pending_since END,
-        last_headers = CASE WHEN version <= ?1 THEN NULL ELSE last_headers END,
-        last_body = CASE WHEN version <= ?1 THEN NULL ELSE last_body END,
+        last_headers = CASE WHEN version <= ?1 AND NOT EXISTS (SELECT 1 FROM contact_links l
+          WHERE l.cart_key = ?4 AND l.version > l.synced_version) THEN NULL ELSE last_headers END,
+        last_body = CASE WHEN version <= ?1 AND NOT EXISTS (SELECT 1 FROM contact_links l
+          WHERE l.cart_key = ?4 AND l.version > l.synced_version) THEN NULL ELSE last_body END,
         attempts = 0, next_attempt_at = 0, last_error = NULL,
         hubspot_id = coalesce(?2, hubspot_id),
         lease_owner = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_owner END,
@@ -118,6 +160,47 @@ export function openSqliteStore(path: string): Store {
         (SELECT min(pending_since) FROM carts WHERE pending_since IS NOT NULL) AS oldest,
         (SELECT count(*) FROM dead_letters) AS dead, (SELECT count(*) FROM carts) AS carts`),
     ping: sql("SELECT 1"),
+    getContact: sql(`SELECT email, firstname, lastname, phone, stamp_time, stamp_rank, stamp_webhook
+        FROM contact_links WHERE cart_key = ?`),
+    upsertContact: sql(`INSERT INTO contact_links (cart_key, shop, email, firstname, lastname, phone, stamp_time,
+        stamp_rank, stamp_webhook, version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?11)
+        ON CONFLICT (cart_key) DO UPDATE SET email = ?3, firstname = ?4, lastname = ?5, phone = ?6,
+          stamp_time = ?7, stamp_rank = ?8, stamp_webhook = ?9, version = version + ?10, updated_at = ?11`),
+    contactsDue: sql(`SELECT l.cart_key, l.version, l.attempts, l.email, l.firstname, l.lastname, l.phone,
+        c.hubspot_id FROM contact_links l JOIN carts c ON c.key = l.cart_key
+        WHERE l.version > l.synced_version AND l.email IS NOT NULL AND c.hubspot_id IS NOT NULL
+          AND l.next_attempt_at <= ?1 AND (l.lease_until IS NULL OR l.lease_until < ?1)
+        ORDER BY l.updated_at LIMIT ?2`),
+    leaseContact: sql("UPDATE contact_links SET lease_owner = ?, lease_until = ? WHERE cart_key = ?"),
+    contactSent: sql(`UPDATE contact_links SET synced_version = max(synced_version, ?1),
+        email = CASE WHEN version <= ?1 THEN NULL ELSE email END,
+        firstname = CASE WHEN version <= ?1 THEN NULL ELSE firstname END,
+        lastname = CASE WHEN version <= ?1 THEN NULL ELSE lastname END,
+        phone = CASE WHEN version <= ?1 THEN NULL ELSE phone END,
+        attempts = 0, next_attempt_at = 0, last_error = NULL,
+        lease_owner = CASE WHEN lease_owner = ?2 THEN NULL ELSE lease_owner END,
+        lease_until = CASE WHEN lease_owner = ?2 THEN NULL ELSE lease_until END
+        WHERE cart_key = ?3`),
+    contactFailed: sql(`UPDATE contact_links SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
+        lease_owner = NULL, lease_until = NULL WHERE cart_key = ? AND lease_owner = ?`),
+    contactRelease: sql(
+      "UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE cart_key = ? AND lease_owner = ?",
+    ),
+    deleteContact: sql("DELETE FROM contact_links WHERE cart_key = ?"),
+    clearSentDelivery: sql(CLEAR_SENT_DELIVERY),
+    purgeContacts: sql("DELETE FROM contact_links WHERE updated_at < ?"),
+    subjectContacts: sql(`SELECT count(*) AS n FROM contact_links WHERE shop = ?1 AND email IS NOT NULL
+        AND ((?2 IS NULL AND ?3 IS NULL) OR lower(email) = ?2 OR phone = ?3)`),
+    redactContacts: sql(`DELETE FROM contact_links WHERE shop = ?1
+        AND ((?2 IS NULL AND ?3 IS NULL) OR lower(email) = ?2 OR phone = ?3)`),
+    subjectDeadLetters: sql(`SELECT count(*) AS n FROM dead_letters WHERE shop = ?1 AND (${SUBJECT_BODY})`),
+    redactDeadLetters: sql(`DELETE FROM dead_letters WHERE shop = ?1 AND (${SUBJECT_BODY})`),
+    subjectDeliveries: sql(`SELECT count(*) AS n FROM carts WHERE shop = ?1 AND last_body IS NOT NULL
+        AND (${SUBJECT_BODY.replaceAll("body", "last_body")})`),
+    redactDeliveries: sql(`UPDATE carts SET last_body = NULL, last_headers = NULL WHERE shop = ?1
+        AND last_body IS NOT NULL AND (${SUBJECT_BODY.replaceAll("body", "last_body")})`),
+    shopCarts: sql("SELECT count(*) AS n FROM carts WHERE shop = ?"),
+    deleteShopCarts: sql("DELETE FROM carts WHERE shop = ?"),
   };
 
   /** Runs `fn` in one IMMEDIATE transaction; a failure rolls back and surfaces as StoreError. */
@@ -171,6 +254,7 @@ export function openSqliteStore(path: string): Store {
         const current = row === undefined ? undefined : (JSON.parse(row["state"] as string) as CartState);
         const { state, changed } = mergeEvent(current, event);
         const headers = JSON.stringify(item.headers);
+        if (event.contact !== undefined) ingestContact(event);
         if (row === undefined) {
           q.insertCart.run(
             event.key,
@@ -203,6 +287,49 @@ export function openSqliteStore(path: string): Store {
         return "unchanged";
       }
     }
+  }
+
+  function ingestContact(event: CartEvent): void {
+    const row = q.getContact.get(event.key) as Row | undefined;
+    const current =
+      row === undefined
+        ? undefined
+        : {
+            stamp: {
+              timeMs: Number(row["stamp_time"]),
+              topicRank: Number(row["stamp_rank"]),
+              webhookId: String(row["stamp_webhook"]),
+            },
+            value:
+              row["email"] == null
+                ? undefined
+                : {
+                    email: row["email"] as string,
+                    ...optionalField("firstname", row["firstname"]),
+                    ...optionalField("lastname", row["lastname"]),
+                    ...optionalField("phone", row["phone"]),
+                  },
+          };
+    const merged = mergeContact(current, event);
+    if (merged === undefined) return;
+    const { value, stamp } = merged.contact;
+    q.upsertContact.run(
+      event.key,
+      event.shopDomain,
+      value.email,
+      value.firstname ?? null,
+      value.lastname ?? null,
+      value.phone ?? null,
+      stamp.timeMs,
+      stamp.topicRank,
+      stamp.webhookId,
+      merged.changed ? 1 : 0,
+      Date.now(),
+    );
+  }
+
+  function subjectParams(subject: DataSubject): [string, string | null, string | null] {
+    return [subject.shopDomain, subject.email?.toLowerCase() ?? null, subject.phone ?? null];
   }
 
   const toDeadLetter = (row: Row): DeadLetter => ({
@@ -326,9 +453,107 @@ export function openSqliteStore(path: string): Store {
         transaction("purge", () => {
           const a = Number(q.purgeDeliveries.run(beforeMs).changes);
           const b = Number(q.purgeDeadLetters.run(beforeMs).changes);
-          return a + b;
+          const c = Number(q.purgeContacts.run(beforeMs).changes);
+          return a + b + c;
         }),
       );
+    },
+
+    claimContactsDue({ limit, nowMs, leaseMs, owner }) {
+      return Promise.resolve(
+        transaction("claim contacts", () => {
+          const rows = q.contactsDue.all(nowMs, limit) as Row[];
+          return rows.map((row): ClaimedContact => {
+            q.leaseContact.run(owner, nowMs + leaseMs, row["cart_key"] as string);
+            return {
+              cartKey: String(row["cart_key"]),
+              cartId: String(row["hubspot_id"]),
+              version: Number(row["version"]),
+              attempts: Number(row["attempts"]),
+              contact: {
+                email: String(row["email"]),
+                ...optionalField("firstname", row["firstname"]),
+                ...optionalField("lastname", row["lastname"]),
+                ...optionalField("phone", row["phone"]),
+              },
+            };
+          });
+        }),
+      );
+    },
+
+    markContactsSent(contacts, owner) {
+      transaction("mark contacts sent", () => {
+        for (const c of contacts) {
+          q.contactSent.run(c.version, owner, c.cartKey);
+          q.clearSentDelivery.run(c.cartKey);
+        }
+      });
+      return Promise.resolve();
+    },
+
+    markContactsFailed(keys, owner, { nextAttemptAtMs, error }) {
+      transaction("mark contacts failed", () => {
+        for (const key of keys) q.contactFailed.run(nextAttemptAtMs, error, key, owner);
+      });
+      return Promise.resolve();
+    },
+
+    releaseContacts(keys, owner) {
+      transaction("release contacts", () => {
+        for (const key of keys) q.contactRelease.run(key, owner);
+      });
+      return Promise.resolve();
+    },
+
+    markContactsRejected(contacts, _owner, nowMs) {
+      transaction("mark contacts rejected", () => {
+        for (const c of contacts) {
+          const row = q.cartForDeadLetter.get(c.cartKey) as Row | undefined;
+          q.insertDeadLetter.run(
+            nowMs,
+            "hubspot",
+            (row?.["last_topic"] as string | null | undefined) ?? "unknown",
+            (row?.["shop"] as string | undefined) ?? c.cartKey.split(":")[0] ?? "",
+            (row?.["last_webhook_id"] as string | null | undefined) ?? null,
+            c.cartKey,
+            `contact: ${c.reason}`,
+            c.category ?? null,
+            (row?.["last_headers"] as string | null | undefined) ?? "{}",
+            (row?.["last_body"] as Uint8Array | null | undefined) ?? null,
+          );
+          // Forget the buyer entirely, so a replay of the dead letter links it again.
+          q.deleteContact.run(c.cartKey);
+          q.clearSentDelivery.run(c.cartKey);
+        }
+      });
+      return Promise.resolve();
+    },
+
+    redact(subject): Promise<SubjectRecords> {
+      const p = subjectParams(subject);
+      return Promise.resolve(
+        transaction("redact", () => {
+          const shopOnly = p[1] === null && p[2] === null;
+          const contacts = Number(q.redactContacts.run(...p).changes);
+          const deadLetters = Number(q.redactDeadLetters.run(...p).changes);
+          const pendingDeliveries = shopOnly ? 0 : Number(q.redactDeliveries.run(...p).changes);
+          const carts = shopOnly ? Number(q.deleteShopCarts.run(subject.shopDomain).changes) : 0;
+          return { carts, contacts, deadLetters, pendingDeliveries };
+        }),
+      );
+    },
+
+    describeSubject(subject): Promise<SubjectRecords> {
+      const p = subjectParams(subject);
+      const shopOnly = p[1] === null && p[2] === null;
+      const count = (stmt: StatementSync, ...args: Array<string | null>) => Number((stmt.get(...args) as Row)["n"]);
+      return Promise.resolve({
+        carts: shopOnly ? count(q.shopCarts, subject.shopDomain) : 0,
+        contacts: count(q.subjectContacts, ...p),
+        deadLetters: count(q.subjectDeadLetters, ...p),
+        pendingDeliveries: count(q.subjectDeliveries, ...p),
+      });
     },
 
     stats(_nowMs): Promise<StoreStats> {

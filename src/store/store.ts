@@ -1,4 +1,5 @@
 import type { MapResult } from "../sync/mapping.ts";
+import type { BuyerContact } from "../sync/cart-event.ts";
 import type { CartState } from "../sync/merge.ts";
 
 /**
@@ -17,6 +18,9 @@ import type { CartState } from "../sync/merge.ts";
  *   not timers, so it survives restarts and is shared by replicas).
  * - dead letter: a delivery kept with the reason it could not be mapped or HubSpot rejected its cart;
  *   it can be listed and replayed.
+ * - contact link: the buyer a checkout or order named for a cart (e-mail, names, phone): personal data,
+ *   kept only until HubSpot has the contact and its association with the cart, then erased (its stamp
+ *   stays, so an older delivery cannot bring an older buyer back).
  */
 
 /** One verified delivery, already mapped (mapping is pure and runs before the commit). */
@@ -93,6 +97,42 @@ export interface DeadLetter {
   readonly body: Buffer | undefined;
 }
 
+export interface ClaimedContact {
+  readonly cartKey: string;
+  /** HubSpot's id of the cart (contacts are linked only after the cart exists there). */
+  readonly cartId: string;
+  readonly version: number;
+  readonly attempts: number;
+  readonly contact: BuyerContact;
+}
+
+export interface SentContact {
+  readonly cartKey: string;
+  readonly version: number;
+}
+
+export interface RejectedContact {
+  readonly cartKey: string;
+  readonly version: number;
+  readonly reason: string;
+  readonly category: string | undefined;
+}
+
+/** Who a privacy request is about: a shop, and optionally one of its customers. */
+export interface DataSubject {
+  readonly shopDomain: string;
+  readonly email?: string | undefined;
+  readonly phone?: string | undefined;
+}
+
+/** How many records held data for a subject (counted or erased). */
+export interface SubjectRecords {
+  readonly carts: number;
+  readonly contacts: number;
+  readonly deadLetters: number;
+  readonly pendingDeliveries: number;
+}
+
 export interface Store {
   /** Commits a batch of deliveries in one transaction; outcomes are in input order. Throws StoreError. */
   ingestBatch(items: readonly IngestItem[]): Promise<IngestOutcome[]>;
@@ -115,7 +155,21 @@ export interface Store {
   /** Marks a cart pending again (a replayed HubSpot dead letter whose state did not change). */
   markPending(key: string, nowMs: number): Promise<void>;
 
-  /** Deletes delivery ids and dead letters older than the cut-off; returns how many rows went. */
+  /** Leases up to `limit` contact links whose cart is in HubSpot and whose buyer is not sent yet. */
+  claimContactsDue(opts: { limit: number; nowMs: number; leaseMs: number; owner: string }): Promise<ClaimedContact[]>;
+  /** HubSpot has the contacts and associations: erase the personal data that is no longer pending. */
+  markContactsSent(contacts: readonly SentContact[], owner: string): Promise<void>;
+  markContactsFailed(keys: readonly string[], owner: string, opts: { nextAttemptAtMs: number; error: string }): Promise<void>;
+  releaseContacts(keys: readonly string[], owner: string): Promise<void>;
+  /** HubSpot rejected these buyers: dead letters with the cart's newest delivery; erase and stop retrying. */
+  markContactsRejected(contacts: readonly RejectedContact[], owner: string, nowMs: number): Promise<void>;
+
+  /** customers/redact (with email/phone) or shop/redact (shop only): erase what the store holds. */
+  redact(subject: DataSubject): Promise<SubjectRecords>;
+  /** customers/data_request: count what the store holds, without reading it out. */
+  describeSubject(subject: DataSubject): Promise<SubjectRecords>;
+
+  /** Deletes delivery ids, dead letters and unsent contact links older than the cut-off; returns rows removed. */
   purgeExpired(beforeMs: number): Promise<number>;
   stats(nowMs: number): Promise<StoreStats>;
   /** Cheap round trip for readiness. */

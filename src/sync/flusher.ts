@@ -39,7 +39,7 @@ export interface LogSink {
 }
 
 export interface SenderObserver {
-  request?(outcome: string, seconds: number, batchSize: number): void;
+  request?(operation: string, status: string, seconds: number, batchSize: number): void;
   rateLimitWait?(ms: number): void;
   deadLettered?(count: number): void;
   droppedValue?(value: DroppedValue): void;
@@ -248,7 +248,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     try {
       const outcome = await client.upsertCarts(entries.map((e) => e.input));
       budget.observe(outcome.rateLimit, now());
-      observer.request?.(outcome.errors.length > 0 ? "207" : "200", seconds(started), entries.length);
+      observer.request?.("carts_upsert", outcome.errors.length > 0 ? "207" : "200", seconds(started), entries.length);
       if (health.state === "paused") health = { state: "running" };
 
       const byTrace = new Map(entries.map((e) => [e.input.objectWriteTraceId, e]));
@@ -285,7 +285,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
         "batch sent",
       );
     } catch (error) {
-      observer.request?.(error instanceof HubSpotRejectedError || error instanceof HubSpotAuthError || error instanceof HubSpotRateLimitError ? String(error.status) : "error", seconds(started), entries.length);
+      observer.request?.("carts_upsert", error instanceof HubSpotRejectedError || error instanceof HubSpotAuthError || error instanceof HubSpotRateLimitError ? String(error.status) : "error", seconds(started), entries.length);
       await handleFailure(entries, keys, error);
     }
   }
@@ -349,7 +349,8 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   async function deadLetter(rejected: RejectedCart[]): Promise<void> {
     await store.markRejected(rejected, owner, now());
     observer.deadLettered?.(rejected.length);
-    for (const r of rejected) log.warn({ category: r.category, reason: r.reason }, "cart rejected by HubSpot; dead-lettered");
+    // HubSpot's message can quote values (tokens, e-mails): it goes to the dead letter, not the log.
+    for (const r of rejected) log.warn({ category: r.category }, "cart rejected by HubSpot; dead-lettered");
   }
 
   function isSetupProblem(error: HubSpotRejectedError): boolean {

@@ -20,8 +20,6 @@ export interface CartState {
   readonly token: string;
   readonly status: CartStatus;
   readonly properties: Readonly<Record<string, StampedValue>>;
-  /** The newest buyer named by a checkout or order, until it has been sent (personal data). */
-  readonly contact?: StampedContact;
 }
 
 export interface StampedValue {
@@ -36,7 +34,7 @@ export interface StampedContact {
 
 export interface MergeResult {
   readonly state: CartState;
-  /** True when a value HubSpot would see (a property, the status or the buyer) changed. */
+  /** True when a value HubSpot would see (a property or the status) changed. */
   readonly changed: boolean;
 }
 
@@ -57,21 +55,29 @@ export function mergeEvent(current: CartState | undefined, event: CartEvent): Me
     changed = true;
   }
 
-  let contact = current?.contact;
-  if (event.contact !== undefined && (contact === undefined || compareStamps(event.stamp, contact.stamp) > 0)) {
-    if (contact === undefined || !sameContact(contact.value, event.contact)) changed = true;
-    contact = { value: event.contact, stamp: event.stamp };
-  }
-
   const state: CartState = {
     key: event.key,
     shopDomain: event.shopDomain,
     token: event.token,
     status,
     properties,
-    ...(contact === undefined ? {} : { contact }),
   };
   return { state, changed };
+}
+
+/**
+ * The buyer a cart is linked to: the one named by the newest event that named one. Personal data, so the
+ * store erases the value once it has been sent, keeping only the stamp (so an older event cannot bring
+ * an older buyer back).
+ */
+export function mergeContact(
+  current: { readonly stamp: EventStamp; readonly value: BuyerContact | undefined } | undefined,
+  event: CartEvent,
+): { readonly contact: StampedContact; readonly changed: boolean } | undefined {
+  if (event.contact === undefined) return undefined;
+  if (current !== undefined && compareStamps(event.stamp, current.stamp) <= 0) return undefined;
+  const changed = current?.value === undefined || !sameContact(current.value, event.contact);
+  return { contact: { value: event.contact, stamp: event.stamp }, changed };
 }
 
 function sameContact(a: BuyerContact, b: BuyerContact): boolean {
