@@ -1,25 +1,46 @@
-# cartbridge: Shopify → HubSpot cart bridge. Node 24 runs the TypeScript sources directly (type stripping).
+# cartbridge: Shopify webhooks → HubSpot carts. Node 24 runs the TypeScript sources directly (type stripping),
+# so there is no build step: one stage installs the production dependencies, the other is what runs.
+#
+#   docker build -t cartbridge .
+#   docker run --env-file .env -p 3000:3000 -v cartbridge-data:/data cartbridge
+#   docker exec <container> cartbridge status
+#
+# Nothing secret is baked in: configuration comes from the environment at run time (see .env.example).
 
+# ---- dependencies: production only, from the lockfile -----------------------------------------------------
 FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=dev --no-audit --no-fund
 
+# ---- runtime ---------------------------------------------------------------------------------------------
 FROM node:24-slim
 ENV NODE_ENV=production \
     PORT=3000 \
     DATABASE_URL=sqlite:/data/cartbridge.db
 WORKDIR /app
+# Code and dependencies belong to root and are read-only for the unprivileged `node` user that runs them.
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
-RUN mkdir -p /data && chown node:node /data
-USER node
+# /data is the store's directory (the SQLite file and its WAL), the only place the app writes. /app/data points
+# at it too, so the app's relative default (sqlite:data/cartbridge.db, e.g. from a copied .env.example) also
+# lands on the volume. `cartbridge <command>` is on PATH for `docker exec`.
+RUN mkdir -p /data \
+ && chown node:node /data \
+ && ln -s /data /app/data \
+ && ln -s /app/bin/cartbridge.js /usr/local/bin/cartbridge
 VOLUME ["/data"]
+USER node
 EXPOSE 3000
+# /healthz answers 200 while the process is alive; readiness (store, HubSpot setup) is /readyz, for a load
+# balancer. The slim image has no curl, so node itself makes the request.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# node itself is the process (no npm, no shell), so SIGTERM reaches the bridge's handler.
+# node is PID 1 itself (no npm, no shell in between), so `docker stop`'s SIGTERM reaches the bridge: it stops
+# accepting, finishes in-flight requests, sends what is pending (up to ~15 s in all) and exits 0. Give it a
+# stop grace period of 30 s (docker stop -t 30, compose stop_grace_period) rather than Docker's default 10 s.
 ENTRYPOINT ["node", "src/main.ts"]
 CMD ["serve"]

@@ -16,6 +16,7 @@ export interface Config {
   readonly hubspotSyncContacts: boolean;
   readonly deliveryRetentionDays: number;
   readonly maxBodyBytes: number;
+  readonly claimLeaseMs: number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -70,6 +71,7 @@ const schema = z.object({
     .transform((v) => v === "true"),
   DELIVERY_RETENTION_DAYS: integer(1, 3650).default(7),
   MAX_BODY_BYTES: integer(1, 1024 * 1024 * 1024).default(2_097_152),
+  CLAIM_LEASE_MS: integer(1000, 3_600_000).default(30_000),
 });
 
 /** Reads configuration from an env record; throws ConfigError naming every problem at once. */
@@ -97,5 +99,6 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     hubspotSyncContacts: e.HUBSPOT_SYNC_CONTACTS,
     deliveryRetentionDays: e.DELIVERY_RETENTION_DAYS,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    claimLeaseMs: e.CLAIM_LEASE_MS,
   };
 }

@@ -14,7 +14,7 @@ import { createContactSender, type ContactSender } from "./sync/contact-sender.t
 import { createFlusher, DEFAULT_TIMINGS, type Flusher, type PauseTimings, type SenderObserver } from "./sync/flusher.ts";
 import { handlePrivacyDelivery } from "./sync/privacy.ts";
 import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";
-import { createRateBudget } from "./sync/rate-budget.ts";
+import { createRateBudget, type SharedSlots } from "./sync/rate-budget.ts";
 import { replayDeadLetters } from "./sync/replay.ts";
 
 /** A running bridge: HTTP server, store, flusher. `stop()` is the SIGTERM path. */
@@ -41,12 +41,14 @@ export interface ServiceOptions {
 }
 
 export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
-  const store = await openStore(config.databaseUrl);
+  const store = await openStore(config.databaseUrl, { server: true });
   const metrics = createMetrics();
   const client: HubSpotClient = createHubSpotClient({
     baseUrl: config.hubspotBaseUrl,
     accessToken: config.hubspotAccessToken,
-    ...(opts.hubspotTimeoutMs === undefined ? {} : { headersTimeoutMs: opts.hubspotTimeoutMs, bodyTimeoutMs: opts.hubspotTimeoutMs }),
+    // A request must end well within the claim lease (renewed every third of it).
+    headersTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
+    bodyTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
   });
   let onPortalChange = (): void => {};
   const portal = createPortalWatcher({
@@ -55,7 +57,12 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     log,
     onChange: () => onPortalChange(),
   });
-  const budget = createRateBudget({ maxRequests: config.hubspotMaxRequestsPer10s });
+  // Replicas on PostgreSQL share one budget through the store; SQLite serves one instance.
+  const shared = "takeRateSlot" in store ? (store as Store & { takeRateSlot: SharedSlots }).takeRateSlot : undefined;
+  const budget = createRateBudget({
+    maxRequests: config.hubspotMaxRequestsPer10s,
+    ...(shared === undefined ? {} : { shared: (now: number, max: number, windowMs: number) => shared(now, max, windowMs) }),
+  });
   let shuttingDown = false;
 
   let contactSender: ContactSender | undefined;
@@ -92,6 +99,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     ...(opts.flusherMaxInFlight === undefined ? {} : { maxInFlight: opts.flusherMaxInFlight }),
     log,
     observer: senderObserver,
+    leaseMs: config.claimLeaseMs,
   });
 
   onPortalChange = () => flusher.resume();
@@ -103,6 +111,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       log,
       observer: senderObserver,
       intervalMs: config.flushIntervalMs,
+      // Two requests (upsert, associate) per claim and no renewal: a longer lease.
+      leaseMs: config.claimLeaseMs * 3,
       timings: { ...DEFAULT_TIMINGS, ...opts.timings },
     });
   }

@@ -2,11 +2,14 @@ import { StoreError } from "../errors.ts";
 import { openSqliteStore } from "./sqlite.ts";
 import type { Store } from "./store.ts";
 
-/** Opens the store DATABASE_URL names: `sqlite:<path>` or `postgres://…`. */
-export async function openStore(databaseUrl: string): Promise<Store> {
+/**
+ * Opens the store DATABASE_URL names: `sqlite:<path>` or `postgres://…`. `server` is the bridge itself
+ * (as opposed to a CLI command run beside it).
+ */
+export async function openStore(databaseUrl: string, opts: { server?: boolean } = {}): Promise<Store> {
   if (databaseUrl.startsWith("sqlite:")) {
     try {
-      return openSqliteStore(databaseUrl.slice("sqlite:".length));
+      return openSqliteStore(databaseUrl.slice("sqlite:".length), opts);
     } catch (cause) {
       throw new StoreError(`could not open ${databaseUrl}: ${cause instanceof Error ? cause.message : String(cause)}`, {
         retryable: false,

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { StoreError } from "../errors.ts";
 
 /**
  * The PostgreSQL schema and its migrations.
@@ -80,6 +81,34 @@ CREATE TABLE IF NOT EXISTS rate_budgets (
 );
 `,
   },
+  {
+    version: 2,
+    name: "contact links",
+    sql: `
+-- The buyer a cart is linked to (personal data: erased once sent; the stamp stays).
+CREATE TABLE IF NOT EXISTS contact_links (
+  cart_key        TEXT PRIMARY KEY,
+  shop            TEXT NOT NULL,
+  email           TEXT,
+  firstname       TEXT,
+  lastname        TEXT,
+  phone           TEXT,
+  stamp_time      BIGINT NOT NULL,
+  stamp_rank      INTEGER NOT NULL,
+  stamp_webhook   TEXT NOT NULL,
+  version         BIGINT NOT NULL,
+  synced_version  BIGINT NOT NULL DEFAULT 0,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at BIGINT NOT NULL DEFAULT 0,
+  lease_owner     TEXT,
+  lease_until     BIGINT,
+  last_error      TEXT,
+  updated_at      BIGINT NOT NULL
+) WITH (fillfactor = 80);
+CREATE INDEX IF NOT EXISTS contact_links_pending ON contact_links (updated_at) WHERE version > synced_version;
+CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
+`,
+  },
 ];
 
 /** Applies the migrations this database lacks; safe to run from several processes at once. */
@@ -89,10 +118,14 @@ export async function migrate(client: pg.ClientBase): Promise<void> {
     const schema = await client.query<{ name: string | null }>("SELECT current_schema() AS name");
     const name = schema.rows[0]?.name ?? null;
     if (name === null) {
-      throw new Error("no schema to create tables in: the search_path names none that exists");
+      throw new StoreError("no schema to create tables in: the search_path names none that exists", {
+        retryable: false,
+      });
     }
     // Keyed by schema, so bridges in different schemas of one database do not wait for each other.
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended('cartbridge.migrate:' || $1, 0))", [name]);
+    await client.query("SELECT pg_advisory_xact_lock(hashtextextended('cartbridge.migrate:' || $1, 0))", [
+      name,
+    ]);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version    INTEGER PRIMARY KEY,
       name       TEXT NOT NULL,
@@ -103,7 +136,10 @@ export async function migrate(client: pg.ClientBase): Promise<void> {
     for (const m of MIGRATIONS) {
       if (done.has(m.version)) continue;
       await client.query(m.sql);
-      await client.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [m.version, m.name]);
+      await client.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [
+        m.version,
+        m.name,
+      ]);
     }
     await client.query("COMMIT");
   } catch (error) {

@@ -1,9 +1,23 @@
 import pg from "pg";
 import { StoreError } from "../errors.ts";
-import { mergeEvent, type CartState } from "../sync/merge.ts";
+import type { CartState } from "../sync/merge.ts";
+import {
+  LOCK_CARTS,
+  WRITE_CARTS,
+  asText,
+  compareText,
+  lockParams,
+  optionalField,
+  planIngest,
+  readLocked,
+  writeParams,
+} from "./postgres-ingest.ts";
 import { migrate } from "./postgres-schema.ts";
+import * as sql from "./postgres-sql.ts";
 import type {
   ClaimedCart,
+  ClaimedContact,
+  DataSubject,
   DeadLetter,
   IngestItem,
   IngestOutcome,
@@ -12,24 +26,27 @@ import type {
   SentCart,
   Store,
   StoreStats,
+  SubjectRecords,
 } from "./store.ts";
 
 /**
  * The PostgreSQL store: the same port as sqlite.ts, with the same semantics, for any number of replicas
- * sharing one database.
+ * sharing one database. Schema and migrations: postgres-schema.ts; ingest: postgres-ingest.ts; the other
+ * statements: postgres-sql.ts.
  *
  * Concurrency, in short (READ COMMITTED throughout):
- * - Ingest locks the rows of the carts it merges, in key order, with one upsert that also creates a
- *   placeholder row (version 0) for a cart not seen before — so a cart that two replicas see for the first
- *   time at once is still merged under one lock, and two ingests never deadlock on each other. It merges in
- *   JS (`mergeEvent`) and writes every cart back with one multi-row UPDATE before COMMIT.
- * - Every other multi-row update locks its rows in key order too, so it cannot deadlock with an ingest; a
- *   deadlock or serialization failure that happens anyway is retried (the transaction rolled back whole).
- * - Claims take `FOR UPDATE SKIP LOCKED` over the due carts and stamp a lease (owner, until): a claimed cart
- *   is neither due for anyone else nor waited on; when its holder dies the lease simply runs out.
+ * - Ingest locks the rows of the carts it merges, in key order, creating a placeholder row for a cart not
+ *   seen before, merges in JS (`mergeEvent`, `mergeContact`) and writes back with multi-row statements
+ *   before COMMIT. Concurrent ingests of one cart from several replicas serialise on its row.
+ * - Everything else that updates several carts locks them in key order too, and touches a contact link
+ *   only while holding its cart's row, so nothing deadlocks with an ingest; a deadlock or serialization
+ *   failure that happens anyway is retried (the transaction was rolled back whole).
+ * - Claims take `FOR UPDATE SKIP LOCKED` over the due rows and stamp a lease (owner, until): a claimed cart
+ *   is neither due for anyone else nor waited on; when its holder dies the lease runs out and another
+ *   replica's claim takes it over.
  *
  * Round trips: the pool's connections pipeline their queries, so BEGIN travels with the first statement
- * and COMMIT with the last. An ingest group costs two round trips whatever its size; each other call one.
+ * and COMMIT with the last. An ingest group costs two round trips whatever its size; every other call one.
  */
 
 export interface SharedRateBudget {
@@ -53,133 +70,11 @@ export interface PostgresStoreOptions {
 
 type Row = Record<string, unknown>;
 
-/** The carts a group's events touch, locked (and created as version-0 placeholders when new), key order. */
-const LOCK_CARTS = `
-WITH new_deliveries AS (
-  INSERT INTO deliveries (webhook_id, received_at)
-  SELECT * FROM unnest($1::text[], $2::bigint[])
-  ON CONFLICT (webhook_id) DO NOTHING
-  RETURNING webhook_id
-), wanted AS (
-  SELECT DISTINCT ON (w.key) w.key, w.shop
-  FROM unnest($3::text[], $4::text[], $5::text[]) AS w(key, shop, webhook_id)
-  WHERE w.webhook_id IS NULL OR w.webhook_id IN (SELECT webhook_id FROM new_deliveries)
-  ORDER BY w.key
-), locked AS (
-  INSERT INTO carts AS c (key, shop, state, version, updated_at)
-  SELECT key, shop, '', 0, 0 FROM wanted ORDER BY key
-  ON CONFLICT (key) DO UPDATE SET version = c.version
-  RETURNING c.key, c.state, c.version
-)
-SELECT 'delivery' AS kind, webhook_id AS key, NULL AS state, NULL::bigint AS version FROM new_deliveries
-UNION ALL
-SELECT 'cart', key, state, version FROM locked`;
-
-/** Dead letters of unmappable deliveries, unused placeholders, and the merged carts. */
-const WRITE_CARTS = `
-WITH dead AS (
-  INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason, category, headers, body)
-  SELECT d.created_at, 'mapping', d.topic, d.shop, d.webhook_id, NULL, d.reason, 'UNMAPPABLE', d.headers, d.body
-  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])
-    WITH ORDINALITY AS d(created_at, topic, shop, webhook_id, reason, headers, body, ord)
-  ORDER BY d.ord
-  RETURNING 1
-), unused AS (
-  DELETE FROM carts WHERE key = ANY($8::text[]) AND version = 0
-  RETURNING 1
-)
-UPDATE carts AS c SET
-  state = u.state,
-  version = u.version,
-  updated_at = u.updated_at,
-  pending_since = CASE WHEN u.version > c.version THEN coalesce(c.pending_since, u.pending_since) ELSE c.pending_since END,
-  last_topic = CASE WHEN u.version > c.version THEN u.last_topic ELSE c.last_topic END,
-  last_webhook_id = CASE WHEN u.version > c.version THEN u.last_webhook_id ELSE c.last_webhook_id END,
-  last_headers = CASE WHEN u.version > c.version THEN u.last_headers ELSE c.last_headers END,
-  last_body = CASE WHEN u.version > c.version THEN u.last_body ELSE c.last_body END
-FROM unnest($9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::text[], $15::text[],
-    $16::text[], $17::bytea[])
-  AS u(key, state, version, updated_at, pending_since, last_topic, last_webhook_id, last_headers, last_body)
-WHERE c.key = u.key`;
-
-const CLAIM = `
-UPDATE carts AS c SET lease_owner = $3, lease_until = $4
-FROM (
-  SELECT key FROM carts
-  WHERE pending_since IS NOT NULL AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
-  ORDER BY pending_since, key
-  LIMIT $2
-  FOR UPDATE SKIP LOCKED
-) AS due
-WHERE c.key = due.key
-RETURNING c.key, c.version, c.attempts, c.state, c.hubspot_id, c.pending_since`;
-
-/** Rows of `$1` locked in key order, so multi-row updates cannot deadlock with an ingest. */
-const LOCK_KEYS = "(SELECT key FROM carts WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE)";
-
-const MARK_SENT = `
-UPDATE carts AS c SET
-  synced_version = greatest(c.synced_version, u.version),
-  pending_since = CASE WHEN c.version <= u.version THEN NULL ELSE c.pending_since END,
-  last_headers = CASE WHEN c.version <= u.version THEN NULL ELSE c.last_headers END,
-  last_body = CASE WHEN c.version <= u.version THEN NULL ELSE c.last_body END,
-  attempts = 0, next_attempt_at = 0, last_error = NULL,
-  hubspot_id = coalesce(u.hubspot_id, c.hubspot_id),
-  lease_owner = CASE WHEN c.lease_owner = $4 THEN NULL ELSE c.lease_owner END,
-  lease_until = CASE WHEN c.lease_owner = $4 THEN NULL ELSE c.lease_until END
-FROM ${LOCK_KEYS} AS l, unnest($1::text[], $2::bigint[], $3::text[]) AS u(key, version, hubspot_id)
-WHERE c.key = l.key AND u.key = l.key`;
-
-const MARK_FAILED = `
-UPDATE carts AS c SET attempts = c.attempts + 1, next_attempt_at = $3, last_error = $4,
-  lease_owner = NULL, lease_until = NULL
-FROM ${LOCK_KEYS} AS l
-WHERE c.key = l.key AND c.lease_owner = $2`;
-
-const RELEASE = `
-UPDATE carts AS c SET lease_owner = NULL, lease_until = NULL
-FROM ${LOCK_KEYS} AS l
-WHERE c.key = l.key AND c.lease_owner = $2`;
-
-const DEAD_LETTER_REJECTED = `
-INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason, category, headers, body)
-SELECT $5, 'hubspot', coalesce(c.last_topic, 'unknown'), c.shop, c.last_webhook_id, r.key, r.reason, r.category,
-  coalesce(c.last_headers, '{}'), c.last_body
-FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS r(key, version, reason, category, ord)
-JOIN carts AS c ON c.key = r.key
-ORDER BY r.ord`;
-
-const PENDING_SUMMARY = `
-SELECT
-  count(*) FILTER (WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)) AS due,
-  min(pending_since) FILTER (WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)) AS oldest,
-  min(next_attempt_at) FILTER (WHERE next_attempt_at > $1) AS retry
-FROM carts WHERE pending_since IS NOT NULL`;
-
-const STATS = `
-SELECT (SELECT count(*) FROM carts WHERE pending_since IS NOT NULL) AS pending,
-  (SELECT min(pending_since) FROM carts WHERE pending_since IS NOT NULL) AS oldest,
-  (SELECT count(*) FROM dead_letters) AS dead,
-  (SELECT count(*) FROM carts WHERE version > 0) AS carts`;
-
-const PURGE = `
-WITH d AS (DELETE FROM deliveries WHERE received_at < $1 RETURNING 1),
-  l AS (DELETE FROM dead_letters WHERE created_at < $1 RETURNING 1)
-SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM l) AS n`;
-
-/** The window's send times, pruned and sorted, plus the new one when there is room. */
-const TAKE_RATE_SLOT = `
-INSERT INTO rate_budgets AS b (name, sent_at, granted)
-VALUES ($1, CASE WHEN $3 > 0 THEN ARRAY[$2::bigint] ELSE '{}'::bigint[] END, $3 > 0)
-ON CONFLICT (name) DO UPDATE SET
-  granted = (SELECT count(*) FROM unnest(b.sent_at) AS t WHERE t > $2 - $4) < $3,
-  sent_at = CASE WHEN (SELECT count(*) FROM unnest(b.sent_at) AS t WHERE t > $2 - $4) < $3
-    THEN array(SELECT t FROM unnest(b.sent_at) AS t WHERE t > $2 - $4 ORDER BY t) || $2::bigint
-    ELSE array(SELECT t FROM unnest(b.sent_at) AS t WHERE t > $2 - $4 ORDER BY t) END
-RETURNING granted, sent_at`;
-
 /** Opens (and migrates) the PostgreSQL store at `url`. Throws StoreError when it cannot. */
-export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
+export async function openPostgresStore(
+  url: string,
+  opts: PostgresStoreOptions = {},
+): Promise<PostgresStore> {
   const where = describeUrl(url);
   // Settings in the URL (…?statement_timeout=5000&application_name=x) win over these defaults.
   const pool = new pg.Pool({
@@ -196,16 +91,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
   pool.on("error", (error) => opts.onIdleConnectionError?.(error));
 
   try {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      await migrate(client);
-    } catch (error) {
-      broken = asError(error);
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    await withClient((client) => migrate(client), false);
   } catch (cause) {
     await pool.end().catch(() => undefined);
     throw new StoreError(`could not open the PostgreSQL store at ${where}: ${asError(cause).message}`, {
@@ -224,55 +110,86 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
       } catch (cause) {
         if (attempt < 4 && isRetriedInPlace(cause)) continue;
         if (cause instanceof StoreError) throw cause;
-        throw new StoreError(`${what} failed: ${asError(cause).message}`, { retryable: isRetryable(cause), cause });
+        throw new StoreError(`${what} failed: ${asError(cause).message}`, {
+          retryable: isRetryable(cause),
+          cause,
+        });
       }
     }
   }
 
-  /** One pooled connection for `fn`; a transaction `fn` leaves open is rolled back, a broken link dropped. */
-  async function withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * A pooled connection for `fn`. A transaction `fn` leaves open is rolled back; a connection that broke
+   * (or errored while checked out, which pg reports as an 'error' event) is dropped, not pooled again.
+   */
+  async function withClient<T>(fn: (client: pg.PoolClient) => Promise<T>, rollback: boolean): Promise<T> {
     const client = await pool.connect();
     let broken: Error | undefined;
+    const onLost = (error: Error): void => {
+      broken = error;
+    };
+    client.on("error", onLost);
     try {
       return await fn(client);
     } catch (error) {
-      try {
-        await client.query("ROLLBACK");
-      } catch (rollbackError) {
-        broken = asError(rollbackError);
-      }
+      if (breaksConnection(error)) broken ??= asError(error);
+      else if (rollback) await client.query("ROLLBACK").catch((e: unknown) => (broken = asError(e)));
       throw error;
     } finally {
+      client.off("error", onLost);
       client.release(broken);
     }
   }
 
+  /** One statement on a pooled connection (prepared once per connection, by name). */
   function query(name: string, text: string, values: unknown[]): Promise<pg.QueryResult<Row>> {
-    return pool.query<Row>({ name, text, values });
+    return withClient((client) => client.query<Row>({ name, text, values }), false);
   }
 
-  async function ingest(items: readonly IngestItem[]): Promise<IngestOutcome[]> {
-    const lock = lockRequest(items);
+  /** Statements as one transaction in one round trip: BEGIN, each, COMMIT written at once. */
+  function transaction(statements: readonly pg.QueryConfig[]): Promise<pg.QueryResult<Row>[]> {
+    return withClient(async (client) => {
+      const results = await Promise.all([
+        client.query("BEGIN"),
+        ...statements.map((s) => client.query<Row>(s)),
+        client.query("COMMIT"),
+      ]);
+      return results.slice(1, -1) as pg.QueryResult<Row>[];
+    }, true);
+  }
+
+  function ingest(items: readonly IngestItem[]): Promise<IngestOutcome[]> {
     return withClient(async (client) => {
       const [, locked] = await Promise.all([
         client.query("BEGIN"),
-        client.query<Row>({ name: "cartbridge_lock_carts", text: LOCK_CARTS, values: lock }),
+        client.query<Row>({ name: "cartbridge_lock_carts", text: LOCK_CARTS, values: lockParams(items) }),
       ]);
-      const newDeliveries = new Set<string>();
-      const carts = new Map<string, LockedCart>();
-      for (const row of locked.rows) {
-        const key = String(row["key"]);
-        if (row["kind"] === "delivery") newDeliveries.add(key);
-        else carts.set(key, { version: Number(row["version"]), state: parseState(row["state"]) });
-      }
-      const plan = planIngest(items, newDeliveries, carts);
+      const plan = planIngest(items, readLocked(locked.rows), Date.now());
       await Promise.all([
         client.query({ name: "cartbridge_write_carts", text: WRITE_CARTS, values: writeParams(plan) }),
         client.query("COMMIT"),
       ]);
       return plan.outcomes;
-    });
+    }, true);
   }
+
+  const lockCarts = (keys: readonly string[]): pg.QueryConfig => ({
+    name: "cartbridge_lock_carts_by_key",
+    text: sql.LOCK_CARTS_BY_KEY,
+    values: [[...keys]],
+  });
+
+  const clearSentDeliveries = (keys: readonly string[]): pg.QueryConfig => ({
+    name: "cartbridge_clear_sent_deliveries",
+    text: sql.CLEAR_SENT_DELIVERIES,
+    values: [[...keys]],
+  });
+
+  const subjectParams = (subject: DataSubject): unknown[] => [
+    subject.shopDomain,
+    subject.email?.toLowerCase() ?? null,
+    subject.phone ?? null,
+  ];
 
   const store: PostgresStore = {
     ingestBatch(items) {
@@ -282,7 +199,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
 
     pendingSummary(nowMs): Promise<PendingSummary> {
       return run("pending summary", async () => {
-        const row = (await query("cartbridge_pending_summary", PENDING_SUMMARY, [nowMs])).rows[0] ?? {};
+        const row = (await query("cartbridge_pending_summary", sql.PENDING_SUMMARY, [nowMs])).rows[0] ?? {};
         return {
           dueCount: Number(row["due"] ?? 0),
           oldestDueSinceMs: optionalNumber(row["oldest"]),
@@ -294,27 +211,26 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     claimDue({ limit, nowMs, leaseMs, owner }) {
       if (limit <= 0) return Promise.resolve([]);
       return run("claim", async () => {
-        const rows = (await query("cartbridge_claim", CLAIM, [nowMs, limit, owner, nowMs + leaseMs])).rows;
+        const { rows } = await query("cartbridge_claim", sql.CLAIM, [nowMs, limit, owner, nowMs + leaseMs]);
         rows.sort(
-          (a, b) => Number(a["pending_since"]) - Number(b["pending_since"]) || compareText(a["key"], b["key"]),
+          (a, b) =>
+            Number(a["pending_since"]) - Number(b["pending_since"]) || compareText(a["key"], b["key"]),
         );
-        return rows.map(
-          (row): ClaimedCart => ({
-            key: String(row["key"]),
-            version: Number(row["version"]),
-            attempts: Number(row["attempts"]),
-            state: JSON.parse(String(row["state"])) as CartState,
-            hubspotId: optionalString(row["hubspot_id"]),
-          }),
-        );
+        return rows.map((row): ClaimedCart => ({
+          key: String(row["key"]),
+          version: Number(row["version"]),
+          attempts: Number(row["attempts"]),
+          state: JSON.parse(String(row["state"])) as CartState,
+          hubspotId: optionalString(row["hubspot_id"]),
+        }));
       });
     },
 
     async markSent(carts: readonly SentCart[], owner) {
       if (carts.length === 0) return;
-      const sent = newestPerKey(carts);
+      const sent = newestPerKey(carts, (c) => c.key);
       await run("mark sent", () =>
-        query("cartbridge_mark_sent", MARK_SENT, [
+        query("cartbridge_mark_sent", sql.MARK_SENT, [
           sent.map((c) => c.key),
           sent.map((c) => c.version),
           sent.map((c) => c.hubspotId ?? null),
@@ -326,64 +242,60 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     async markFailed(keys, owner, { nextAttemptAtMs, error }) {
       if (keys.length === 0) return;
       await run("mark failed", () =>
-        query("cartbridge_mark_failed", MARK_FAILED, [[...keys], owner, nextAttemptAtMs, error]),
+        query("cartbridge_mark_failed", sql.MARK_FAILED, [[...keys], owner, nextAttemptAtMs, error]),
       );
+    },
+
+    async renewClaims(keys, owner, untilMs) {
+      if (keys.length === 0) return;
+      await run("renew claims", () => query("cartbridge_renew", sql.RENEW, [[...keys], owner, untilMs]));
     },
 
     async release(keys, owner) {
       if (keys.length === 0) return;
-      await run("release", () => query("cartbridge_release", RELEASE, [[...keys], owner]));
+      await run("release", () => query("cartbridge_release", sql.RELEASE, [[...keys], owner]));
     },
 
     async markRejected(carts: readonly RejectedCart[], owner, nowMs) {
       if (carts.length === 0) return;
-      const newest = newestPerKey(carts);
+      const newest = newestPerKey(carts, (c) => c.key);
       await run("mark rejected", () =>
-        withClient(async (client) => {
-          // One round trip: lock, keep each cart's newest delivery as a dead letter, stop it being pending.
-          await Promise.all([
-            client.query("BEGIN"),
-            client.query({ name: "cartbridge_lock_keys", text: `SELECT key FROM ${LOCK_KEYS} AS l`, values: [carts.map((c) => c.key)] }),
-            client.query({
-              name: "cartbridge_dead_letter_rejected",
-              text: DEAD_LETTER_REJECTED,
-              values: [
-                carts.map((c) => c.key),
-                carts.map((c) => c.version),
-                carts.map((c) => c.reason),
-                carts.map((c) => c.category ?? null),
-                nowMs,
-              ],
-            }),
-            client.query({
-              name: "cartbridge_mark_sent",
-              text: MARK_SENT,
-              values: [newest.map((c) => c.key), newest.map((c) => c.version), newest.map(() => null), owner],
-            }),
-            client.query("COMMIT"),
-          ]);
-        }),
+        transaction([
+          lockCarts(carts.map((c) => c.key)),
+          {
+            name: "cartbridge_dead_letter_rejected_carts",
+            text: sql.DEAD_LETTER_REJECTED_CARTS,
+            values: [
+              carts.map((c) => c.key),
+              carts.map((c) => c.reason),
+              carts.map((c) => c.category ?? null),
+              nowMs,
+            ],
+          },
+          {
+            name: "cartbridge_mark_sent",
+            text: sql.MARK_SENT,
+            values: [newest.map((c) => c.key), newest.map((c) => c.version), newest.map(() => null), owner],
+          },
+        ]),
       );
     },
 
     listDeadLetters({ limit, afterId }) {
       return run("list dead letters", async () => {
-        const result = await query(
-          "cartbridge_list_dead_letters",
-          "SELECT * FROM dead_letters WHERE id > $1 ORDER BY id LIMIT $2",
-          [afterId ?? 0, limit],
-        );
-        return result.rows.map(toDeadLetter);
+        const { rows } = await query("cartbridge_list_dead_letters", sql.LIST_DEAD_LETTERS, [
+          afterId ?? 0,
+          limit,
+        ]);
+        return rows.map(toDeadLetter);
       });
     },
 
     getDeadLetters(ids) {
       if (ids.length === 0) return Promise.resolve([]);
       return run("get dead letters", async () => {
-        const result = await query("cartbridge_get_dead_letters", "SELECT * FROM dead_letters WHERE id = ANY($1::bigint[])", [
-          [...ids],
-        ]);
-        const byId = new Map(result.rows.map((row) => [Number(row["id"]), toDeadLetter(row)]));
+        const { rows } = await query("cartbridge_get_dead_letters", sql.GET_DEAD_LETTERS, [[...ids]]);
+        const byId = new Map(rows.map((row) => [Number(row["id"]), toDeadLetter(row)]));
         return ids.flatMap((id) => byId.get(id) ?? []);
       });
     },
@@ -391,28 +303,143 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     async deleteDeadLetters(ids) {
       if (ids.length === 0) return;
       await run("delete dead letters", () =>
-        query("cartbridge_delete_dead_letters", "DELETE FROM dead_letters WHERE id = ANY($1::bigint[])", [[...ids]]),
+        query("cartbridge_delete_dead_letters", sql.DELETE_DEAD_LETTERS, [[...ids]]),
       );
     },
 
     async markPending(key, nowMs) {
-      await run("mark pending", () =>
-        query(
-          "cartbridge_mark_pending",
-          `UPDATE carts SET pending_since = coalesce(pending_since, $2), version = version + 1,
-             attempts = 0, next_attempt_at = 0 WHERE key = $1`,
-          [key, nowMs],
-        ),
+      await run("mark pending", () => query("cartbridge_mark_pending", sql.MARK_PENDING, [key, nowMs]));
+    },
+
+    claimContactsDue({ limit, nowMs, leaseMs, owner }) {
+      if (limit <= 0) return Promise.resolve([]);
+      return run("claim contacts", async () => {
+        const { rows } = await query("cartbridge_claim_contacts", sql.CLAIM_CONTACTS, [
+          nowMs,
+          limit,
+          owner,
+          nowMs + leaseMs,
+        ]);
+        rows.sort(
+          (a, b) =>
+            Number(a["updated_at"]) - Number(b["updated_at"]) || compareText(a["cart_key"], b["cart_key"]),
+        );
+        return rows.map((row): ClaimedContact => ({
+          cartKey: String(row["cart_key"]),
+          cartId: String(row["hubspot_id"]),
+          version: Number(row["version"]),
+          attempts: Number(row["attempts"]),
+          contact: {
+            email: String(row["email"]),
+            ...optionalField("firstname", row["firstname"]),
+            ...optionalField("lastname", row["lastname"]),
+            ...optionalField("phone", row["phone"]),
+          },
+        }));
+      });
+    },
+
+    async markContactsSent(contacts, owner) {
+      if (contacts.length === 0) return;
+      const sent = newestPerKey(contacts, (c) => c.cartKey);
+      const keys = sent.map((c) => c.cartKey);
+      await run("mark contacts sent", () =>
+        transaction([
+          lockCarts(keys),
+          {
+            name: "cartbridge_mark_contacts_sent",
+            text: sql.MARK_CONTACTS_SENT,
+            values: [keys, sent.map((c) => c.version), owner],
+          },
+          clearSentDeliveries(keys),
+        ]),
       );
     },
 
+    async markContactsFailed(keys, owner, { nextAttemptAtMs, error }) {
+      if (keys.length === 0) return;
+      await run("mark contacts failed", () =>
+        transaction([
+          lockCarts(keys),
+          {
+            name: "cartbridge_mark_contacts_failed",
+            text: sql.MARK_CONTACTS_FAILED,
+            values: [[...keys], owner, nextAttemptAtMs, error],
+          },
+        ]),
+      );
+    },
+
+    async releaseContacts(keys, owner) {
+      if (keys.length === 0) return;
+      await run("release contacts", () =>
+        transaction([
+          lockCarts(keys),
+          { name: "cartbridge_release_contacts", text: sql.RELEASE_CONTACTS, values: [[...keys], owner] },
+        ]),
+      );
+    },
+
+    async markContactsRejected(contacts, _owner, nowMs) {
+      if (contacts.length === 0) return;
+      const keys = contacts.map((c) => c.cartKey);
+      await run("mark contacts rejected", () =>
+        transaction([
+          lockCarts(keys),
+          {
+            name: "cartbridge_dead_letter_rejected_contacts",
+            text: sql.DEAD_LETTER_REJECTED_CONTACTS,
+            values: [keys, contacts.map((c) => c.reason), contacts.map((c) => c.category ?? null), nowMs],
+          },
+          // Forget the buyer entirely, so a replay of the dead letter links it again.
+          { name: "cartbridge_delete_contacts", text: sql.DELETE_CONTACTS, values: [keys] },
+          clearSentDeliveries(keys),
+        ]),
+      );
+    },
+
+    redact(subject): Promise<SubjectRecords> {
+      const p = subjectParams(subject);
+      return run("redact", async () => {
+        const [, contacts, deadLetters, deliveries, carts] = await transaction([
+          { name: "cartbridge_lock_subject_carts", text: sql.LOCK_SUBJECT_CARTS, values: p },
+          { name: "cartbridge_redact_contacts", text: sql.REDACT_CONTACTS, values: p },
+          { name: "cartbridge_redact_dead_letters", text: sql.REDACT_DEAD_LETTERS, values: p },
+          { name: "cartbridge_redact_deliveries", text: sql.REDACT_DELIVERIES, values: p },
+          { name: "cartbridge_redact_carts", text: sql.REDACT_CARTS, values: p },
+        ]);
+        return {
+          carts: carts?.rowCount ?? 0,
+          contacts: contacts?.rowCount ?? 0,
+          deadLetters: deadLetters?.rowCount ?? 0,
+          pendingDeliveries: deliveries?.rowCount ?? 0,
+        };
+      });
+    },
+
+    describeSubject(subject): Promise<SubjectRecords> {
+      return run("describe subject", async () => {
+        const row =
+          (await query("cartbridge_describe_subject", sql.DESCRIBE_SUBJECT, subjectParams(subject)))
+            .rows[0] ?? {};
+        return {
+          carts: Number(row["carts"] ?? 0),
+          contacts: Number(row["contacts"] ?? 0),
+          deadLetters: Number(row["dead_letters"] ?? 0),
+          pendingDeliveries: Number(row["deliveries"] ?? 0),
+        };
+      });
+    },
+
     purgeExpired(beforeMs) {
-      return run("purge", async () => Number((await query("cartbridge_purge", PURGE, [beforeMs])).rows[0]?.["n"] ?? 0));
+      return run("purge", async () =>
+        Number((await query("cartbridge_purge", sql.PURGE, [beforeMs])).rows[0]?.["n"] ?? 0),
+      );
     },
 
     stats(_nowMs): Promise<StoreStats> {
       return run("stats", async () => {
-        const row = (await query("cartbridge_stats", STATS, [])).rows[0] ?? {};
+        const row = (await query("cartbridge_stats", sql.STATS, [])).rows[0] ?? {};
         return {
           pendingCarts: Number(row["pending"] ?? 0),
           oldestPendingSinceMs: optionalNumber(row["oldest"]),
@@ -423,18 +450,22 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     },
 
     async ping() {
-      await run("ping", () => pool.query("SELECT 1"));
+      await run("ping", () => query("cartbridge_ping", "SELECT 1", []));
     },
 
     takeRateSlot(nowMs, maxPerWindow, windowMs) {
       return run("take rate slot", async () => {
-        const result = await query("cartbridge_take_rate_slot", TAKE_RATE_SLOT, ["hubspot", nowMs, maxPerWindow, windowMs]);
-        const row = result.rows[0] ?? {};
+        const { rows } = await query("cartbridge_take_rate_slot", sql.TAKE_RATE_SLOT, [
+          "hubspot",
+          nowMs,
+          maxPerWindow,
+          windowMs,
+        ]);
+        const row = rows[0] ?? {};
         if (row["granted"] === true) return 0;
-        const sent = (row["sent_at"] as unknown[] | null ?? []).map(Number);
-        const limit = Math.max(1, Math.floor(maxPerWindow));
-        const oldestBlocking = sent[sent.length - limit] ?? nowMs;
-        return Math.min(windowMs, Math.max(1, oldestBlocking + windowMs - nowMs));
+        const sent = ((row["sent_at"] as unknown[] | null) ?? []).map(Number);
+        const blocking = sent[sent.length - Math.max(1, Math.floor(maxPerWindow))] ?? nowMs;
+        return Math.min(windowMs, Math.max(1, blocking + windowMs - nowMs));
       });
     },
 
@@ -447,155 +478,17 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
   return store;
 }
 
-interface LockedCart {
-  readonly version: number;
-  /** undefined: a placeholder this transaction created for a cart not seen before. */
-  readonly state: CartState | undefined;
-}
-
-interface CartWrite {
-  readonly key: string;
-  state: CartState;
-  version: number;
-  updatedAt: number;
-  pendingSince: number | null;
-  last: IngestItem | undefined;
-}
-
-interface DeadLetterWrite {
-  readonly item: IngestItem;
-  readonly reason: string;
-}
-
-interface IngestPlan {
-  readonly outcomes: IngestOutcome[];
-  readonly deadLetters: DeadLetterWrite[];
-  readonly carts: CartWrite[];
-  /** Placeholders locked for an event that turned out to be a redelivery. */
-  readonly unused: string[];
-}
-
-/** Parameters of LOCK_CARTS: the group's delivery ids (sorted, so concurrent groups insert in one order) and cart keys. */
-function lockRequest(items: readonly IngestItem[]): unknown[] {
-  const firstSeen = new Map<string, number>();
-  const keys: string[] = [];
-  const shops: string[] = [];
-  const keyWebhookIds: (string | null)[] = [];
-  for (const item of items) {
-    const checked = item.webhookId !== undefined && item.replay !== true;
-    if (checked && !firstSeen.has(item.webhookId)) firstSeen.set(item.webhookId, item.receivedAtMs);
-    if (item.mapped.kind === "event") {
-      keys.push(item.mapped.event.key);
-      shops.push(item.mapped.event.shopDomain);
-      // A replay or an id-less delivery is never a duplicate; the others count when their id is new.
-      keyWebhookIds.push(checked ? (item.webhookId ?? null) : null);
-    }
-  }
-  const ids = [...firstSeen.keys()].sort(compareText);
-  return [ids, ids.map((id) => firstSeen.get(id)), keys, shops, keyWebhookIds];
-}
-
-/**
- * Replays the group in order against the locked carts, exactly as sqlite.ts commits it item by item: a
- * delivery id seen before (in the database or earlier in the group) is a duplicate; each event merges
- * into its cart; a change bumps the version and records the delivery as the cart's newest.
- */
-function planIngest(
-  items: readonly IngestItem[],
-  newDeliveries: ReadonlySet<string>,
-  locked: ReadonlyMap<string, LockedCart>,
-): IngestPlan {
-  const unseen = new Set(newDeliveries);
-  const outcomes: IngestOutcome[] = [];
-  const deadLetters: DeadLetterWrite[] = [];
-  const carts = new Map<string, CartWrite>();
-  for (const item of items) {
-    if (item.webhookId !== undefined && item.replay !== true && !unseen.delete(item.webhookId)) {
-      outcomes.push("duplicate");
-      continue;
-    }
-    const mapped = item.mapped;
-    switch (mapped.kind) {
-      case "unhandled":
-        outcomes.push("ignored");
-        break;
-      case "unkeyed":
-        outcomes.push("unkeyed");
-        break;
-      case "invalid":
-        deadLetters.push({ item, reason: mapped.reason });
-        outcomes.push("dead_lettered");
-        break;
-      case "event": {
-        const event = mapped.event;
-        let cart = carts.get(event.key);
-        if (cart === undefined) {
-          const row = locked.get(event.key);
-          if (row === undefined) {
-            throw new StoreError(`cart ${event.key} was not locked for ingest`, { retryable: false });
-          }
-          cart = { key: event.key, state: row.state as CartState, version: row.version, updatedAt: 0, pendingSince: null, last: undefined };
-          carts.set(event.key, cart);
-          if (row.state === undefined) {
-            const { state } = mergeEvent(undefined, event);
-            Object.assign(cart, { state, version: 1, updatedAt: item.receivedAtMs, pendingSince: item.receivedAtMs, last: item });
-            outcomes.push("applied");
-            break;
-          }
-        }
-        const { state, changed } = mergeEvent(cart.state, event);
-        cart.state = state;
-        cart.updatedAt = item.receivedAtMs;
-        if (changed) {
-          cart.version++;
-          cart.pendingSince ??= item.receivedAtMs;
-          cart.last = item;
-        }
-        outcomes.push(changed ? "applied" : "unchanged");
-        break;
-      }
-    }
-  }
-  const unused = [...locked].filter(([key, row]) => row.state === undefined && !carts.has(key)).map(([key]) => key);
-  return { outcomes, deadLetters, carts: [...carts.values()], unused };
-}
-
-function writeParams(plan: IngestPlan): unknown[] {
-  const d = plan.deadLetters;
-  const c = plan.carts;
-  return [
-    d.map((x) => x.item.receivedAtMs),
-    d.map((x) => x.item.topic),
-    d.map((x) => x.item.shopDomain),
-    d.map((x) => x.item.webhookId ?? null),
-    d.map((x) => x.reason),
-    d.map((x) => JSON.stringify(x.item.headers)),
-    d.map((x) => x.item.body),
-    plan.unused,
-    c.map((x) => x.key),
-    c.map((x) => JSON.stringify(x.state)),
-    c.map((x) => x.version),
-    c.map((x) => x.updatedAt),
-    c.map((x) => x.pendingSince),
-    c.map((x) => x.last?.topic ?? null),
-    c.map((x) => x.last?.webhookId ?? null),
-    c.map((x) => (x.last === undefined ? null : JSON.stringify(x.last.headers))),
-    c.map((x) => x.last?.body ?? null),
-  ];
-}
-
-/** One entry per key, the highest version winning (the port's callers never repeat a key; be exact anyway). */
-function newestPerKey<T extends { readonly key: string; readonly version: number }>(carts: readonly T[]): T[] {
+/** One entry per key, the highest version winning (the callers never repeat a key; be exact anyway). */
+function newestPerKey<T extends { readonly version: number }>(
+  items: readonly T[],
+  keyOf: (item: T) => string,
+): T[] {
   const byKey = new Map<string, T>();
-  for (const c of carts) {
-    const seen = byKey.get(c.key);
-    if (seen === undefined || c.version > seen.version) byKey.set(c.key, c);
+  for (const item of items) {
+    const seen = byKey.get(keyOf(item));
+    if (seen === undefined || item.version > seen.version) byKey.set(keyOf(item), item);
   }
   return [...byKey.values()];
-}
-
-function parseState(value: unknown): CartState | undefined {
-  return typeof value === "string" && value !== "" ? (JSON.parse(value) as CartState) : undefined;
 }
 
 function toDeadLetter(row: Row): DeadLetter {
@@ -619,19 +512,22 @@ function optionalNumber(v: unknown): number | undefined {
 }
 
 function optionalString(v: unknown): string | undefined {
-  return v === null || v === undefined ? undefined : String(v);
-}
-
-/** Byte order, like the database's "C" collation would give; used only to make orders deterministic. */
-function compareText(a: unknown, b: unknown): number {
-  const x = String(a);
-  const y = String(b);
-  return x < y ? -1 : x > y ? 1 : 0;
+  return v === null || v === undefined ? undefined : asText(v);
 }
 
 function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
 }
+
+/** The connection is gone: a socket error, a lost link, or the server ending the session. */
+function breaksConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && SQLSTATE.test(code)) return code.startsWith("08") || code.startsWith("57P");
+  if (typeof code === "string") return true; // ECONNRESET, EPIPE, ETIMEDOUT, …
+  return /Connection terminated|not queryable/i.test(asError(error).message);
+}
+
+const SQLSTATE = /^[0-9A-Z]{5}$/;
 
 /** Deadlock or serialization failure: the transaction was rolled back whole, so running it again is safe. */
 function isRetriedInPlace(cause: unknown): boolean {
@@ -641,17 +537,17 @@ function isRetriedInPlace(cause: unknown): boolean {
 
 /**
  * Whether trying again later may work: lost or refused connections, timeouts, a server shutting down or
- * short of resources, lock conflicts. Not: SQL errors, constraint violations, a closed store.
+ * short of resources, lock conflicts. Not: SQL errors, constraint violations, bugs, a closed store.
  */
 function isRetryable(cause: unknown): boolean {
   if (cause instanceof StoreError) return cause.retryable;
   const code = (cause as { code?: unknown } | null)?.code;
-  if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) {
+  if (typeof code === "string" && SQLSTATE.test(code)) {
     return ["08", "40", "53", "57", "58"].includes(code.slice(0, 2)) || code === "55P03";
   }
   if (typeof code === "string") return true; // ECONNREFUSED, ECONNRESET, ETIMEDOUT, ENOTFOUND, …
-  const message = asError(cause).message;
-  return !/after calling end on the pool|Client was closed/i.test(message);
+  // No code: a lost link or a pool that could not connect in time may pass; a bug or a closed store not.
+  return breaksConnection(cause) || /timeout/i.test(asError(cause).message);
 }
 
 /** host:port/database, never the password. */

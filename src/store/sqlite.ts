@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/require-await -- node:sqlite is synchronous; async keeps the port's promise contract (errors reject, never throw) */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
@@ -103,14 +104,22 @@ function optionalField(name: string, value: unknown): Record<string, string> {
   return typeof value === "string" ? { [name]: value } : {};
 }
 
-/** Opens (and migrates) the embedded store at `path`: WAL, full fsync at commit, one writer. */
-export function openSqliteStore(path: string): Store {
+/**
+ * Opens (and migrates) the embedded store at `path`: WAL, full fsync at commit, one writer.
+ * `server: true` (the bridge itself, never a CLI tool) releases every claim left by a previous process:
+ * SQLite serves one instance, so any claim found at start-up belongs to a process that died.
+ */
+export function openSqliteStore(path: string, opts: { server?: boolean } = {}): Store {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new DatabaseSync(path, { timeout: 5000 });
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = FULL");
   db.exec("PRAGMA foreign_keys = ON");
   db.exec(SCHEMA);
+  if (opts.server === true) {
+    db.exec("UPDATE carts SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
+    db.exec("UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
+  }
 
   const sql = (text: string): StatementSync => db.prepare(text);
   const q = {
@@ -122,7 +131,8 @@ export function openSqliteStore(path: string): Store {
         pending_since = coalesce(pending_since, ?), last_topic = ?, last_webhook_id = ?, last_headers = ?,
         last_body = ?, updated_at = ? WHERE key = ?`),
     updateCartState: sql("UPDATE carts SET state = ?, updated_at = ? WHERE key = ?"),
-    insertDeadLetter: sql(`INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason,
+    insertDeadLetter:
+      sql(`INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason,
         category, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     summary: sql(`SELECT count(*) AS n, min(pending_since) AS oldest FROM carts
         WHERE pending_since IS NOT NULL AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)`),
@@ -147,6 +157,7 @@ export function openSqliteStore(path: string): Store {
     markFailed: sql(`UPDATE carts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
         lease_owner = NULL, lease_until = NULL WHERE key = ? AND lease_owner = ?`),
     release: sql("UPDATE carts SET lease_owner = NULL, lease_until = NULL WHERE key = ? AND lease_owner = ?"),
+    renew: sql("UPDATE carts SET lease_until = ? WHERE key = ? AND lease_owner = ?"),
     cartForDeadLetter: sql(`SELECT shop, last_topic, last_webhook_id, last_headers, last_body FROM carts
         WHERE key = ?`),
     markPending: sql(`UPDATE carts SET pending_since = coalesce(pending_since, ?), version = version + 1,
@@ -162,7 +173,8 @@ export function openSqliteStore(path: string): Store {
     ping: sql("SELECT 1"),
     getContact: sql(`SELECT email, firstname, lastname, phone, stamp_time, stamp_rank, stamp_webhook
         FROM contact_links WHERE cart_key = ?`),
-    upsertContact: sql(`INSERT INTO contact_links (cart_key, shop, email, firstname, lastname, phone, stamp_time,
+    upsertContact:
+      sql(`INSERT INTO contact_links (cart_key, shop, email, firstname, lastname, phone, stamp_time,
         stamp_rank, stamp_webhook, version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?11)
         ON CONFLICT (cart_key) DO UPDATE SET email = ?3, firstname = ?4, lastname = ?5, phone = ?6,
           stamp_time = ?7, stamp_rank = ?8, stamp_webhook = ?9, version = version + ?10, updated_at = ?11`),
@@ -346,61 +358,64 @@ export function openSqliteStore(path: string): Store {
     body: row["body"] == null ? undefined : Buffer.from(row["body"] as Uint8Array),
   });
 
-  const optionalNumber = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+  const optionalNumber = (v: unknown): number | undefined =>
+    v === null || v === undefined ? undefined : Number(v);
 
   return {
-    ingestBatch(items) {
-      return Promise.resolve(transaction("ingest", () => items.map(ingestOne)));
+    async ingestBatch(items) {
+      return transaction("ingest", () => items.map(ingestOne));
     },
 
-    pendingSummary(nowMs): Promise<PendingSummary> {
+    async pendingSummary(nowMs): Promise<PendingSummary> {
       const due = q.summary.get(nowMs, nowMs) as Row;
       const retry = q.nextRetry.get(nowMs) as Row;
-      return Promise.resolve({
+      return {
         dueCount: Number(due["n"]),
         oldestDueSinceMs: optionalNumber(due["oldest"]),
         nextRetryAtMs: optionalNumber(retry["t"]),
-      });
+      };
     },
 
-    claimDue({ limit, nowMs, leaseMs, owner }) {
-      return Promise.resolve(
-        transaction("claim", () =>
-          (q.claim.all(owner, nowMs + leaseMs, nowMs, nowMs, limit) as Row[]).map(
-            (row): ClaimedCart => ({
-              key: String(row["key"]),
-              version: Number(row["version"]),
-              attempts: Number(row["attempts"]),
-              state: JSON.parse(String(row["state"])) as CartState,
-              hubspotId: (row["hubspot_id"] as string | null) ?? undefined,
-            }),
-          ),
-        ),
+    async claimDue({ limit, nowMs, leaseMs, owner }) {
+      return transaction("claim", () =>
+        (q.claim.all(owner, nowMs + leaseMs, nowMs, nowMs, limit) as Row[]).map((row): ClaimedCart => ({
+          key: String(row["key"]),
+          version: Number(row["version"]),
+          attempts: Number(row["attempts"]),
+          state: JSON.parse(String(row["state"])) as CartState,
+          hubspotId: (row["hubspot_id"] as string | null) ?? undefined,
+        })),
       );
     },
 
-    markSent(carts: readonly SentCart[], owner) {
+    async markSent(carts: readonly SentCart[], owner) {
       transaction("mark sent", () => {
         for (const c of carts) q.markSent.run(c.version, c.hubspotId ?? null, owner, c.key);
       });
-      return Promise.resolve();
+      return;
     },
 
-    markFailed(keys, owner, { nextAttemptAtMs, error }) {
+    async markFailed(keys, owner, { nextAttemptAtMs, error }) {
       transaction("mark failed", () => {
         for (const key of keys) q.markFailed.run(nextAttemptAtMs, error, key, owner);
       });
-      return Promise.resolve();
+      return;
     },
 
-    release(keys, owner) {
+    async renewClaims(keys, owner, untilMs) {
+      transaction("renew claims", () => {
+        for (const key of keys) q.renew.run(untilMs, key, owner);
+      });
+    },
+
+    async release(keys, owner) {
       transaction("release", () => {
         for (const key of keys) q.release.run(key, owner);
       });
-      return Promise.resolve();
+      return;
     },
 
-    markRejected(carts: readonly RejectedCart[], owner, nowMs) {
+    async markRejected(carts: readonly RejectedCart[], owner, nowMs) {
       transaction("mark rejected", () => {
         for (const c of carts) {
           const row = q.cartForDeadLetter.get(c.key) as Row | undefined;
@@ -420,93 +435,89 @@ export function openSqliteStore(path: string): Store {
           q.markSent.run(c.version, null, owner, c.key);
         }
       });
-      return Promise.resolve();
+      return;
     },
 
-    listDeadLetters({ limit, afterId }) {
-      return Promise.resolve((q.listDeadLetters.all(afterId ?? 0, limit) as Row[]).map(toDeadLetter));
+    async listDeadLetters({ limit, afterId }) {
+      return (q.listDeadLetters.all(afterId ?? 0, limit) as Row[]).map(toDeadLetter);
     },
 
-    getDeadLetters(ids) {
+    async getDeadLetters(ids) {
       const found: DeadLetter[] = [];
       for (const id of ids) {
         const row = q.getDeadLetter.get(id) as Row | undefined;
         if (row !== undefined) found.push(toDeadLetter(row));
       }
-      return Promise.resolve(found);
+      return found;
     },
 
-    deleteDeadLetters(ids) {
+    async deleteDeadLetters(ids) {
       transaction("delete dead letters", () => {
         for (const id of ids) q.deleteDeadLetter.run(id);
       });
-      return Promise.resolve();
+      return;
     },
 
-    markPending(key, nowMs) {
+    async markPending(key, nowMs) {
       transaction("mark pending", () => q.markPending.run(nowMs, key));
-      return Promise.resolve();
+      return;
     },
 
-    purgeExpired(beforeMs) {
-      return Promise.resolve(
-        transaction("purge", () => {
-          const a = Number(q.purgeDeliveries.run(beforeMs).changes);
-          const b = Number(q.purgeDeadLetters.run(beforeMs).changes);
-          const c = Number(q.purgeContacts.run(beforeMs).changes);
-          return a + b + c;
-        }),
-      );
+    async purgeExpired(beforeMs) {
+      return transaction("purge", () => {
+        const a = Number(q.purgeDeliveries.run(beforeMs).changes);
+        const b = Number(q.purgeDeadLetters.run(beforeMs).changes);
+        const c = Number(q.purgeContacts.run(beforeMs).changes);
+        return a + b + c;
+      });
     },
 
-    claimContactsDue({ limit, nowMs, leaseMs, owner }) {
-      return Promise.resolve(
-        transaction("claim contacts", () => {
-          const rows = q.contactsDue.all(nowMs, limit) as Row[];
-          return rows.map((row): ClaimedContact => {
-            q.leaseContact.run(owner, nowMs + leaseMs, row["cart_key"] as string);
-            return {
-              cartKey: String(row["cart_key"]),
-              cartId: String(row["hubspot_id"]),
-              version: Number(row["version"]),
-              attempts: Number(row["attempts"]),
-              contact: {
-                email: String(row["email"]),
-                ...optionalField("firstname", row["firstname"]),
-                ...optionalField("lastname", row["lastname"]),
-                ...optionalField("phone", row["phone"]),
-              },
-            };
-          });
-        }),
-      );
+    async claimContactsDue({ limit, nowMs, leaseMs, owner }) {
+      return transaction("claim contacts", () => {
+        const rows = q.contactsDue.all(nowMs, limit) as Row[];
+        return rows.map((row): ClaimedContact => {
+          q.leaseContact.run(owner, nowMs + leaseMs, row["cart_key"] as string);
+          return {
+            cartKey: String(row["cart_key"]),
+            cartId: String(row["hubspot_id"]),
+            version: Number(row["version"]),
+            attempts: Number(row["attempts"]),
+            contact: {
+              email: String(row["email"]),
+              ...optionalField("firstname", row["firstname"]),
+              ...optionalField("lastname", row["lastname"]),
+              ...optionalField("phone", row["phone"]),
+            },
+          };
+        });
+      });
     },
 
-    markContactsSent(contacts, owner) {
+    async markContactsSent(contacts, owner) {
       transaction("mark contacts sent", () => {
         for (const c of contacts) {
           q.contactSent.run(c.version, owner, c.cartKey);
           q.clearSentDelivery.run(c.cartKey);
         }
       });
-      return Promise.resolve();
+      return;
     },
 
-    markContactsFailed(keys, owner, { nextAttemptAtMs, error }) {
+    async markContactsFailed(keys, owner, { nextAttemptAtMs, error }) {
       transaction("mark contacts failed", () => {
         for (const key of keys) q.contactFailed.run(nextAttemptAtMs, error, key, owner);
       });
-      return Promise.resolve();
+      return;
     },
 
-    releaseContacts(keys, owner) {
+    async releaseContacts(keys, owner) {
       transaction("release contacts", () => {
         for (const key of keys) q.contactRelease.run(key, owner);
       });
-      return Promise.resolve();
+      return;
     },
 
-    markContactsRejected(contacts, _owner, nowMs) {
+    async markContactsRejected(contacts, _owner, nowMs) {
       transaction("mark contacts rejected", () => {
         for (const c of contacts) {
           const row = q.cartForDeadLetter.get(c.cartKey) as Row | undefined;
@@ -527,57 +538,56 @@ export function openSqliteStore(path: string): Store {
           q.clearSentDelivery.run(c.cartKey);
         }
       });
-      return Promise.resolve();
+      return;
     },
 
-    redact(subject): Promise<SubjectRecords> {
+    async redact(subject): Promise<SubjectRecords> {
       const p = subjectParams(subject);
-      return Promise.resolve(
-        transaction("redact", () => {
-          const shopOnly = p[1] === null && p[2] === null;
-          const contacts = Number(q.redactContacts.run(...p).changes);
-          const deadLetters = Number(q.redactDeadLetters.run(...p).changes);
-          const pendingDeliveries = shopOnly ? 0 : Number(q.redactDeliveries.run(...p).changes);
-          const carts = shopOnly ? Number(q.deleteShopCarts.run(subject.shopDomain).changes) : 0;
-          return { carts, contacts, deadLetters, pendingDeliveries };
-        }),
-      );
+      return transaction("redact", () => {
+        const shopOnly = p[1] === null && p[2] === null;
+        const contacts = Number(q.redactContacts.run(...p).changes);
+        const deadLetters = Number(q.redactDeadLetters.run(...p).changes);
+        const pendingDeliveries = shopOnly ? 0 : Number(q.redactDeliveries.run(...p).changes);
+        const carts = shopOnly ? Number(q.deleteShopCarts.run(subject.shopDomain).changes) : 0;
+        return { carts, contacts, deadLetters, pendingDeliveries };
+      });
     },
 
-    describeSubject(subject): Promise<SubjectRecords> {
+    async describeSubject(subject): Promise<SubjectRecords> {
       const p = subjectParams(subject);
       const shopOnly = p[1] === null && p[2] === null;
-      const count = (stmt: StatementSync, ...args: Array<string | null>) => Number((stmt.get(...args) as Row)["n"]);
-      return Promise.resolve({
+      const count = (stmt: StatementSync, ...args: Array<string | null>) =>
+        Number((stmt.get(...args) as Row)["n"]);
+      return {
         carts: shopOnly ? count(q.shopCarts, subject.shopDomain) : 0,
         contacts: count(q.subjectContacts, ...p),
         deadLetters: count(q.subjectDeadLetters, ...p),
         pendingDeliveries: count(q.subjectDeliveries, ...p),
-      });
+      };
     },
 
-    stats(_nowMs): Promise<StoreStats> {
+    async stats(_nowMs): Promise<StoreStats> {
       const row = q.stats.get() as Row;
-      return Promise.resolve({
+      return {
         pendingCarts: Number(row["pending"]),
         oldestPendingSinceMs: optionalNumber(row["oldest"]),
         deadLetters: Number(row["dead"]),
         carts: Number(row["carts"]),
-      });
+      };
     },
 
-    ping() {
+    async ping() {
       try {
         q.ping.get();
-        return Promise.resolve();
+        return;
       } catch (cause) {
-        return Promise.reject(new StoreError("store did not answer", { retryable: true, cause }));
+        throw new StoreError("store did not answer", { retryable: true, cause });
       }
     },
 
-    close() {
+    async close() {
       if (db.isOpen) db.close();
-      return Promise.resolve();
+      return;
     },
   };
 }

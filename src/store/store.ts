@@ -144,6 +144,8 @@ export interface Store {
   markSent(carts: readonly SentCart[], owner: string): Promise<void>;
   /** The flush failed for a reason that may pass: count an attempt and set the next attempt time. */
   markFailed(keys: readonly string[], owner: string, opts: { nextAttemptAtMs: number; error: string }): Promise<void>;
+  /** Extends this owner's claims to `untilMs` while their batch is still being sent. */
+  renewClaims(keys: readonly string[], owner: string, untilMs: number): Promise<void>;
   /** Give claims back without counting an attempt (rate-limit pause, shutdown). */
   release(keys: readonly string[], owner: string): Promise<void>;
   /** HubSpot rejected these carts: keep each as a dead letter with its newest delivery; stop retrying them. */

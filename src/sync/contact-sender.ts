@@ -73,7 +73,7 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
 
   async function takeSlot(): Promise<void> {
     for (;;) {
-      const wait = budget.tryTake(now());
+      const wait = await budget.take(now());
       if (wait === 0) return;
       observer.rateLimitWait?.(wait);
       await new Promise((r) => setTimeout(r, wait));

@@ -100,7 +100,7 @@ const SETUP_RETRY_MS = 1_000;
 export function createFlusher(opts: FlusherOptions): Flusher {
   const maxBatch = opts.maxBatchSize ?? 100;
   const maxInFlight = opts.maxInFlight ?? 4;
-  const leaseMs = opts.leaseMs ?? 120_000;
+  const leaseMs = opts.leaseMs ?? 30_000;
   const owner = opts.owner ?? randomUUID();
   const now = opts.now ?? Date.now;
   const { store, client, budget, log } = opts;
@@ -154,6 +154,12 @@ export function createFlusher(opts: FlusherOptions): Flusher {
 
   async function step(): Promise<void> {
     const t = now();
+    // Draining while nothing can be sent (paused, or the portal unusable): what is pending stays stored.
+    const blocked = t < pausedUntilMs || opts.portal()?.idPropertyStatus !== "ok";
+    if (draining && blocked && inFlight.size === 0) {
+      running = false;
+      return;
+    }
     if (t < pausedUntilMs) {
       hintThreshold = Number.POSITIVE_INFINITY;
       await sleep(pausedUntilMs - t);
@@ -186,7 +192,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       await sleep(until - t);
       return;
     }
-    const wait = budget.tryTake(t);
+    const wait = await budget.take(t);
     if (wait > 0) {
       observer.rateLimitWait?.(wait);
       hintThreshold = Number.POSITIVE_INFINITY;
@@ -195,9 +201,16 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     }
     const claims = await store.claimDue({ limit: maxBatch, nowMs: t, leaseMs, owner });
     if (claims.length === 0) return;
+    // Keep the claims alive while the batch is out (a slow HubSpot, a narrowed rejection), so another
+    // replica never takes over carts this one is still sending; a dead replica's claims just expire.
+    const keys = claims.map((c) => c.key);
+    const renewal = setInterval(() => {
+      store.renewClaims(keys, owner, now() + leaseMs).catch((error: unknown) => log.warn({ err: error }, "claim renewal failed"));
+    }, leaseMs / 3);
     const batch = sendClaims(claims)
       .catch((error: unknown) => log.error({ err: error }, "batch failed unexpectedly"))
       .finally(() => {
+        clearInterval(renewal);
         inFlight.delete(batch);
         interrupt();
       });
@@ -206,7 +219,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
 
   async function takeSlot(): Promise<void> {
     for (;;) {
-      const wait = budget.tryTake(now());
+      const wait = await budget.take(now());
       if (wait === 0) return;
       observer.rateLimitWait?.(wait);
       await new Promise((r) => setTimeout(r, wait));

@@ -9,7 +9,7 @@ import type { RateLimitInfo } from "../hubspot/types.ts";
  */
 export interface RateBudget {
   /** Takes a slot and returns 0, or returns how many ms to wait before asking again. */
-  tryTake(nowMs: number): number;
+  take(nowMs: number): Promise<number>;
   /** Folds in what HubSpot reported on an answer. */
   observe(info: RateLimitInfo | undefined, nowMs: number): void;
   /** Sends nothing before `untilMs` (a 429's Retry-After). */
@@ -18,8 +18,20 @@ export interface RateBudget {
   available(nowMs: number): number;
 }
 
-export function createRateBudget(opts: { maxRequests: number; windowMs?: number; marginMs?: number }): RateBudget {
+/**
+ * Several replicas share one budget through the store (`takeRateSlot`, an atomic row in PostgreSQL):
+ * it counts every replica's sends, so together they stay within the limit.
+ */
+export type SharedSlots = (nowMs: number, maxPerWindow: number, windowMs: number) => Promise<number>;
+
+export function createRateBudget(opts: {
+  maxRequests: number;
+  windowMs?: number;
+  marginMs?: number;
+  shared?: SharedSlots;
+}): RateBudget {
   const windowMs = (opts.windowMs ?? 10_000) + (opts.marginMs ?? 200);
+  const shared = opts.shared;
   let limit = opts.maxRequests;
   /** Send times in this window, oldest first (a ring would do; the window holds at most `limit`). */
   let sent: number[] = [];
@@ -32,9 +44,14 @@ export function createRateBudget(opts: { maxRequests: number; windowMs?: number;
   }
 
   return {
-    tryTake(nowMs) {
+    async take(nowMs) {
       if (nowMs < pausedUntil) return pausedUntil - nowMs;
       prune(nowMs);
+      if (shared !== undefined) {
+        const wait = await shared(nowMs, limit, windowMs);
+        if (wait === 0) sent.push(nowMs);
+        return wait;
+      }
       if (sent.length < limit) {
         sent.push(nowMs);
         return 0;
@@ -45,7 +62,8 @@ export function createRateBudget(opts: { maxRequests: number; windowMs?: number;
     observe(info, nowMs) {
       if (info === undefined) return;
       if (info.max !== undefined && info.max > 0) limit = Math.min(opts.maxRequests, info.max);
-      if (info.remaining !== undefined && info.max !== undefined) {
+      // With a shared budget the store counts every replica; only the limit is taken from the headers.
+      if (shared === undefined && info.remaining !== undefined && info.max !== undefined) {
         prune(nowMs);
         // HubSpot has counted `used` requests in its window; ours (which include sends it has not seen
         // yet) should never be fewer. If they are, someone else spends the budget: count their share.

@@ -51,6 +51,8 @@ export interface RecordedRequest {
   status: number;
   /** When the request arrived (epoch ms, sub-millisecond precision). */
   atMs: number;
+  /** When it was answered (epoch ms); undefined while pending or when never answered. */
+  doneMs?: number;
 }
 
 export interface FakeFault {
@@ -300,6 +302,7 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
   ): void {
     rec.status = status;
     if (res.destroyed || res.headersSent) return;
+    rec.doneMs = nowMs();
     const payload = body === undefined ? "" : typeof body === "string" ? body : JSON.stringify(body);
     res.writeHead(status, {
       "Content-Type": "application/json;charset=utf-8",

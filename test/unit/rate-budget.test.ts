@@ -2,36 +2,36 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createRateBudget } from "../../src/sync/rate-budget.ts";
 
-test("grants at most maxRequests in any window and says how long to wait", () => {
+test("grants at most maxRequests in any window and says how long to wait", async () => {
   const budget = createRateBudget({ maxRequests: 3, windowMs: 1000, marginMs: 0 });
-  assert.equal(budget.tryTake(0), 0);
-  assert.equal(budget.tryTake(100), 0);
-  assert.equal(budget.tryTake(200), 0);
-  assert.equal(budget.tryTake(300), 700, "the first slot frees at 1000");
-  assert.equal(budget.tryTake(1000), 0);
-  assert.equal(budget.tryTake(1050), 50);
+  assert.equal(await budget.take(0), 0);
+  assert.equal(await budget.take(100), 0);
+  assert.equal(await budget.take(200), 0);
+  assert.equal(await budget.take(300), 700, "the first slot frees at 1000");
+  assert.equal(await budget.take(1000), 0);
+  assert.equal(await budget.take(1050), 50);
 });
 
-test("the window includes a margin for latency", () => {
+test("the window includes a margin for latency", async () => {
   const budget = createRateBudget({ maxRequests: 1, windowMs: 1000, marginMs: 200 });
-  assert.equal(budget.tryTake(0), 0);
-  assert.equal(budget.tryTake(1000), 200);
+  assert.equal(await budget.take(0), 0);
+  assert.equal(await budget.take(1000), 200);
 });
 
-test("HubSpot's headers tighten the limit and count requests others made", () => {
+test("HubSpot's headers tighten the limit and count requests others made", async () => {
   const budget = createRateBudget({ maxRequests: 10, windowMs: 1000, marginMs: 0 });
   budget.observe({ max: 5, remaining: 5 }, 0);
   assert.equal(budget.available(0), 5);
   // HubSpot says 3 were used in its window, we sent 1: two came from elsewhere.
-  assert.equal(budget.tryTake(10), 0);
+  assert.equal(await budget.take(10), 0);
   budget.observe({ max: 5, remaining: 2 }, 20);
   assert.equal(budget.available(20), 2);
 });
 
-test("a pause holds every slot until it ends", () => {
+test("a pause holds every slot until it ends", async () => {
   const budget = createRateBudget({ maxRequests: 10 });
   budget.pauseUntil(5000);
-  assert.equal(budget.tryTake(1000), 4000);
+  assert.equal(await budget.take(1000), 4000);
   assert.equal(budget.available(4999), 0);
-  assert.equal(budget.tryTake(5000), 0);
+  assert.equal(await budget.take(5000), 0);
 });

@@ -1,0 +1,338 @@
+import { StoreError } from "../errors.ts";
+import type { BuyerContact, EventStamp } from "../sync/cart-event.ts";
+import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
+import type { IngestItem, IngestOutcome } from "./store.ts";
+
+/**
+ * Ingest on PostgreSQL: one transaction per group, two round trips whatever the group's size.
+ *
+ * 1. BEGIN + LOCK_CARTS (pipelined): insert the group's delivery ids (the ones already there are
+ *    redeliveries), then lock the rows of every cart the new deliveries touch — and of their contact
+ *    links — with upserts in key order. A cart (or link) seen for the first time gets a placeholder row
+ *    (version 0), so a cart two replicas see at once for the first time is merged under one lock too. The
+ *    upsert's conflict branch returns the newest committed row even when it is newer than the statement's
+ *    snapshot, which a plain SELECT … FOR UPDATE would miss for rows inserted meanwhile.
+ * 2. `planIngest` replays the group in order against those rows, exactly as sqlite.ts commits it item by
+ *    item (mergeEvent / mergeContact), then WRITE_CARTS + COMMIT (pipelined) write dead letters and every
+ *    changed row back with multi-row statements, and drop placeholders nothing was written to.
+ *
+ * Rule that keeps this deadlock-free: cart rows are locked in key order, and a contact link only by a
+ * transaction that already holds its cart's row (claims, which never wait, excepted).
+ */
+
+type Row = Record<string, unknown>;
+
+export const LOCK_CARTS = `
+WITH new_deliveries AS (
+  INSERT INTO deliveries (webhook_id, received_at)
+  SELECT * FROM unnest($1::text[], $2::bigint[])
+  ON CONFLICT (webhook_id) DO NOTHING
+  RETURNING webhook_id
+), wanted AS (
+  SELECT DISTINCT ON (w.key) w.key, w.shop, w.has_contact
+  FROM unnest($3::text[], $4::text[], $5::text[], $6::boolean[]) AS w(key, shop, webhook_id, has_contact)
+  WHERE w.webhook_id IS NULL OR w.webhook_id IN (SELECT webhook_id FROM new_deliveries)
+  ORDER BY w.key, w.has_contact DESC
+), locked AS (
+  INSERT INTO carts AS c (key, shop, state, version, updated_at)
+  SELECT key, shop, '', 0, 0 FROM wanted ORDER BY key
+  ON CONFLICT (key) DO UPDATE SET version = c.version
+  RETURNING c.key, c.state, c.version
+), links AS (
+  INSERT INTO contact_links AS l (cart_key, shop, stamp_time, stamp_rank, stamp_webhook, version, updated_at)
+  SELECT key, shop, 0, 0, '', 0, 0 FROM wanted
+  WHERE has_contact AND key IN (SELECT key FROM locked)
+  ORDER BY key
+  ON CONFLICT (cart_key) DO UPDATE SET version = l.version
+  RETURNING l.cart_key, l.version, l.email, l.firstname, l.lastname, l.phone, l.stamp_time, l.stamp_rank,
+    l.stamp_webhook
+)
+SELECT 'delivery' AS kind, webhook_id AS key, NULL AS state, NULL::bigint AS version, NULL AS email,
+  NULL AS firstname, NULL AS lastname, NULL AS phone, NULL::bigint AS stamp_time, NULL::integer AS stamp_rank,
+  NULL AS stamp_webhook
+FROM new_deliveries
+UNION ALL
+SELECT 'cart', key, state, version, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM locked
+UNION ALL
+SELECT 'contact', cart_key, NULL, version, email, firstname, lastname, phone, stamp_time, stamp_rank, stamp_webhook
+FROM links`;
+
+export const WRITE_CARTS = `
+WITH dead AS (
+  INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason, category, headers, body)
+  SELECT d.created_at, 'mapping', d.topic, d.shop, d.webhook_id, NULL, d.reason, 'UNMAPPABLE', d.headers, d.body
+  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])
+    WITH ORDINALITY AS d(created_at, topic, shop, webhook_id, reason, headers, body, ord)
+  ORDER BY d.ord
+  RETURNING 1
+), unused_carts AS (
+  DELETE FROM carts WHERE key = ANY($8::text[]) AND version = 0
+  RETURNING 1
+), unused_links AS (
+  DELETE FROM contact_links WHERE cart_key = ANY($9::text[]) AND version = 0
+  RETURNING 1
+), links AS (
+  UPDATE contact_links AS l SET
+    email = w.email, firstname = w.firstname, lastname = w.lastname, phone = w.phone,
+    stamp_time = w.stamp_time, stamp_rank = w.stamp_rank, stamp_webhook = w.stamp_webhook,
+    version = w.version, updated_at = w.updated_at
+  FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::integer[],
+      $17::text[], $18::bigint[], $19::bigint[])
+    AS w(cart_key, email, firstname, lastname, phone, stamp_time, stamp_rank, stamp_webhook, version, updated_at)
+  WHERE l.cart_key = w.cart_key
+  RETURNING 1
+)
+UPDATE carts AS c SET
+  state = u.state,
+  version = u.version,
+  updated_at = u.updated_at,
+  pending_since = CASE WHEN u.version > c.version THEN coalesce(c.pending_since, u.pending_since) ELSE c.pending_since END,
+  last_topic = CASE WHEN u.version > c.version THEN u.last_topic ELSE c.last_topic END,
+  last_webhook_id = CASE WHEN u.version > c.version THEN u.last_webhook_id ELSE c.last_webhook_id END,
+  last_headers = CASE WHEN u.version > c.version THEN u.last_headers ELSE c.last_headers END,
+  last_body = CASE WHEN u.version > c.version THEN u.last_body ELSE c.last_body END
+FROM unnest($20::text[], $21::text[], $22::bigint[], $23::bigint[], $24::bigint[], $25::text[], $26::text[],
+    $27::text[], $28::bytea[])
+  AS u(key, state, version, updated_at, pending_since, last_topic, last_webhook_id, last_headers, last_body)
+WHERE c.key = u.key`;
+
+/** A locked row's version and value; version 0 is a placeholder this transaction created. */
+interface Locked<T> {
+  readonly version: number;
+  readonly value: T | undefined;
+}
+
+type LinkValue = { readonly stamp: EventStamp; readonly value: BuyerContact | undefined };
+
+export interface LockedRows {
+  readonly newDeliveries: ReadonlySet<string>;
+  readonly carts: ReadonlyMap<string, Locked<CartState>>;
+  readonly links: ReadonlyMap<string, Locked<LinkValue>>;
+}
+
+interface CartWrite {
+  state: CartState | undefined;
+  version: number;
+  updatedAt: number;
+  pendingSince: number | null;
+  last: IngestItem | undefined;
+}
+
+interface LinkWrite {
+  current: LinkValue | undefined;
+  version: number;
+  updatedAt: number;
+  written: boolean;
+}
+
+export interface IngestPlan {
+  readonly outcomes: IngestOutcome[];
+  readonly deadLetters: { readonly item: IngestItem; readonly reason: string }[];
+  readonly carts: ReadonlyMap<string, CartWrite>;
+  readonly links: ReadonlyMap<string, LinkWrite>;
+  /** Placeholders locked for events that turned out to be redeliveries, or links no event moved. */
+  readonly unusedCarts: string[];
+  readonly unusedLinks: string[];
+}
+
+/**
+ * Parameters of LOCK_CARTS: the group's delivery ids (sorted, so concurrent groups insert them in one
+ * order) and the cart keys its events touch, each with the delivery id that must be new for it to count.
+ */
+export function lockParams(items: readonly IngestItem[]): unknown[] {
+  const firstSeen = new Map<string, number>();
+  const keys: string[] = [];
+  const shops: string[] = [];
+  const keyWebhookIds: (string | null)[] = [];
+  const hasContact: boolean[] = [];
+  for (const item of items) {
+    const checked = item.webhookId !== undefined && item.replay !== true;
+    if (checked && !firstSeen.has(item.webhookId)) firstSeen.set(item.webhookId, item.receivedAtMs);
+    if (item.mapped.kind === "event") {
+      keys.push(item.mapped.event.key);
+      shops.push(item.mapped.event.shopDomain);
+      // A replay or an id-less delivery is never a duplicate; the others count when their id is new.
+      keyWebhookIds.push(checked ? (item.webhookId ?? null) : null);
+      hasContact.push(item.mapped.event.contact !== undefined);
+    }
+  }
+  const ids = [...firstSeen.keys()].sort(compareText);
+  return [ids, ids.map((id) => firstSeen.get(id)), keys, shops, keyWebhookIds, hasContact];
+}
+
+export function readLocked(rows: readonly Row[]): LockedRows {
+  const newDeliveries = new Set<string>();
+  const carts = new Map<string, Locked<CartState>>();
+  const links = new Map<string, Locked<LinkValue>>();
+  for (const row of rows) {
+    const key = String(row["key"]);
+    const version = Number(row["version"]);
+    if (row["kind"] === "delivery") newDeliveries.add(key);
+    else if (row["kind"] === "cart") {
+      const state = row["state"];
+      carts.set(key, {
+        version,
+        value: typeof state === "string" && state !== "" ? (JSON.parse(state) as CartState) : undefined,
+      });
+    } else {
+      const email = row["email"];
+      const value: LinkValue = {
+        stamp: {
+          timeMs: Number(row["stamp_time"]),
+          topicRank: Number(row["stamp_rank"]),
+          webhookId: String(row["stamp_webhook"]),
+        },
+        value:
+          email === null || email === undefined
+            ? undefined
+            : {
+                email: asText(email),
+                ...optionalField("firstname", row["firstname"]),
+                ...optionalField("lastname", row["lastname"]),
+                ...optionalField("phone", row["phone"]),
+              },
+      };
+      links.set(key, { version, value: version === 0 ? undefined : value });
+    }
+  }
+  return { newDeliveries, carts, links };
+}
+
+/**
+ * Replays the group in order against the locked rows, as sqlite.ts does item by item: a delivery id seen
+ * before (in the database or earlier in the group) is a duplicate; each event merges into its cart (a
+ * change bumps the version and makes the delivery the cart's newest) and its buyer into the contact link.
+ * `nowMs` stamps the links (sqlite.ts uses the wall clock there too).
+ */
+export function planIngest(items: readonly IngestItem[], locked: LockedRows, nowMs: number): IngestPlan {
+  const unseen = new Set(locked.newDeliveries);
+  const outcomes: IngestOutcome[] = [];
+  const deadLetters: { item: IngestItem; reason: string }[] = [];
+  const carts = new Map<string, CartWrite>();
+  const links = new Map<string, LinkWrite>();
+  for (const item of items) {
+    if (item.webhookId !== undefined && item.replay !== true && !unseen.delete(item.webhookId)) {
+      outcomes.push("duplicate");
+      continue;
+    }
+    const mapped = item.mapped;
+    if (mapped.kind === "unhandled") outcomes.push("ignored");
+    else if (mapped.kind === "unkeyed") outcomes.push("unkeyed");
+    else if (mapped.kind === "invalid") {
+      deadLetters.push({ item, reason: mapped.reason });
+      outcomes.push("dead_lettered");
+    } else {
+      const event = mapped.event;
+      if (event.contact !== undefined) {
+        const link = rowFor(links, locked.links, event.key, (row) => ({
+          current: row.value,
+          version: row.version,
+          updatedAt: 0,
+          written: false,
+        }));
+        const merged = mergeContact(link.current, event);
+        if (merged !== undefined) {
+          link.current = merged.contact;
+          link.version += merged.changed ? 1 : 0;
+          link.updatedAt = nowMs;
+          link.written = true;
+        }
+      }
+      const cart = rowFor(carts, locked.carts, event.key, (row) => ({
+        state: row.value,
+        version: row.version,
+        updatedAt: 0,
+        pendingSince: null,
+        last: undefined,
+      }));
+      // A placeholder (no state yet) merges like a new cart: changed, so version 1, pending from now.
+      const { state, changed } = mergeEvent(cart.state, event);
+      cart.state = state;
+      cart.updatedAt = item.receivedAtMs;
+      if (changed) {
+        cart.version++;
+        cart.pendingSince ??= item.receivedAtMs;
+        cart.last = item;
+      }
+      outcomes.push(changed ? "applied" : "unchanged");
+    }
+  }
+  const unusedCarts = [...locked.carts].filter(([k, r]) => r.version === 0 && !carts.has(k)).map(([k]) => k);
+  const unusedLinks = [...locked.links]
+    .filter(([k, r]) => r.version === 0 && links.get(k)?.written !== true)
+    .map(([k]) => k);
+  return { outcomes, deadLetters, carts, links, unusedCarts, unusedLinks };
+}
+
+/** Parameters of WRITE_CARTS. */
+export function writeParams(plan: IngestPlan): unknown[] {
+  const d = plan.deadLetters;
+  const c = [...plan.carts];
+  const l = [...plan.links].filter(([, link]) => link.written);
+  const contact = (link: LinkWrite): BuyerContact | undefined => link.current?.value;
+  return [
+    d.map((x) => x.item.receivedAtMs),
+    d.map((x) => x.item.topic),
+    d.map((x) => x.item.shopDomain),
+    d.map((x) => x.item.webhookId ?? null),
+    d.map((x) => x.reason),
+    d.map((x) => JSON.stringify(x.item.headers)),
+    d.map((x) => x.item.body),
+    plan.unusedCarts,
+    plan.unusedLinks,
+    l.map(([key]) => key),
+    l.map(([, x]) => contact(x)?.email ?? null),
+    l.map(([, x]) => contact(x)?.firstname ?? null),
+    l.map(([, x]) => contact(x)?.lastname ?? null),
+    l.map(([, x]) => contact(x)?.phone ?? null),
+    l.map(([, x]) => x.current?.stamp.timeMs ?? 0),
+    l.map(([, x]) => x.current?.stamp.topicRank ?? 0),
+    l.map(([, x]) => x.current?.stamp.webhookId ?? ""),
+    l.map(([, x]) => x.version),
+    l.map(([, x]) => x.updatedAt),
+    c.map(([key]) => key),
+    c.map(([, x]) => JSON.stringify(x.state ?? null)),
+    c.map(([, x]) => x.version),
+    c.map(([, x]) => x.updatedAt),
+    c.map(([, x]) => x.pendingSince),
+    c.map(([, x]) => x.last?.topic ?? null),
+    c.map(([, x]) => x.last?.webhookId ?? null),
+    c.map(([, x]) => (x.last === undefined ? null : JSON.stringify(x.last.headers))),
+    c.map(([, x]) => x.last?.body ?? null),
+  ];
+}
+
+/** The group's working copy of a locked row, made on first use. */
+function rowFor<L, W>(
+  work: Map<string, W>,
+  locked: ReadonlyMap<string, L>,
+  key: string,
+  start: (row: L) => W,
+): W {
+  let row = work.get(key);
+  if (row === undefined) {
+    const lockedRow = locked.get(key);
+    if (lockedRow === undefined)
+      throw new StoreError(`row of ${key} was not locked for ingest`, { retryable: false });
+    row = start(lockedRow);
+    work.set(key, row);
+  }
+  return row;
+}
+
+/** `{ [name]: value }` when the column is not NULL, else `{}` (optional fields stay absent). */
+export function optionalField(name: string, value: unknown): Record<string, string> {
+  return value === null || value === undefined ? {} : { [name]: asText(value) };
+}
+
+/** A column's value as text (TEXT arrives as a string, BIGINT as a string, INTEGER as a number). */
+export function asText(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** Code-unit order, only to make the order of inserts deterministic. */
+export function compareText(a: unknown, b: unknown): number {
+  const x = String(a);
+  const y = String(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}

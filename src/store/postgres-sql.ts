@@ -1,0 +1,202 @@
+/**
+ * The PostgreSQL store's statements, besides ingest (postgres-ingest.ts). Array parameters (`unnest`,
+ * `= ANY`) make every call one statement, whatever the number of rows. Updates of several carts lock them
+ * in key order first (LOCK_CARTS_BY_KEY or a sorted FOR UPDATE subquery), the order ingest uses, so they
+ * cannot deadlock with it.
+ */
+
+/** Rows of the carts `$1` in key order. */
+export const LOCK_CARTS_BY_KEY = "SELECT key FROM carts WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE";
+
+const LOCKED_KEYS = "(SELECT key FROM carts WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE)";
+
+/** The cart `c` has no buyer waiting to be sent (its kept delivery may still be needed for a dead letter). */
+const NO_PENDING_LINK =
+  "NOT EXISTS (SELECT 1 FROM contact_links AS p WHERE p.cart_key = c.key AND p.version > p.synced_version)";
+
+export const CLAIM = `
+UPDATE carts AS c SET lease_owner = $3, lease_until = $4
+FROM (
+  SELECT key FROM carts
+  WHERE pending_since IS NOT NULL AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
+  ORDER BY pending_since, key
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+) AS due
+WHERE c.key = due.key
+RETURNING c.key, c.version, c.attempts, c.state, c.hubspot_id, c.pending_since`;
+
+export const MARK_SENT = `
+UPDATE carts AS c SET
+  synced_version = greatest(c.synced_version, u.version),
+  pending_since = CASE WHEN c.version <= u.version THEN NULL ELSE c.pending_since END,
+  last_headers = CASE WHEN c.version <= u.version AND ${NO_PENDING_LINK} THEN NULL ELSE c.last_headers END,
+  last_body = CASE WHEN c.version <= u.version AND ${NO_PENDING_LINK} THEN NULL ELSE c.last_body END,
+  attempts = 0, next_attempt_at = 0, last_error = NULL,
+  hubspot_id = coalesce(u.hubspot_id, c.hubspot_id),
+  lease_owner = CASE WHEN c.lease_owner = $4 THEN NULL ELSE c.lease_owner END,
+  lease_until = CASE WHEN c.lease_owner = $4 THEN NULL ELSE c.lease_until END
+FROM ${LOCKED_KEYS} AS l, unnest($1::text[], $2::bigint[], $3::text[]) AS u(key, version, hubspot_id)
+WHERE c.key = l.key AND u.key = l.key`;
+
+export const MARK_FAILED = `
+UPDATE carts AS c SET attempts = c.attempts + 1, next_attempt_at = $3, last_error = $4,
+  lease_owner = NULL, lease_until = NULL
+FROM ${LOCKED_KEYS} AS l
+WHERE c.key = l.key AND c.lease_owner = $2`;
+
+export const RELEASE = `
+UPDATE carts AS c SET lease_owner = NULL, lease_until = NULL
+FROM ${LOCKED_KEYS} AS l
+WHERE c.key = l.key AND c.lease_owner = $2`;
+
+export const RENEW = `
+UPDATE carts AS c SET lease_until = $3
+FROM ${LOCKED_KEYS} AS l
+WHERE c.key = l.key AND c.lease_owner = $2`;
+
+/** A HubSpot dead letter per rejected cart, with the cart's newest delivery (none when the cart is unknown). */
+export const DEAD_LETTER_REJECTED_CARTS = `
+INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason, category, headers, body)
+SELECT $4::bigint, 'hubspot', coalesce(c.last_topic, 'unknown'), c.shop, c.last_webhook_id, r.key, r.reason,
+  r.category, coalesce(c.last_headers, '{}'), c.last_body
+FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS r(key, reason, category, ord)
+JOIN carts AS c ON c.key = r.key
+ORDER BY r.ord`;
+
+export const MARK_PENDING = `
+UPDATE carts SET pending_since = coalesce(pending_since, $2), version = version + 1, attempts = 0,
+  next_attempt_at = 0
+WHERE key = $1`;
+
+export const PENDING_SUMMARY = `
+SELECT
+  count(*) FILTER (WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)) AS due,
+  min(pending_since) FILTER (WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)) AS oldest,
+  min(next_attempt_at) FILTER (WHERE next_attempt_at > $1) AS retry
+FROM carts WHERE pending_since IS NOT NULL`;
+
+export const STATS = `
+SELECT (SELECT count(*) FROM carts WHERE pending_since IS NOT NULL) AS pending,
+  (SELECT min(pending_since) FROM carts WHERE pending_since IS NOT NULL) AS oldest,
+  (SELECT count(*) FROM dead_letters) AS dead,
+  (SELECT count(*) FROM carts) AS carts`;
+
+export const PURGE = `
+WITH d AS (DELETE FROM deliveries WHERE received_at < $1 RETURNING 1),
+  l AS (DELETE FROM dead_letters WHERE created_at < $1 RETURNING 1),
+  c AS (DELETE FROM contact_links WHERE updated_at < $1 RETURNING 1)
+SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM l) + (SELECT count(*) FROM c) AS n`;
+
+export const LIST_DEAD_LETTERS = "SELECT * FROM dead_letters WHERE id > $1 ORDER BY id LIMIT $2";
+export const GET_DEAD_LETTERS = "SELECT * FROM dead_letters WHERE id = ANY($1::bigint[])";
+export const DELETE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE id = ANY($1::bigint[])";
+
+// ---- Contact links (the buyer lane) ----
+
+export const CLAIM_CONTACTS = `
+UPDATE contact_links AS l SET lease_owner = $3, lease_until = $4
+FROM (
+  SELECT d.cart_key, c.hubspot_id FROM contact_links AS d JOIN carts AS c ON c.key = d.cart_key
+  WHERE d.version > d.synced_version AND d.email IS NOT NULL AND c.hubspot_id IS NOT NULL
+    AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1)
+  ORDER BY d.updated_at, d.cart_key
+  LIMIT $2
+  FOR UPDATE OF d SKIP LOCKED
+) AS due
+WHERE l.cart_key = due.cart_key
+RETURNING l.cart_key, due.hubspot_id, l.version, l.attempts, l.email, l.firstname, l.lastname, l.phone,
+  l.updated_at`;
+
+/** After LOCK_CARTS_BY_KEY: HubSpot has these buyers; erase what is no longer pending. */
+export const MARK_CONTACTS_SENT = `
+UPDATE contact_links AS l SET
+  synced_version = greatest(l.synced_version, u.version),
+  email = CASE WHEN l.version <= u.version THEN NULL ELSE l.email END,
+  firstname = CASE WHEN l.version <= u.version THEN NULL ELSE l.firstname END,
+  lastname = CASE WHEN l.version <= u.version THEN NULL ELSE l.lastname END,
+  phone = CASE WHEN l.version <= u.version THEN NULL ELSE l.phone END,
+  attempts = 0, next_attempt_at = 0, last_error = NULL,
+  lease_owner = CASE WHEN l.lease_owner = $3 THEN NULL ELSE l.lease_owner END,
+  lease_until = CASE WHEN l.lease_owner = $3 THEN NULL ELSE l.lease_until END
+FROM unnest($1::text[], $2::bigint[]) AS u(cart_key, version)
+WHERE l.cart_key = u.cart_key`;
+
+/** After LOCK_CARTS_BY_KEY. */
+export const MARK_CONTACTS_FAILED = `
+UPDATE contact_links SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4,
+  lease_owner = NULL, lease_until = NULL
+WHERE cart_key = ANY($1::text[]) AND lease_owner = $2`;
+
+/** After LOCK_CARTS_BY_KEY. */
+export const RELEASE_CONTACTS = `
+UPDATE contact_links SET lease_owner = NULL, lease_until = NULL
+WHERE cart_key = ANY($1::text[]) AND lease_owner = $2`;
+
+/** A HubSpot dead letter per rejected buyer, with its cart's newest delivery when the cart is known. */
+export const DEAD_LETTER_REJECTED_CONTACTS = `
+INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason, category, headers, body)
+SELECT $4::bigint, 'hubspot', coalesce(c.last_topic, 'unknown'), coalesce(c.shop, split_part(r.key, ':', 1)),
+  c.last_webhook_id, r.key, 'contact: ' || r.reason, r.category, coalesce(c.last_headers, '{}'), c.last_body
+FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS r(key, reason, category, ord)
+LEFT JOIN carts AS c ON c.key = r.key
+ORDER BY r.ord`;
+
+export const DELETE_CONTACTS = "DELETE FROM contact_links WHERE cart_key = ANY($1::text[])";
+
+/** Forgets the kept delivery of carts `$1` once neither the cart nor its buyer waits to be sent. */
+export const CLEAR_SENT_DELIVERIES = `
+UPDATE carts AS c SET last_headers = NULL, last_body = NULL
+WHERE c.key = ANY($1::text[]) AND c.version <= c.synced_version AND ${NO_PENDING_LINK}`;
+
+// ---- Privacy requests: $1 shop, $2 lower-cased e-mail or NULL, $3 phone or NULL (both NULL: the whole shop) ----
+
+const WHOLE_SHOP = "($2::text IS NULL AND $3::text IS NULL)";
+const LINK_MATCH = `(${WHOLE_SHOP} OR lower(email) = $2::text OR phone = $3::text)`;
+
+/**
+ * Whether a kept body names the subject: the e-mail anywhere in it, ASCII letters compared without case,
+ * or the phone as written (the same test as sqlite.ts's instr(lower(CAST(body AS TEXT)), …)). Bodies
+ * are bytes, so both sides are compared in bytea's escape form, where non-ASCII bytes stay as they are.
+ */
+function bodyMatch(column: string): string {
+  return `(${WHOLE_SHOP}
+    OR ($2::text IS NOT NULL AND position(encode(convert_to($2::text, 'UTF8'), 'escape') IN lower(encode(${column}, 'escape'))) > 0)
+    OR ($3::text IS NOT NULL AND position(convert_to($3::text, 'UTF8') IN ${column}) > 0))`;
+}
+
+/** The carts whose buyer link or kept delivery names the subject, locked in key order. */
+export const LOCK_SUBJECT_CARTS = `
+SELECT key FROM carts
+WHERE shop = $1 AND (${WHOLE_SHOP}
+  OR key IN (SELECT cart_key FROM contact_links WHERE shop = $1 AND ${LINK_MATCH})
+  OR (last_body IS NOT NULL AND ${bodyMatch("last_body")}))
+ORDER BY key
+FOR UPDATE`;
+
+export const REDACT_CONTACTS = `DELETE FROM contact_links WHERE shop = $1 AND ${LINK_MATCH}`;
+export const REDACT_DEAD_LETTERS = `DELETE FROM dead_letters WHERE shop = $1 AND ${bodyMatch("body")}`;
+export const REDACT_DELIVERIES = `
+UPDATE carts SET last_body = NULL, last_headers = NULL
+WHERE shop = $1 AND last_body IS NOT NULL AND NOT ${WHOLE_SHOP} AND ${bodyMatch("last_body")}`;
+export const REDACT_CARTS = `DELETE FROM carts WHERE shop = $1 AND ${WHOLE_SHOP}`;
+
+export const DESCRIBE_SUBJECT = `
+SELECT
+  CASE WHEN ${WHOLE_SHOP} THEN (SELECT count(*) FROM carts WHERE shop = $1) ELSE 0 END AS carts,
+  (SELECT count(*) FROM contact_links WHERE shop = $1 AND email IS NOT NULL AND ${LINK_MATCH}) AS contacts,
+  (SELECT count(*) FROM dead_letters WHERE shop = $1 AND ${bodyMatch("body")}) AS dead_letters,
+  (SELECT count(*) FROM carts WHERE shop = $1 AND last_body IS NOT NULL AND ${bodyMatch("last_body")}) AS deliveries`;
+
+// ---- The shared rate budget ----
+
+/** The window's send times, pruned and sorted, plus the new one when there is room; under the row's lock. */
+export const TAKE_RATE_SLOT = `
+INSERT INTO rate_budgets AS b (name, sent_at, granted)
+VALUES ($1::text, CASE WHEN $3::bigint > 0 THEN ARRAY[$2::bigint] ELSE '{}'::bigint[] END, $3::bigint > 0)
+ON CONFLICT (name) DO UPDATE SET
+  granted = (SELECT count(*) FROM unnest(b.sent_at) AS t WHERE t > $2::bigint - $4::bigint) < $3::bigint,
+  sent_at = CASE WHEN (SELECT count(*) FROM unnest(b.sent_at) AS t WHERE t > $2::bigint - $4::bigint) < $3::bigint
+    THEN array(SELECT t FROM unnest(b.sent_at) AS t WHERE t > $2::bigint - $4::bigint ORDER BY t) || $2::bigint
+    ELSE array(SELECT t FROM unnest(b.sent_at) AS t WHERE t > $2::bigint - $4::bigint ORDER BY t) END
+RETURNING granted, sent_at`;
