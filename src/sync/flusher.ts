@@ -283,7 +283,13 @@ export function createFlusher(opts: FlusherOptions): Flusher {
           rejected.push({ key: e.claim.key, version: e.claim.version, reason: err.message, category: err.category });
         }
       }
-      const unsettled = entries.filter((e) => !settled.has(e));
+      let unsettled = entries.filter((e) => !settled.has(e));
+      if (unsettled.length > 0 && outcome.errors.length === 0) {
+        // A 200 without errors wrote every input, even when its results name neither trace ids nor keys
+        // (HubSpot does not promise to echo them). Without a match the record id stays unknown: no guessing.
+        for (const e of unsettled) sent.push({ key: e.claim.key, version: e.claim.version, hubspotId: undefined });
+        unsettled = [];
+      }
       if (sent.length > 0) {
         await store.markSent(sent, owner);
         observer.sent?.(sent, entries.map((e) => e.claim));
