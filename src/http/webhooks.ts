@@ -5,7 +5,8 @@ import { headersToKeep, headerValue, SHOPIFY_HEADERS } from "../shopify/headers.
 import { verifyShopifyHmac } from "../shopify/verify.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
 import type { IngestOutcome } from "../store/store.ts";
-import { mapDelivery, type MapResult } from "../sync/mapping.ts";
+import { MAPPED_TOPICS, mapDelivery, type MapResult } from "../sync/mapping.ts";
+import { PRIVACY_TOPICS } from "../sync/privacy.ts";
 
 export interface WebhookDeps {
   readonly secrets: readonly string[];
@@ -119,20 +120,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
   return router;
 }
 
-const KNOWN_TOPICS = new Set([
-  "carts/create",
-  "carts/update",
-  "checkouts/create",
-  "checkouts/update",
-  "checkouts/delete",
-  "orders/create",
-  "orders/updated",
-  "orders/paid",
-  "customers/redact",
-  "customers/data_request",
-  "shop/redact",
-  "app/uninstalled",
-]);
+const KNOWN_TOPICS = new Set([...MAPPED_TOPICS, ...PRIVACY_TOPICS]);
 
 /** Keeps metric label cardinality bounded: unknown topics share one label. */
 function topicLabel(topic: string): string {

@@ -10,6 +10,7 @@ import type { UpsertInput } from "../hubspot/types.ts";
 import type { ClaimedContact, Store } from "../store/store.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import type { LogSink, PauseTimings, SenderObserver } from "./flusher.ts";
+import { createSleeper, takeSlot as takeBudgetSlot } from "./pacing.ts";
 import type { RateBudget } from "./rate-budget.ts";
 
 /**
@@ -55,30 +56,11 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
   const observer = opts.observer ?? {};
   let running = false;
   let loopDone: Promise<void> = Promise.resolve();
-  let wakeSleeper: (() => void) | undefined;
   let pausedUntilMs = 0;
   let degradedReason: string | undefined;
 
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, Math.max(0, ms));
-      wakeSleeper = done;
-      function done(): void {
-        clearTimeout(timer);
-        wakeSleeper = undefined;
-        resolve();
-      }
-    });
-  }
-
-  async function takeSlot(): Promise<void> {
-    for (;;) {
-      const wait = await budget.take(now());
-      if (wait === 0) return;
-      observer.rateLimitWait?.(wait);
-      await new Promise((r) => setTimeout(r, wait));
-    }
-  }
+  const { sleep, interrupt } = createSleeper();
+  const takeSlot = (): Promise<void> => takeBudgetSlot(budget, now, (ms) => observer.rateLimitWait?.(ms));
 
   async function loop(): Promise<void> {
     while (running) {
@@ -214,12 +196,12 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
       loopDone = loop();
     },
     wake() {
-      if (now() >= pausedUntilMs) wakeSleeper?.();
+      if (now() >= pausedUntilMs) interrupt();
     },
     degraded: () => degradedReason,
     async stop() {
       running = false;
-      wakeSleeper?.();
+      interrupt();
       await Promise.race([loopDone, new Promise((r) => setTimeout(r, 5000).unref())]);
     },
   };

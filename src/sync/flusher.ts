@@ -11,6 +11,7 @@ import type { ClaimedCart, RejectedCart, SentCart, Store } from "../store/store.
 import { backoffDelayMs } from "./backoff.ts";
 import { currentValues } from "./merge.ts";
 import type { DroppedValue, PortalProperties } from "./portal-properties.ts";
+import { createSleeper, takeSlot as takeBudgetSlot } from "./pacing.ts";
 import type { RateBudget } from "./rate-budget.ts";
 
 /**
@@ -115,25 +116,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   let pausedUntilMs = 0;
   let hints = 0;
   let hintThreshold = 1;
-  let wakeSleeper: (() => void) | undefined;
   const reportedDrops = new Set<string>();
 
-  /** Sleeps up to `ms`; `wake()` cuts it short once enough changes arrived, `interrupt()` always. */
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, Math.max(0, Math.min(ms, 2_147_483_647)));
-      wakeSleeper = done;
-      function done(): void {
-        clearTimeout(timer);
-        wakeSleeper = undefined;
-        resolve();
-      }
-    });
-  }
-
-  function interrupt(): void {
-    wakeSleeper?.();
-  }
+  // `wake()` cuts a sleep short once enough changes arrived; `interrupt()` always.
+  const { sleep, interrupt } = createSleeper();
 
   function pause(cause: "auth" | "daily_limit", reason: string, retryMs: number): void {
     if (health.state !== "paused" || health.reason !== reason) log.warn({ cause, retryInMs: retryMs }, `sending paused: ${reason}`);
@@ -217,14 +203,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     inFlight.add(batch);
   }
 
-  async function takeSlot(): Promise<void> {
-    for (;;) {
-      const wait = await budget.take(now());
-      if (wait === 0) return;
-      observer.rateLimitWait?.(wait);
-      await new Promise((r) => setTimeout(r, wait));
-    }
-  }
+  const takeSlot = (): Promise<void> => takeBudgetSlot(budget, now, (ms) => observer.rateLimitWait?.(ms));
 
   function toEntries(claims: readonly ClaimedCart[], portal: PortalProperties): Entry[] {
     return claims.map((claim) => {

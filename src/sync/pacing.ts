@@ -1,0 +1,38 @@
+import type { RateBudget } from "./rate-budget.ts";
+
+/** A sleep that another part of the loop can cut short (new work, a finished batch, shutdown). */
+export interface Sleeper {
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly interrupt: () => void;
+}
+
+export function createSleeper(): Sleeper {
+  let wake: (() => void) | undefined;
+  return {
+    sleep: (ms) =>
+      new Promise((resolve) => {
+        const timer = setTimeout(done, Math.max(0, Math.min(ms, 2_147_483_647)));
+        wake = done;
+        function done(): void {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        }
+      }),
+    interrupt: () => wake?.(),
+  };
+}
+
+/** Waits until the budget grants a request slot. */
+export async function takeSlot(
+  budget: RateBudget,
+  now: () => number,
+  onWait?: (ms: number) => void,
+): Promise<void> {
+  for (;;) {
+    const wait = await budget.take(now());
+    if (wait === 0) return;
+    onWait?.(wait);
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
