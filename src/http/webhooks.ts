@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import express, { type RequestHandler, type Router } from "express";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
@@ -84,7 +85,8 @@ export function webhookRouter(deps: WebhookDeps): Router {
         topic,
         shopDomain,
         body,
-        webhookId: webhookId ?? "",
+        // Without a webhook id, the body's digest still orders equal-time events the same in any order.
+        webhookId: webhookId ?? createHash("sha256").update(body).digest("hex"),
         triggeredAt: headerValue(req.headers, SHOPIFY_HEADERS.triggeredAt),
         receivedAtMs,
       });

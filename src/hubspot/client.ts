@@ -151,7 +151,12 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       return results.flatMap((g) => (typeof g.name === "string" ? [g.name] : []));
     },
 
-    close: () => pool.close(),
+    async close() {
+      // A hanging HubSpot must not hold shutdown up: in-flight requests get a moment, then are aborted.
+      const closed = pool.close().then(() => true);
+      const late = new Promise<false>((resolve) => setTimeout(() => resolve(false), 1000).unref());
+      if (!(await Promise.race([closed, late]))) await pool.destroy();
+    },
   };
 }
 
