@@ -66,7 +66,10 @@ const schema = z.object({
     .optional()
     .transform((t) => (t === undefined || t.trim() === "" ? undefined : t)),
   HUBSPOT_SYNC_CONTACTS: z
-    .enum(["true", "false"], { error: "must be true or false" })
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
     .default("true")
     .transform((v) => v === "true"),
   DELIVERY_RETENTION_DAYS: integer(1, 3650).default(7),

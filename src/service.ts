@@ -191,6 +191,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     app,
   );
   server.maxHeadersCount = 200;
+  // A socket silent for 2 minutes (one that never sent a request, say) is closed.
+  server.timeout = 120_000;
   server.listen(config.port, opts.host ?? "0.0.0.0");
   await once(server, "listening");
   const address = server.address() as AddressInfo;
