@@ -109,6 +109,14 @@ CREATE INDEX IF NOT EXISTS contact_links_pending ON contact_links (updated_at) W
 CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
 `,
   },
+  {
+    version: 3,
+    name: "retry index",
+    sql: `
+-- The earliest retry among backing-off carts, without scanning every pending cart.
+CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_since IS NOT NULL;
+`,
+  },
 ];
 
 /** Applies the migrations this database lacks; safe to run from several processes at once. */

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS carts (
   updated_at      INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS carts_pending ON carts (pending_since) WHERE pending_since IS NOT NULL;
+CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_since IS NOT NULL;
 CREATE INDEX IF NOT EXISTS carts_shop ON carts (shop);
 
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -134,8 +135,9 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     insertDeadLetter:
       sql(`INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason,
         category, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-    summary: sql(`SELECT count(*) AS n, min(pending_since) AS oldest FROM carts
-        WHERE pending_since IS NOT NULL AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)`),
+    summary: sql(`SELECT count(*) AS n, min(pending_since) AS oldest FROM (SELECT pending_since FROM carts
+        WHERE pending_since IS NOT NULL AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until < ?1)
+        ORDER BY pending_since LIMIT ?2)`),
     nextRetry: sql(`SELECT min(next_attempt_at) AS t FROM carts
         WHERE pending_since IS NOT NULL AND next_attempt_at > ?`),
     claim: sql(`UPDATE carts SET lease_owner = ?, lease_until = ? WHERE key IN (
@@ -366,8 +368,8 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       return transaction("ingest", () => items.map(ingestOne));
     },
 
-    async pendingSummary(nowMs): Promise<PendingSummary> {
-      const due = q.summary.get(nowMs, nowMs) as Row;
+    async pendingSummary(nowMs, cap): Promise<PendingSummary> {
+      const due = q.summary.get(nowMs, cap) as Row;
       const retry = q.nextRetry.get(nowMs) as Row;
       return {
         dueCount: Number(due["n"]),

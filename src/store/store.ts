@@ -54,7 +54,7 @@ export interface ClaimedCart {
 }
 
 export interface PendingSummary {
-  /** Pending carts that may be sent now (not backing off, not claimed). */
+  /** Pending carts that may be sent now (not backing off, not claimed), at most the cap asked for. */
   readonly dueCount: number;
   /** When the oldest due change arrived (epoch ms), or undefined. */
   readonly oldestDueSinceMs: number | undefined;
@@ -137,7 +137,8 @@ export interface Store {
   /** Commits a batch of deliveries in one transaction; outcomes are in input order. Throws StoreError. */
   ingestBatch(items: readonly IngestItem[]): Promise<IngestOutcome[]>;
 
-  pendingSummary(nowMs: number): Promise<PendingSummary>;
+  /** What the flusher needs to decide; `dueCount` is counted up to `cap` only (the batch size). */
+  pendingSummary(nowMs: number, cap: number): Promise<PendingSummary>;
   /** Leases up to `limit` due carts, oldest change first. */
   claimDue(opts: { limit: number; nowMs: number; leaseMs: number; owner: string }): Promise<ClaimedCart[]>;
   /** HubSpot has the given versions: clear what is no longer pending, release the claims. */

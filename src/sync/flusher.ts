@@ -163,7 +163,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       await sleep(60_000); // a finishing batch interrupts
       return;
     }
-    const summary = await store.pendingSummary(t);
+    const summary = await store.pendingSummary(t, maxBatch);
     hints = 0;
     const dueAt = summary.oldestDueSinceMs === undefined ? Number.POSITIVE_INFINITY : draining ? t : summary.oldestDueSinceMs + opts.flushIntervalMs;
     if (summary.dueCount === 0 || (summary.dueCount < maxBatch && t < dueAt)) {

@@ -396,7 +396,7 @@ for (const factory of factories) {
       it("summarises what is pending, due and backing off", async (t) => {
         const store = await open(t);
         if (!store) return;
-        assert.deepEqual(await store.pendingSummary(T0), {
+        assert.deepEqual(await store.pendingSummary(T0, 100), {
           dueCount: 0,
           oldestDueSinceMs: undefined,
           nextRetryAtMs: undefined,
@@ -405,7 +405,7 @@ for (const factory of factories) {
           cartDelivery({ token: "a", webhookId: "w1", atMs: T0, receivedAtMs: T0 + 100 }),
           cartDelivery({ token: "b", webhookId: "w2", atMs: T0, receivedAtMs: T0 + 200 }),
         ]);
-        assert.deepEqual(await store.pendingSummary(T0 + 300), {
+        assert.deepEqual(await store.pendingSummary(T0 + 300, 100), {
           dueCount: 2,
           oldestDueSinceMs: T0 + 100,
           nextRetryAtMs: undefined,
@@ -413,23 +413,26 @@ for (const factory of factories) {
 
         const [claimed] = await store.claimDue({ limit: 1, nowMs: T0 + 300, leaseMs: LEASE_MS, owner: "r1" });
         assert.equal(claimed?.key, keyOf("a"));
-        assert.deepEqual(await store.pendingSummary(T0 + 300), {
+        assert.deepEqual(await store.pendingSummary(T0 + 300, 100), {
           dueCount: 1,
           oldestDueSinceMs: T0 + 200,
           nextRetryAtMs: undefined,
         });
 
         await store.markFailed([keyOf("a")], "r1", { nextAttemptAtMs: T0 + 5000, error: "503" });
-        assert.deepEqual(await store.pendingSummary(T0 + 300), {
+        assert.deepEqual(await store.pendingSummary(T0 + 300, 100), {
           dueCount: 1,
           oldestDueSinceMs: T0 + 200,
           nextRetryAtMs: T0 + 5000,
         });
-        assert.deepEqual(await store.pendingSummary(T0 + 5000), {
+        assert.deepEqual(await store.pendingSummary(T0 + 5000, 100), {
           dueCount: 2,
           oldestDueSinceMs: T0 + 100,
           nextRetryAtMs: undefined,
         });
+        // The count stops at the cap: the flusher only asks whether a full batch is due.
+        assert.equal((await store.pendingSummary(T0 + 5000, 1)).dueCount, 1);
+        assert.equal((await store.pendingSummary(T0 + 5000, 1)).oldestDueSinceMs, T0 + 100);
         assert.deepEqual(await store.stats(T0 + 300), {
           pendingCarts: 2,
           oldestPendingSinceMs: T0 + 100,
@@ -492,7 +495,7 @@ for (const factory of factories) {
           await store.claimDue({ limit: 10, nowMs: T0 + 1500, leaseMs: 1000, owner: "r3" }),
           [],
         );
-        assert.equal((await store.pendingSummary(T0 + 1500)).nextRetryAtMs, undefined);
+        assert.equal((await store.pendingSummary(T0 + 1500, 100)).nextRetryAtMs, undefined);
       });
 
       it("does not claim a cart that is backing off until its next attempt is due", async (t) => {
@@ -562,7 +565,7 @@ for (const factory of factories) {
         await store.markSent([{ key: keyOf("a"), version: 1, hubspotId: "hs-1" }], "r1");
         const [next] = await claimAll(store, "r1", T0 + 1000);
         assert.equal(next?.attempts, 0);
-        assert.deepEqual(await store.pendingSummary(T0), {
+        assert.deepEqual(await store.pendingSummary(T0, 100), {
           dueCount: 0,
           oldestDueSinceMs: undefined,
           nextRetryAtMs: undefined,
@@ -753,7 +756,7 @@ for (const factory of factories) {
         assert.equal((await store.stats(T0)).pendingCarts, 0);
         await store.markPending(claimed.key, T0 + 500);
         await store.markPending(keyOf("unknown"), T0 + 500); // nothing to do, no error
-        assert.deepEqual(await store.pendingSummary(T0 + 600), {
+        assert.deepEqual(await store.pendingSummary(T0 + 600, 100), {
           dueCount: 1,
           oldestDueSinceMs: T0 + 500,
           nextRetryAtMs: undefined,
