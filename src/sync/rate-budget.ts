@@ -52,11 +52,16 @@ export function createRateBudget(opts: {
         if (wait === 0) sent.push(nowMs);
         return wait;
       }
-      if (sent.length < limit) {
+      // Sends are also spaced evenly (window / limit apart): a burst of a whole window's budget at once
+      // would leave no room for arrival jitter at HubSpot, which counts by arrival.
+      const last = sent[sent.length - 1];
+      const spacingWait = last === undefined ? 0 : last + windowMs / limit - nowMs;
+      if (sent.length < limit && spacingWait <= 0) {
         sent.push(nowMs);
         return 0;
       }
-      return Math.max(1, (sent[sent.length - limit] as number) + windowMs - nowMs);
+      const windowWait = sent.length < limit ? 0 : (sent[sent.length - limit] as number) + windowMs - nowMs;
+      return Math.max(1, Math.ceil(Math.max(spacingWait, windowWait)));
     },
 
     observe(info, nowMs) {

@@ -2,14 +2,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createRateBudget } from "../../src/sync/rate-budget.ts";
 
-test("grants at most maxRequests in any window and says how long to wait", async () => {
-  const budget = createRateBudget({ maxRequests: 3, windowMs: 1000, marginMs: 0 });
+test("grants at most maxRequests in any window, spaced evenly, and says how long to wait", async () => {
+  const budget = createRateBudget({ maxRequests: 4, windowMs: 1000, marginMs: 0 });
   assert.equal(await budget.take(0), 0);
-  assert.equal(await budget.take(100), 0);
-  assert.equal(await budget.take(200), 0);
-  assert.equal(await budget.take(300), 700, "the first slot frees at 1000");
+  assert.equal(await budget.take(100), 150, "spaced window / limit = 250 ms apart");
+  assert.equal(await budget.take(250), 0);
+  assert.equal(await budget.take(500), 0);
+  assert.equal(await budget.take(750), 0);
+  assert.equal(await budget.take(999), 1, "the window is full until the first send leaves it");
   assert.equal(await budget.take(1000), 0);
-  assert.equal(await budget.take(1050), 50);
 });
 
 test("the window includes a margin for latency", async () => {
