@@ -42,5 +42,6 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
 # node is PID 1 itself (no npm, no shell in between), so `docker stop`'s SIGTERM reaches the bridge: it stops
 # accepting, finishes in-flight requests, sends what is pending (up to ~15 s in all) and exits 0. Give it a
 # stop grace period of 30 s (docker stop -t 30, compose stop_grace_period) rather than Docker's default 10 s.
-ENTRYPOINT ["node", "src/main.ts"]
+# A 16 MB young generation keeps peak RSS under 200 MB at full load (V8 otherwise grows it to 64-128 MB).
+ENTRYPOINT ["node", "--max-semi-space-size=16", "src/main.ts"]
 CMD ["serve"]

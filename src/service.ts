@@ -9,11 +9,12 @@ import type { Readiness } from "./http/health.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
-import type { Store } from "./store/store.ts";
+import type { Store, StoreStats } from "./store/store.ts";
 import { createContactSender, type ContactSender } from "./sync/contact-sender.ts";
 import { createFlusher, DEFAULT_TIMINGS, type Flusher, type PauseTimings, type SenderObserver } from "./sync/flusher.ts";
 import { handlePrivacyDelivery } from "./sync/privacy.ts";
 import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";
+import { takeSlot } from "./sync/pacing.ts";
 import { createRateBudget, type SharedSlots } from "./sync/rate-budget.ts";
 import { replayDeadLetters } from "./sync/replay.ts";
 
@@ -50,18 +51,19 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     headersTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
     bodyTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
   });
+  // Replicas on PostgreSQL share one budget through the store; SQLite serves one instance.
+  const shared = "takeRateSlot" in store ? (store as Store & { takeRateSlot: SharedSlots }).takeRateSlot : undefined;
+  const budget = createRateBudget({
+    maxRequests: config.hubspotMaxRequestsPer10s,
+    ...(shared === undefined ? {} : { shared: (now: number, max: number, windowMs: number) => shared(now, max, windowMs) }),
+  });
   let onPortalChange = (): void => {};
   const portal = createPortalWatcher({
     client,
     idProperty: config.hubspotCartIdProperty,
     log,
     onChange: () => onPortalChange(),
-  });
-  // Replicas on PostgreSQL share one budget through the store; SQLite serves one instance.
-  const shared = "takeRateSlot" in store ? (store as Store & { takeRateSlot: SharedSlots }).takeRateSlot : undefined;
-  const budget = createRateBudget({
-    maxRequests: config.hubspotMaxRequestsPer10s,
-    ...(shared === undefined ? {} : { shared: (now: number, max: number, windowMs: number) => shared(now, max, windowMs) }),
+    beforeRequest: () => takeSlot(budget, Date.now),
   });
   let shuttingDown = false;
 
@@ -140,9 +142,15 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     return { ready: reasons.length === 0, reasons, degraded: contacts === undefined ? [] : [contacts] };
   }
 
+  // Counting every cart is not free on a large store: scrapes within 5 s share one count.
+  let cachedStats: { atMs: number; stats: Promise<StoreStats> } | undefined;
   async function refreshGauges(): Promise<void> {
     const now = Date.now();
-    const stats = await store.stats(now);
+    if (cachedStats === undefined || now - cachedStats.atMs > 5000) cachedStats = { atMs: now, stats: store.stats(now) };
+    const stats = await cachedStats.stats.catch((error: unknown) => {
+      cachedStats = undefined;
+      throw error;
+    });
     metrics.pendingCarts.set(stats.pendingCarts);
     metrics.oldestPendingAge.set(stats.oldestPendingSinceMs === undefined ? 0 : (now - stats.oldestPendingSinceMs) / 1000);
     metrics.deadLetters.set(stats.deadLetters);

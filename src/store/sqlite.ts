@@ -217,11 +217,18 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     deleteShopCarts: sql("DELETE FROM carts WHERE shop = ?"),
   };
 
-  /** Runs `fn` in one IMMEDIATE transaction; a failure rolls back and surfaces as StoreError. */
-  function transaction<T>(what: string, fn: () => T): T {
+  /**
+   * Runs `fn` in one IMMEDIATE transaction; a failure rolls back and surfaces as StoreError.
+   * Durable transactions (acknowledged deliveries, erasures, dead letters) fsync at commit. The sender's
+   * bookkeeping (claims, sent marks, retries) is `relaxed`: WAL with synchronous=NORMAL survives a process
+   * crash, and what a power loss could undo is only a cart sent again — an idempotent upsert.
+   */
+  function transaction<T>(what: string, fn: () => T, mode: "durable" | "relaxed" = "durable"): T {
     try {
+      if (mode === "relaxed") db.exec("PRAGMA synchronous = NORMAL");
       db.exec("BEGIN IMMEDIATE");
     } catch (cause) {
+      restoreSync(mode);
       throw new StoreError(`could not begin ${what}`, { retryable: true, cause });
     }
     try {
@@ -235,6 +242,17 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         // The connection is unusable; the original error is what matters.
       }
       throw new StoreError(`${what} failed`, { retryable: true, cause });
+    } finally {
+      restoreSync(mode);
+    }
+  }
+
+  function restoreSync(mode: "durable" | "relaxed"): void {
+    if (mode !== "relaxed") return;
+    try {
+      db.exec("PRAGMA synchronous = FULL");
+    } catch {
+      // Reported by the next transaction.
     }
   }
 
@@ -379,41 +397,60 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     },
 
     async claimDue({ limit, nowMs, leaseMs, owner }) {
-      return transaction("claim", () =>
-        (q.claim.all(owner, nowMs + leaseMs, nowMs, nowMs, limit) as Row[]).map((row): ClaimedCart => ({
-          key: String(row["key"]),
-          version: Number(row["version"]),
-          attempts: Number(row["attempts"]),
-          state: JSON.parse(String(row["state"])) as CartState,
-          hubspotId: (row["hubspot_id"] as string | null) ?? undefined,
-        })),
+      return transaction(
+        "claim",
+        () =>
+          (q.claim.all(owner, nowMs + leaseMs, nowMs, nowMs, limit) as Row[]).map((row): ClaimedCart => ({
+            key: String(row["key"]),
+            version: Number(row["version"]),
+            attempts: Number(row["attempts"]),
+            state: JSON.parse(String(row["state"])) as CartState,
+            hubspotId: (row["hubspot_id"] as string | null) ?? undefined,
+          })),
+        "relaxed",
       );
     },
 
     async markSent(carts: readonly SentCart[], owner) {
-      transaction("mark sent", () => {
-        for (const c of carts) q.markSent.run(c.version, c.hubspotId ?? null, owner, c.key);
-      });
+      transaction(
+        "mark sent",
+        () => {
+          for (const c of carts) q.markSent.run(c.version, c.hubspotId ?? null, owner, c.key);
+        },
+        "relaxed",
+      );
       return;
     },
 
     async markFailed(keys, owner, { nextAttemptAtMs, error }) {
-      transaction("mark failed", () => {
-        for (const key of keys) q.markFailed.run(nextAttemptAtMs, error, key, owner);
-      });
+      transaction(
+        "mark failed",
+        () => {
+          for (const key of keys) q.markFailed.run(nextAttemptAtMs, error, key, owner);
+        },
+        "relaxed",
+      );
       return;
     },
 
     async renewClaims(keys, owner, untilMs) {
-      transaction("renew claims", () => {
-        for (const key of keys) q.renew.run(untilMs, key, owner);
-      });
+      transaction(
+        "renew claims",
+        () => {
+          for (const key of keys) q.renew.run(untilMs, key, owner);
+        },
+        "relaxed",
+      );
     },
 
     async release(keys, owner) {
-      transaction("release", () => {
-        for (const key of keys) q.release.run(key, owner);
-      });
+      transaction(
+        "release",
+        () => {
+          for (const key of keys) q.release.run(key, owner);
+        },
+        "relaxed",
+      );
       return;
     },
 
@@ -454,9 +491,13 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     },
 
     async deleteDeadLetters(ids) {
-      transaction("delete dead letters", () => {
-        for (const id of ids) q.deleteDeadLetter.run(id);
-      });
+      transaction(
+        "delete dead letters",
+        () => {
+          for (const id of ids) q.deleteDeadLetter.run(id);
+        },
+        "relaxed",
+      );
       return;
     },
 
@@ -466,56 +507,76 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     },
 
     async purgeExpired(beforeMs) {
-      return transaction("purge", () => {
-        const a = Number(q.purgeDeliveries.run(beforeMs).changes);
-        const b = Number(q.purgeDeadLetters.run(beforeMs).changes);
-        const c = Number(q.purgeContacts.run(beforeMs).changes);
-        return a + b + c;
-      });
+      return transaction(
+        "purge",
+        () => {
+          const a = Number(q.purgeDeliveries.run(beforeMs).changes);
+          const b = Number(q.purgeDeadLetters.run(beforeMs).changes);
+          const c = Number(q.purgeContacts.run(beforeMs).changes);
+          return a + b + c;
+        },
+        "relaxed",
+      );
     },
 
     async claimContactsDue({ limit, nowMs, leaseMs, owner }) {
-      return transaction("claim contacts", () => {
-        const rows = q.contactsDue.all(nowMs, limit) as Row[];
-        return rows.map((row): ClaimedContact => {
-          q.leaseContact.run(owner, nowMs + leaseMs, row["cart_key"] as string);
-          return {
-            cartKey: String(row["cart_key"]),
-            cartId: String(row["hubspot_id"]),
-            version: Number(row["version"]),
-            attempts: Number(row["attempts"]),
-            contact: {
-              email: String(row["email"]),
-              ...optionalField("firstname", row["firstname"]),
-              ...optionalField("lastname", row["lastname"]),
-              ...optionalField("phone", row["phone"]),
-            },
-          };
-        });
-      });
+      return transaction(
+        "claim contacts",
+        () => {
+          const rows = q.contactsDue.all(nowMs, limit) as Row[];
+          return rows.map((row): ClaimedContact => {
+            q.leaseContact.run(owner, nowMs + leaseMs, row["cart_key"] as string);
+            return {
+              cartKey: String(row["cart_key"]),
+              cartId: String(row["hubspot_id"]),
+              version: Number(row["version"]),
+              attempts: Number(row["attempts"]),
+              contact: {
+                email: String(row["email"]),
+                ...optionalField("firstname", row["firstname"]),
+                ...optionalField("lastname", row["lastname"]),
+                ...optionalField("phone", row["phone"]),
+              },
+            };
+          });
+        },
+        "relaxed",
+      );
     },
 
     async markContactsSent(contacts, owner) {
-      transaction("mark contacts sent", () => {
-        for (const c of contacts) {
-          q.contactSent.run(c.version, owner, c.cartKey);
-          q.clearSentDelivery.run(c.cartKey);
-        }
-      });
+      transaction(
+        "mark contacts sent",
+        () => {
+          for (const c of contacts) {
+            q.contactSent.run(c.version, owner, c.cartKey);
+            q.clearSentDelivery.run(c.cartKey);
+          }
+        },
+        "relaxed",
+      );
       return;
     },
 
     async markContactsFailed(keys, owner, { nextAttemptAtMs, error }) {
-      transaction("mark contacts failed", () => {
-        for (const key of keys) q.contactFailed.run(nextAttemptAtMs, error, key, owner);
-      });
+      transaction(
+        "mark contacts failed",
+        () => {
+          for (const key of keys) q.contactFailed.run(nextAttemptAtMs, error, key, owner);
+        },
+        "relaxed",
+      );
       return;
     },
 
     async releaseContacts(keys, owner) {
-      transaction("release contacts", () => {
-        for (const key of keys) q.contactRelease.run(key, owner);
-      });
+      transaction(
+        "release contacts",
+        () => {
+          for (const key of keys) q.contactRelease.run(key, owner);
+        },
+        "relaxed",
+      );
       return;
     },
 

@@ -24,6 +24,8 @@ export function createPortalWatcher(opts: {
   retryMs?: number;
   /** Called when the portal becomes usable (or stops being so). */
   onChange?: () => void;
+  /** Waits for a request slot: the read counts against the same rate budget as the upserts. */
+  beforeRequest?: () => Promise<void>;
 }): PortalWatcher {
   const refreshMs = opts.refreshMs ?? 5 * 60_000;
   const retryMs = opts.retryMs ?? 5_000;
@@ -45,6 +47,7 @@ export function createPortalWatcher(opts: {
 
   async function refresh(): Promise<void> {
     try {
+      await opts.beforeRequest?.();
       const definitions = await opts.client.listCartProperties();
       const before = problem();
       portal = createPortalProperties(definitions, opts.idProperty);

@@ -5,6 +5,9 @@ import { waitFor } from "./wait.ts";
 
 export const MAIN = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
 
+/** The node flags the bridge ships with (package.json `start`, the Dockerfile): tests run it the same way. */
+export const NODE_FLAGS = ["--max-semi-space-size=16"];
+
 export interface ChildBridge {
   readonly proc: ChildProcess;
   readonly url: string;
@@ -29,7 +32,7 @@ export function bridgeEnv(opts: { hubspotUrl: string; dbPath: string; port: numb
 
 /** Runs `node src/main.ts serve` as a child process and waits until /healthz answers. */
 export async function spawnBridge(env: Record<string, string>): Promise<ChildBridge> {
-  const proc = spawn(process.execPath, [MAIN, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   proc.stdout?.on("data", (d: Buffer) => (output += d.toString("utf8")));
   proc.stderr?.on("data", (d: Buffer) => (output += d.toString("utf8")));

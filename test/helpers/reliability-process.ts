@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { bridgeEnv, freePort, MAIN, type ChildBridge } from "./child.ts";
+import { bridgeEnv, freePort, MAIN, NODE_FLAGS, type ChildBridge } from "./child.ts";
 import type { GeneratedDelivery } from "./reliability-deliveries.ts";
 import { buildDelivery } from "./shopify.ts";
 import { waitFor } from "./wait.ts";
@@ -52,7 +52,7 @@ export async function startChild(opts: {
     port: await freePort(),
     env: opts.env ?? {},
   });
-  const proc = spawn(process.execPath, [MAIN, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   proc.stdout.on("data", (d: Buffer) => (output += d.toString("utf8")));
   proc.stderr.on("data", (d: Buffer) => (output += d.toString("utf8")));
