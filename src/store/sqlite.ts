@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
+import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
 import type {
@@ -40,12 +41,20 @@ CREATE TABLE IF NOT EXISTS carts (
   lease_until     INTEGER,
   last_error      TEXT,
   hubspot_id      TEXT,
-  last_topic      TEXT,
-  last_webhook_id TEXT,
-  last_headers    TEXT,
-  last_body       BLOB,
   updated_at      INTEGER NOT NULL
 );
+
+-- A cart's newest delivery, kept until the cart and its buyer are in HubSpot (for a dead letter). Its own
+-- table keeps the carts rows small: claims and sent marks rewrite a cart row, never a 5 kB body.
+CREATE TABLE IF NOT EXISTS cart_deliveries (
+  cart_key   TEXT PRIMARY KEY,
+  shop       TEXT NOT NULL,
+  topic      TEXT NOT NULL,
+  webhook_id TEXT,
+  headers    TEXT NOT NULL,
+  body       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cart_deliveries_shop ON cart_deliveries (shop);
 CREATE INDEX IF NOT EXISTS carts_pending ON carts (pending_since) WHERE pending_since IS NOT NULL;
 CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_since IS NOT NULL;
 CREATE INDEX IF NOT EXISTS carts_shop ON carts (shop);
@@ -90,8 +99,8 @@ CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
 `;
 
 /** Clears a cart's kept delivery once neither the cart nor its buyer waits to be sent. */
-const CLEAR_SENT_DELIVERY = `UPDATE carts SET last_headers = NULL, last_body = NULL
-  WHERE key = ?1 AND version <= synced_version
+const CLEAR_SENT_DELIVERY = `DELETE FROM cart_deliveries WHERE cart_key = ?1
+    AND EXISTS (SELECT 1 FROM carts WHERE key = ?1 AND version <= synced_version)
     AND NOT EXISTS (SELECT 1 FROM contact_links WHERE cart_key = ?1 AND version > synced_version)`;
 
 /** Matches rows of a shop, and of one customer when an e-mail or phone is given (in ?2 / ?3). */
@@ -117,20 +126,31 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   db.exec("PRAGMA synchronous = FULL");
   db.exec("PRAGMA foreign_keys = ON");
   db.exec(SCHEMA);
+  let checkpointer: Checkpointer | undefined;
   if (opts.server === true) {
     db.exec("UPDATE carts SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
     db.exec("UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
+    if (path !== ":memory:") {
+      db.exec("PRAGMA wal_autocheckpoint = 0");
+      checkpointer = startCheckpointer(path, {
+        onFailure: () => {
+          if (db.isOpen) db.exec("PRAGMA wal_autocheckpoint = 1000");
+        },
+      });
+    }
   }
 
   const sql = (text: string): StatementSync => db.prepare(text);
   const q = {
     insertDelivery: sql("INSERT OR IGNORE INTO deliveries (webhook_id, received_at) VALUES (?, ?)"),
     getCart: sql("SELECT state, version FROM carts WHERE key = ?"),
-    insertCart: sql(`INSERT INTO carts (key, shop, state, version, pending_since, last_topic, last_webhook_id,
-        last_headers, last_body, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`),
+    insertCart: sql(`INSERT INTO carts (key, shop, state, version, pending_since, updated_at)
+        VALUES (?, ?, ?, 1, ?, ?)`),
+    keepDelivery: sql(`INSERT INTO cart_deliveries (cart_key, shop, topic, webhook_id, headers, body)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (cart_key) DO UPDATE SET topic = ?3, webhook_id = ?4,
+        headers = ?5, body = ?6`),
     updateCartChanged: sql(`UPDATE carts SET state = ?, version = version + 1,
-        pending_since = coalesce(pending_since, ?), last_topic = ?, last_webhook_id = ?, last_headers = ?,
-        last_body = ?, updated_at = ? WHERE key = ?`),
+        pending_since = coalesce(pending_since, ?), updated_at = ? WHERE key = ?`),
     updateCartState: sql("UPDATE carts SET state = ?, updated_at = ? WHERE key = ?"),
     insertDeadLetter:
       sql(`INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason,
@@ -147,10 +167,6 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     markSent: sql(`UPDATE carts SET
         synced_version = max(synced_version, ?1),
         pending_since = CASE WHEN version <= ?1 THEN NULL ELSE pending_since END,
-        last_headers = CASE WHEN version <= ?1 AND NOT EXISTS (SELECT 1 FROM contact_links l
-          WHERE l.cart_key = ?4 AND l.version > l.synced_version) THEN NULL ELSE last_headers END,
-        last_body = CASE WHEN version <= ?1 AND NOT EXISTS (SELECT 1 FROM contact_links l
-          WHERE l.cart_key = ?4 AND l.version > l.synced_version) THEN NULL ELSE last_body END,
         attempts = 0, next_attempt_at = 0, last_error = NULL,
         hubspot_id = coalesce(?2, hubspot_id),
         lease_owner = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_owner END,
@@ -160,8 +176,9 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         lease_owner = NULL, lease_until = NULL WHERE key = ? AND lease_owner = ?`),
     release: sql("UPDATE carts SET lease_owner = NULL, lease_until = NULL WHERE key = ? AND lease_owner = ?"),
     renew: sql("UPDATE carts SET lease_until = ? WHERE key = ? AND lease_owner = ?"),
-    cartForDeadLetter: sql(`SELECT shop, last_topic, last_webhook_id, last_headers, last_body FROM carts
-        WHERE key = ?`),
+    cartForDeadLetter: sql(`SELECT c.shop, d.topic AS last_topic, d.webhook_id AS last_webhook_id,
+        d.headers AS last_headers, d.body AS last_body FROM carts c LEFT JOIN cart_deliveries d ON d.cart_key = c.key
+        WHERE c.key = ?`),
     markPending: sql(`UPDATE carts SET pending_since = coalesce(pending_since, ?), version = version + 1,
         attempts = 0, next_attempt_at = 0 WHERE key = ?`),
     listDeadLetters: sql("SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"),
@@ -209,10 +226,8 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         AND ((?2 IS NULL AND ?3 IS NULL) OR lower(email) = ?2 OR phone = ?3)`),
     subjectDeadLetters: sql(`SELECT count(*) AS n FROM dead_letters WHERE shop = ?1 AND (${SUBJECT_BODY})`),
     redactDeadLetters: sql(`DELETE FROM dead_letters WHERE shop = ?1 AND (${SUBJECT_BODY})`),
-    subjectDeliveries: sql(`SELECT count(*) AS n FROM carts WHERE shop = ?1 AND last_body IS NOT NULL
-        AND (${SUBJECT_BODY.replaceAll("body", "last_body")})`),
-    redactDeliveries: sql(`UPDATE carts SET last_body = NULL, last_headers = NULL WHERE shop = ?1
-        AND last_body IS NOT NULL AND (${SUBJECT_BODY.replaceAll("body", "last_body")})`),
+    subjectDeliveries: sql(`SELECT count(*) AS n FROM cart_deliveries WHERE shop = ?1 AND (${SUBJECT_BODY})`),
+    redactDeliveries: sql(`DELETE FROM cart_deliveries WHERE shop = ?1 AND (${SUBJECT_BODY})`),
     shopCarts: sql("SELECT count(*) AS n FROM carts WHERE shop = ?"),
     deleteShopCarts: sql("DELETE FROM carts WHERE shop = ?"),
   };
@@ -285,7 +300,16 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         const row = q.getCart.get(event.key) as Row | undefined;
         const current = row === undefined ? undefined : (JSON.parse(row["state"] as string) as CartState);
         const { state, changed } = mergeEvent(current, event);
-        const headers = JSON.stringify(item.headers);
+        const keepDelivery = (): void => {
+          q.keepDelivery.run(
+            event.key,
+            event.shopDomain,
+            item.topic,
+            item.webhookId ?? null,
+            JSON.stringify(item.headers),
+            item.body,
+          );
+        };
         if (event.contact !== undefined) ingestContact(event);
         if (row === undefined) {
           q.insertCart.run(
@@ -293,25 +317,14 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
             event.shopDomain,
             JSON.stringify(state),
             item.receivedAtMs,
-            item.topic,
-            item.webhookId ?? null,
-            headers,
-            item.body,
             item.receivedAtMs,
           );
+          keepDelivery();
           return "applied";
         }
         if (changed) {
-          q.updateCartChanged.run(
-            JSON.stringify(state),
-            item.receivedAtMs,
-            item.topic,
-            item.webhookId ?? null,
-            headers,
-            item.body,
-            item.receivedAtMs,
-            event.key,
-          );
+          q.updateCartChanged.run(JSON.stringify(state), item.receivedAtMs, item.receivedAtMs, event.key);
+          keepDelivery();
           return "applied";
         }
         // Newer stamps with equal values still move forward, so later comparisons stay exact.
@@ -415,7 +428,10 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       transaction(
         "mark sent",
         () => {
-          for (const c of carts) q.markSent.run(c.version, c.hubspotId ?? null, owner, c.key);
+          for (const c of carts) {
+            q.markSent.run(c.version, c.hubspotId ?? null, owner, c.key);
+            q.clearSentDelivery.run(c.key);
+          }
         },
         "relaxed",
       );
@@ -472,6 +488,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
             (row["last_body"] as Uint8Array | null) ?? null,
           );
           q.markSent.run(c.version, null, owner, c.key);
+          q.clearSentDelivery.run(c.key);
         }
       });
       return;
@@ -610,7 +627,9 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         const shopOnly = p[1] === null && p[2] === null;
         const contacts = Number(q.redactContacts.run(...p).changes);
         const deadLetters = Number(q.redactDeadLetters.run(...p).changes);
-        const pendingDeliveries = shopOnly ? 0 : Number(q.redactDeliveries.run(...p).changes);
+        // On shop/redact the kept deliveries go with the carts (counted as carts, as in PostgreSQL).
+        const deliveries = Number(q.redactDeliveries.run(...p).changes);
+        const pendingDeliveries = shopOnly ? 0 : deliveries;
         const carts = shopOnly ? Number(q.deleteShopCarts.run(subject.shopDomain).changes) : 0;
         return { carts, contacts, deadLetters, pendingDeliveries };
       });
@@ -649,8 +668,8 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     },
 
     async close() {
+      await checkpointer?.stop();
       if (db.isOpen) db.close();
-      return;
     },
   };
 }

@@ -36,7 +36,8 @@ export async function spawnBridge(env: Record<string, string>): Promise<ChildBri
   let output = "";
   proc.stdout?.on("data", (d: Buffer) => (output += d.toString("utf8")));
   proc.stderr?.on("data", (d: Buffer) => (output += d.toString("utf8")));
-  const exited = new Promise<number | string>((resolve) => proc.on("exit", (code, signal) => resolve(code ?? signal ?? -1)));
+  // "close" (not "exit"): the output is complete once stdio has closed.
+  const exited = new Promise<number | string>((resolve) => proc.on("close", (code, signal) => resolve(code ?? signal ?? -1)));
   const url = `http://127.0.0.1:${env["PORT"]}`;
   let gone = false;
   void exited.then(() => (gone = true));

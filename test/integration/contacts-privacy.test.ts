@@ -52,7 +52,7 @@ describe("contacts", () => {
         assert.ok(hs.associations().some((a) => a.cartId === cart?.id && a.contactId === ann?.id && a.typeId === 586));
       }
       await waitFor(() => query(bridge, "SELECT 1 FROM contact_links WHERE email IS NOT NULL").length === 0, { what: "e-mails erased" });
-      assert.equal(query(bridge, "SELECT 1 FROM carts WHERE last_body IS NOT NULL").length, 0, "raw deliveries erased once sent");
+      assert.equal(query(bridge, "SELECT 1 FROM cart_deliveries").length, 0, "raw deliveries erased once sent");
     });
   });
 
@@ -118,7 +118,7 @@ describe("privacy topics", () => {
       assert.deepEqual(res.json, { outcome: "redacted" });
       assert.deepEqual(query(bridge, "SELECT email FROM contact_links WHERE email IS NOT NULL").map((r) => r["email"]), ["stay@example.com"]);
       assert.equal(query(bridge, "SELECT 1 FROM dead_letters").length, 0);
-      assert.equal(query(bridge, "SELECT 1 FROM carts WHERE instr(CAST(last_body AS TEXT), 'gone@example.com') > 0").length, 0);
+      assert.equal(query(bridge, "SELECT 1 FROM cart_deliveries WHERE instr(CAST(body AS TEXT), 'gone@example.com') > 0").length, 0);
 
       const request = JSON.stringify({ shop_domain: TEST_SHOP, customer: { email: "stay@example.com" }, data_request: { id: 9 } });
       assert.deepEqual((await postDelivery(bridge.url, { topic: "customers/data_request", body: request })).json, { outcome: "acknowledged" });

@@ -1,0 +1,51 @@
+import { Worker } from "node:worker_threads";
+
+/**
+ * Moves SQLite's WAL checkpoints off the thread that answers Shopify. With automatic checkpoints, every
+ * ~1,000 pages one unlucky commit copies the WAL into the database and fsyncs it (tens of ms, all
+ * requests waiting). Here a worker thread with its own connection runs PASSIVE checkpoints every
+ * `intervalMs`: they never block writers, and the WAL is reset once they have caught up.
+ */
+export interface Checkpointer {
+  stop(): Promise<void>;
+}
+
+const WORKER_SOURCE = `
+const { workerData, parentPort } = require("node:worker_threads");
+const { DatabaseSync } = require("node:sqlite");
+const db = new DatabaseSync(workerData.path, { timeout: 5000 });
+const checkpoint = (mode) => { try { db.exec("PRAGMA wal_checkpoint(" + mode + ")"); } catch {} };
+const timer = setInterval(() => checkpoint("PASSIVE"), workerData.intervalMs);
+parentPort.on("message", () => {
+  clearInterval(timer);
+  checkpoint("PASSIVE");
+  db.close();
+  process.exit(0);
+});
+`;
+
+/** Starts the checkpointer; `onFailure` runs if the worker dies (the caller turns automatic checkpoints back on). */
+export function startCheckpointer(path: string, opts: { intervalMs?: number; onFailure: () => void }): Checkpointer {
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path, intervalMs: opts.intervalMs ?? 500 } });
+  worker.unref();
+  let stopping = false;
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  worker.once("error", () => {
+    if (!stopping) opts.onFailure();
+  });
+  void exited.then(() => {
+    if (!stopping) opts.onFailure();
+  });
+  return {
+    async stop() {
+      stopping = true;
+      // Referenced while stopping: the process must not end before the last checkpoint does.
+      worker.ref();
+      worker.postMessage("stop");
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
+      await worker.terminate();
+    },
+  };
+}
