@@ -155,15 +155,12 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     insertDeadLetter:
       sql(`INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason,
         category, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-    summary: sql(`SELECT count(*) AS n, min(pending_since) AS oldest FROM (SELECT pending_since FROM carts
-        WHERE pending_since IS NOT NULL AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until < ?1)
-        ORDER BY pending_since LIMIT ?2)`),
+    dueCandidates: sql(`SELECT key, pending_since FROM carts
+        WHERE pending_since IS NOT NULL AND next_attempt_at <= ?1 ORDER BY pending_since LIMIT ?2`),
     nextRetry: sql(`SELECT min(next_attempt_at) AS t FROM carts
         WHERE pending_since IS NOT NULL AND next_attempt_at > ?`),
-    claim: sql(`UPDATE carts SET lease_owner = ?, lease_until = ? WHERE key IN (
-        SELECT key FROM carts WHERE pending_since IS NOT NULL AND next_attempt_at <= ?
-          AND (lease_until IS NULL OR lease_until < ?) ORDER BY pending_since LIMIT ?)
-        RETURNING key, version, attempts, state, hubspot_id`),
+    claimCandidates: sql(`SELECT key, version, attempts, state, hubspot_id FROM carts
+        WHERE pending_since IS NOT NULL AND next_attempt_at <= ?1 ORDER BY pending_since LIMIT ?2`),
     markSent: sql(`UPDATE carts SET
         synced_version = max(synced_version, ?1),
         pending_since = CASE WHEN version <= ?1 THEN NULL ELSE pending_since END,
@@ -172,10 +169,8 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         lease_owner = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_owner END,
         lease_until = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_until END
         WHERE key = ?4`),
-    markFailed: sql(`UPDATE carts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
-        lease_owner = NULL, lease_until = NULL WHERE key = ? AND lease_owner = ?`),
-    release: sql("UPDATE carts SET lease_owner = NULL, lease_until = NULL WHERE key = ? AND lease_owner = ?"),
-    renew: sql("UPDATE carts SET lease_until = ? WHERE key = ? AND lease_owner = ?"),
+    markFailed: sql(`UPDATE carts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
+        WHERE key = ?`),
     cartForDeadLetter: sql(`SELECT c.shop, d.topic AS last_topic, d.webhook_id AS last_webhook_id,
         d.headers AS last_headers, d.body AS last_body FROM carts c LEFT JOIN cart_deliveries d ON d.cart_key = c.key
         WHERE c.key = ?`),
@@ -270,6 +265,16 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       // Reported by the next transaction.
     }
   }
+
+  /**
+   * Claims on carts live in memory: SQLite serves one bridge process, so a claim never needs to outlive
+   * it, and claiming costs a read instead of rewriting a hundred rows.
+   */
+  const leases = new Map<string, { owner: string; untilMs: number }>();
+  const leased = (key: string, nowMs: number): boolean => (leases.get(key)?.untilMs ?? -1) >= nowMs;
+  const releaseLease = (key: string, owner: string): void => {
+    if (leases.get(key)?.owner === owner) leases.delete(key);
+  };
 
   function ingestOne(item: IngestItem): IngestOutcome {
     if (item.webhookId !== undefined && item.replay !== true) {
@@ -400,28 +405,33 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     },
 
     async pendingSummary(nowMs, cap): Promise<PendingSummary> {
-      const due = q.summary.get(nowMs, cap) as Row;
+      const due = (q.dueCandidates.all(nowMs, cap + leases.size) as Row[]).filter(
+        (r) => !leased(String(r["key"]), nowMs),
+      );
       const retry = q.nextRetry.get(nowMs) as Row;
       return {
-        dueCount: Number(due["n"]),
-        oldestDueSinceMs: optionalNumber(due["oldest"]),
+        dueCount: Math.min(cap, due.length),
+        oldestDueSinceMs: optionalNumber(due[0]?.["pending_since"]),
         nextRetryAtMs: optionalNumber(retry["t"]),
       };
     },
 
     async claimDue({ limit, nowMs, leaseMs, owner }) {
-      return transaction(
-        "claim",
-        () =>
-          (q.claim.all(owner, nowMs + leaseMs, nowMs, nowMs, limit) as Row[]).map((row): ClaimedCart => ({
-            key: String(row["key"]),
-            version: Number(row["version"]),
-            attempts: Number(row["attempts"]),
-            state: JSON.parse(String(row["state"])) as CartState,
-            hubspotId: (row["hubspot_id"] as string | null) ?? undefined,
-          })),
-        "relaxed",
-      );
+      for (const [key, lease] of leases) if (lease.untilMs < nowMs) leases.delete(key);
+      const rows = (q.claimCandidates.all(nowMs, limit + leases.size) as Row[])
+        .filter((r) => !leased(String(r["key"]), nowMs))
+        .slice(0, limit);
+      return rows.map((row): ClaimedCart => {
+        const key = String(row["key"]);
+        leases.set(key, { owner, untilMs: nowMs + leaseMs });
+        return {
+          key,
+          version: Number(row["version"]),
+          attempts: Number(row["attempts"]),
+          state: JSON.parse(String(row["state"])) as CartState,
+          hubspotId: (row["hubspot_id"] as string | null) ?? undefined,
+        };
+      });
     },
 
     async markSent(carts: readonly SentCart[], owner) {
@@ -435,39 +445,30 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         },
         "relaxed",
       );
-      return;
+      for (const c of carts) releaseLease(c.key, owner);
     },
 
     async markFailed(keys, owner, { nextAttemptAtMs, error }) {
+      const held = keys.filter((key) => leases.get(key)?.owner === owner);
       transaction(
         "mark failed",
         () => {
-          for (const key of keys) q.markFailed.run(nextAttemptAtMs, error, key, owner);
+          for (const key of held) q.markFailed.run(nextAttemptAtMs, error, key);
         },
         "relaxed",
       );
-      return;
+      for (const key of held) releaseLease(key, owner);
     },
 
     async renewClaims(keys, owner, untilMs) {
-      transaction(
-        "renew claims",
-        () => {
-          for (const key of keys) q.renew.run(untilMs, key, owner);
-        },
-        "relaxed",
-      );
+      for (const key of keys) {
+        const lease = leases.get(key);
+        if (lease?.owner === owner) lease.untilMs = untilMs;
+      }
     },
 
     async release(keys, owner) {
-      transaction(
-        "release",
-        () => {
-          for (const key of keys) q.release.run(key, owner);
-        },
-        "relaxed",
-      );
-      return;
+      for (const key of keys) releaseLease(key, owner);
     },
 
     async markRejected(carts: readonly RejectedCart[], owner, nowMs) {
@@ -491,6 +492,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
           q.clearSentDelivery.run(c.key);
         }
       });
+      for (const c of carts) releaseLease(c.key, owner);
       return;
     },
 

@@ -1128,6 +1128,10 @@ for (const factory of factories) {
       });
 
       it("never claim the same cart twice when claiming at once", async (t) => {
+        if (factory.name !== "postgres") {
+          t.skip("SQLite serves one bridge process: its claims live in that process, not in the file");
+          return;
+        }
         const stores = await replicas(t, 3);
         if (!stores) return;
         const [first] = stores as [Store];
