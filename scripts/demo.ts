@@ -36,23 +36,39 @@ try {
     // One demo shop per sample, so each becomes its own cart (the docs reuse the same tokens).
     const shop = `${f.file.replace(/\.shopify-docs-/, "-").replace(/\.json$/, "")}.myshopify.com`;
     const res = await postDelivery(service.url, { topic: f.topic, body: f.body, shop });
-    sent.push({ file: f.file, shop, outcome: (res.json as { outcome?: string }).outcome ?? `HTTP ${res.status}` });
+    sent.push({
+      file: f.file,
+      shop,
+      outcome: (res.json as { outcome?: string }).outcome ?? `HTTP ${res.status}`,
+    });
     if (f.topic === "orders/create") {
       // The docs' orders carry no cart_token (like POS orders): the bridge counts and ignores them.
       // A storefront order names its cart; send the same order linked to one to show it completing.
-      const linked = { ...(JSON.parse(f.body.toString("utf8")) as object), cart_token: `demo-cart-${sent.length}` };
+      const linked = {
+        ...(JSON.parse(f.body.toString("utf8")) as object),
+        cart_token: `demo-cart-${sent.length}`,
+      };
       const again = await postDelivery(service.url, { topic: f.topic, body: JSON.stringify(linked), shop });
-      sent.push({ file: `${f.file} (+cart_token)`, shop, outcome: (again.json as { outcome?: string }).outcome ?? "" });
+      sent.push({
+        file: `${f.file} (+cart_token)`,
+        shop,
+        outcome: (again.json as { outcome?: string }).outcome ?? "",
+      });
     }
   }
   console.log("Deliveries (signed with the demo secret, byte-exact samples):");
   for (const s of sent) console.log(`  ${s.outcome.padEnd(10)} ${s.file}`);
 
-  const expected = sent.filter((s) => s.outcome === "applied" || s.outcome === "unchanged").map((s) => s.shop);
-  await waitFor(() => expected.every((shop) => [...sandbox.carts().keys()].some((k) => k.startsWith(`${shop}:`))), {
-    what: "every cart in the HubSpot sandbox",
-    timeoutMs: 15_000,
-  });
+  const expected = sent
+    .filter((s) => s.outcome === "applied" || s.outcome === "unchanged")
+    .map((s) => s.shop);
+  await waitFor(
+    () => expected.every((shop) => [...sandbox.carts().keys()].some((k) => k.startsWith(`${shop}:`))),
+    {
+      what: "every cart in the HubSpot sandbox",
+      timeoutMs: 15_000,
+    },
+  );
 
   const rows = [...sandbox.carts().values()].map((c) => ({
     key: c.key.length > 58 ? `${c.key.slice(0, 55)}...` : c.key,

@@ -9,7 +9,10 @@ import { replayDeadLetters } from "./sync/replay.ts";
 export type Print = (line: string) => void;
 
 export async function setupHubSpot(config: Config, print: Print): Promise<number> {
-  const client = createHubSpotClient({ baseUrl: config.hubspotBaseUrl, accessToken: config.hubspotAccessToken });
+  const client = createHubSpotClient({
+    baseUrl: config.hubspotBaseUrl,
+    accessToken: config.hubspotAccessToken,
+  });
   const name = config.hubspotCartIdProperty;
   try {
     const existing = (await client.listCartProperties()).find((p) => p.name === name);
@@ -25,7 +28,9 @@ export async function setupHubSpot(config: Config, print: Print): Promise<number
       return 1;
     }
     const groups = await client.listCartPropertyGroups();
-    const groupName = groups.includes("cart_information") ? "cart_information" : (groups[0] ?? "cart_information");
+    const groupName = groups.includes("cart_information")
+      ? "cart_information"
+      : (groups[0] ?? "cart_information");
     const result = await client.createCartProperty({
       name,
       label: "Shopify cart key",
@@ -35,7 +40,11 @@ export async function setupHubSpot(config: Config, print: Print): Promise<number
       hasUniqueValue: true,
       description: "<shop domain>:<cart token>, written by cartbridge; unique per cart",
     });
-    print(result === "created" ? `created unique cart property ${name} in group ${groupName}` : `cart property ${name} already exists`);
+    print(
+      result === "created"
+        ? `created unique cart property ${name} in group ${groupName}`
+        : `cart property ${name} already exists`,
+    );
     return 0;
   } catch (error) {
     if (error instanceof HubSpotAuthError) {
@@ -112,7 +121,8 @@ export async function status(config: Config, print: Print): Promise<number> {
         {
           carts: s.carts,
           pendingCarts: s.pendingCarts,
-          oldestPendingAgeSeconds: s.oldestPendingSinceMs === undefined ? 0 : Math.round((now - s.oldestPendingSinceMs) / 1000),
+          oldestPendingAgeSeconds:
+            s.oldestPendingSinceMs === undefined ? 0 : Math.round((now - s.oldestPendingSinceMs) / 1000),
           deadLetters: s.deadLetters,
         },
         null,

@@ -92,7 +92,11 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       labelNames: ["property", "reason"] as const,
       registers,
     }),
-    pendingCarts: new Gauge({ name: "carts_pending", help: "Carts changed but not yet in HubSpot", registers }),
+    pendingCarts: new Gauge({
+      name: "carts_pending",
+      help: "Carts changed but not yet in HubSpot",
+      registers,
+    }),
     oldestPendingAge: new Gauge({
       name: "carts_oldest_pending_age_seconds",
       help: "Age of the oldest change not yet in HubSpot",

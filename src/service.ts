@@ -11,7 +11,13 @@ import { createGroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
 import type { Store, StoreStats } from "./store/store.ts";
 import { createContactSender, type ContactSender } from "./sync/contact-sender.ts";
-import { createFlusher, DEFAULT_TIMINGS, type Flusher, type PauseTimings, type SenderObserver } from "./sync/flusher.ts";
+import {
+  createFlusher,
+  DEFAULT_TIMINGS,
+  type Flusher,
+  type PauseTimings,
+  type SenderObserver,
+} from "./sync/flusher.ts";
 import { handlePrivacyDelivery } from "./sync/privacy.ts";
 import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";
 import { takeSlot } from "./sync/pacing.ts";
@@ -52,10 +58,13 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     bodyTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
   });
   // Replicas on PostgreSQL share one budget through the store; SQLite serves one instance.
-  const shared = "takeRateSlot" in store ? (store as Store & { takeRateSlot: SharedSlots }).takeRateSlot : undefined;
+  const shared =
+    "takeRateSlot" in store ? (store as Store & { takeRateSlot: SharedSlots }).takeRateSlot : undefined;
   const budget = createRateBudget({
     maxRequests: config.hubspotMaxRequestsPer10s,
-    ...(shared === undefined ? {} : { shared: (now: number, max: number, windowMs: number) => shared(now, max, windowMs) }),
+    ...(shared === undefined
+      ? {}
+      : { shared: (now: number, max: number, windowMs: number) => shared(now, max, windowMs) }),
   });
   let onPortalChange = (): void => {};
   const portal = createPortalWatcher({
@@ -146,13 +155,16 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   let cachedStats: { atMs: number; stats: Promise<StoreStats> } | undefined;
   async function refreshGauges(): Promise<void> {
     const now = Date.now();
-    if (cachedStats === undefined || now - cachedStats.atMs > 5000) cachedStats = { atMs: now, stats: store.stats(now) };
+    if (cachedStats === undefined || now - cachedStats.atMs > 5000)
+      cachedStats = { atMs: now, stats: store.stats(now) };
     const stats = await cachedStats.stats.catch((error: unknown) => {
       cachedStats = undefined;
       throw error;
     });
     metrics.pendingCarts.set(stats.pendingCarts);
-    metrics.oldestPendingAge.set(stats.oldestPendingSinceMs === undefined ? 0 : (now - stats.oldestPendingSinceMs) / 1000);
+    metrics.oldestPendingAge.set(
+      stats.oldestPendingSinceMs === undefined ? 0 : (now - stats.oldestPendingSinceMs) / 1000,
+    );
     metrics.deadLetters.set(stats.deadLetters);
     const health = flusher.health();
     for (const cause of ["auth", "daily_limit"] as const) {
@@ -195,7 +207,12 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   // Shopify allows 5 s per delivery: a request (headers and body) slower than 10 s is not Shopify and is cut
   // off, checked every second, so trickled bodies cannot hold connections open.
   const server = createServer(
-    { requestTimeout: 10_000, headersTimeout: 5_000, connectionsCheckingInterval: 1_000, keepAliveTimeout: 65_000 },
+    {
+      requestTimeout: 10_000,
+      headersTimeout: 5_000,
+      connectionsCheckingInterval: 1_000,
+      keepAliveTimeout: 65_000,
+    },
     app,
   );
   server.maxHeadersCount = 200;

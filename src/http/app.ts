@@ -31,14 +31,21 @@ export function createApp(deps: AppDeps): Express {
   });
 
   app.use(webhookRouter(deps.webhooks));
-  app.use(healthRouter({ readiness: deps.readiness, metrics: deps.metrics, beforeScrape: deps.beforeScrape }));
+  app.use(
+    healthRouter({ readiness: deps.readiness, metrics: deps.metrics, beforeScrape: deps.beforeScrape }),
+  );
   app.use(adminRouter(deps.admin));
 
   app.use((_req, res) => {
     res.status(404).json({ error: "not found" });
   });
 
-  const onError: ErrorRequestHandler = (err: { status?: number; type?: string; message?: string }, req, res, _next) => {
+  const onError: ErrorRequestHandler = (
+    err: { status?: number; type?: string; message?: string },
+    req,
+    res,
+    _next,
+  ) => {
     const status = typeof err.status === "number" && err.status >= 400 && err.status < 600 ? err.status : 500;
     if (status === 413) {
       deps.metrics.webhooksReceived.inc({ topic: "unknown", outcome: "too_large" });
@@ -47,7 +54,8 @@ export function createApp(deps: AppDeps): Express {
     }
     if (status >= 500) deps.log.error({ err, path: req.path }, "request failed");
     else deps.log.debug({ type: err.type, path: req.path }, "request refused");
-    if (!res.headersSent) res.status(status).json({ error: status >= 500 ? "internal error" : (err.type ?? "bad request") });
+    if (!res.headersSent)
+      res.status(status).json({ error: status >= 500 ? "internal error" : (err.type ?? "bad request") });
   };
   app.use(onError);
   return app;

@@ -22,7 +22,10 @@ export function healthRouter(deps: {
     const r = await deps.readiness();
     const degraded = r.degraded !== undefined && r.degraded.length > 0 ? { degraded: r.degraded } : {};
     if (r.ready) res.status(200).json({ status: "ready", ...degraded });
-    else res.status(503).json({ status: "not_ready", reason: r.reasons.join("; "), reasons: r.reasons, ...degraded });
+    else
+      res
+        .status(503)
+        .json({ status: "not_ready", reason: r.reasons.join("; "), reasons: r.reasons, ...degraded });
   });
   router.get("/metrics", async (_req, res) => {
     try {

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Pool, errors as undiciErrors } from "undici";
-import type {
-  HubSpotError} from "./errors.ts";
+import type { HubSpotError } from "./errors.ts";
 import {
   HubSpotAuthError,
   HubSpotRateLimitError,
@@ -175,7 +174,10 @@ function readBatch(answer: Answer, idProperty?: string): BatchOutcome {
       {
         id: String(r.id),
         objectWriteTraceId: typeof r.objectWriteTraceId === "string" ? r.objectWriteTraceId : undefined,
-        idValue: idProperty !== undefined && typeof r.properties?.[idProperty] === "string" ? r.properties[idProperty] : undefined,
+        idValue:
+          idProperty !== undefined && typeof r.properties?.[idProperty] === "string"
+            ? r.properties[idProperty]
+            : undefined,
       },
     ];
   });
@@ -218,7 +220,7 @@ export function readRateLimit(headers: Headers): RateLimitInfo | undefined {
     dailyRemaining: headerNumber(headers, "x-hubspot-ratelimit-daily-remaining"),
   };
   const present = Object.fromEntries(Object.entries(info).filter(([, v]) => v !== undefined));
-  return Object.keys(present).length === 0 ? undefined : (present);
+  return Object.keys(present).length === 0 ? undefined : present;
 }
 
 /** Retry-After in seconds or as an HTTP date; undefined when absent or unreadable. */
@@ -251,13 +253,22 @@ function classify(
     // A daily limit does not roll over in an interval: only an explicit Retry-After says when it returns.
     const daily = policy.toUpperCase() === "DAILY";
     const wait = retryAfterMs(headers) ?? (daily ? 0 : (rateLimit?.intervalMs ?? 10_000));
-    return new HubSpotRateLimitError(message, { policy, retryAfterMs: wait, ...(rateLimit ? { rateLimit } : {}) });
+    return new HubSpotRateLimitError(message, {
+      policy,
+      retryAfterMs: wait,
+      ...(rateLimit ? { rateLimit } : {}),
+    });
   }
   if (status === 401 || status === 403) {
-    return new HubSpotAuthError(message, { status, ...(category ? { category } : {}), ...(rateLimit ? { rateLimit } : {}) });
+    return new HubSpotAuthError(message, {
+      status,
+      ...(category ? { category } : {}),
+      ...(rateLimit ? { rateLimit } : {}),
+    });
   }
   if (status === 423) return new HubSpotUnavailableError(message, { status, minDelayMs: 2000 });
-  if (status === 477) return new HubSpotUnavailableError(message, { status, minDelayMs: retryAfterMs(headers) ?? 60_000 });
+  if (status === 477)
+    return new HubSpotUnavailableError(message, { status, minDelayMs: retryAfterMs(headers) ?? 60_000 });
   if (status >= 500 || status === 408) {
     return new HubSpotUnavailableError(message, { status, minDelayMs: retryAfterMs(headers) ?? 0 });
   }

@@ -23,7 +23,11 @@ export class HubSpotRateLimitError extends HubSpotError {
   readonly policy: string;
   readonly retryAfterMs: number;
   constructor(message: string, opts: { policy: string; retryAfterMs: number; rateLimit?: RateLimitInfo }) {
-    super("HUBSPOT_RATE_LIMITED", message, { status: 429, category: "RATE_LIMIT", rateLimit: opts.rateLimit });
+    super("HUBSPOT_RATE_LIMITED", message, {
+      status: 429,
+      category: "RATE_LIMIT",
+      rateLimit: opts.rateLimit,
+    });
     this.policy = opts.policy;
     this.retryAfterMs = opts.retryAfterMs;
   }
@@ -35,7 +39,10 @@ export class HubSpotRateLimitError extends HubSpotError {
 /** 5xx, 423, 477, timeouts and resets: the same request may succeed later; back off at least `minDelayMs`. */
 export class HubSpotUnavailableError extends HubSpotError {
   readonly minDelayMs: number;
-  constructor(message: string, opts: { status?: number; minDelayMs?: number; rateLimit?: RateLimitInfo; cause?: unknown }) {
+  constructor(
+    message: string,
+    opts: { status?: number; minDelayMs?: number; rateLimit?: RateLimitInfo; cause?: unknown },
+  ) {
     super("HUBSPOT_UNAVAILABLE", message, opts);
     this.minDelayMs = opts.minDelayMs ?? 0;
   }
@@ -54,7 +61,12 @@ export class HubSpotRejectedError extends HubSpotError {
   readonly context: Readonly<Record<string, readonly string[]>> | undefined;
   constructor(
     message: string,
-    opts: { status: number; category?: string; context?: Record<string, string[]>; rateLimit?: RateLimitInfo },
+    opts: {
+      status: number;
+      category?: string;
+      context?: Record<string, string[]>;
+      rateLimit?: RateLimitInfo;
+    },
   ) {
     super("HUBSPOT_REJECTED", message, opts);
     this.context = opts.context;

@@ -11,10 +11,13 @@ export async function openStore(databaseUrl: string, opts: { server?: boolean } 
     try {
       return openSqliteStore(databaseUrl.slice("sqlite:".length), opts);
     } catch (cause) {
-      throw new StoreError(`could not open ${databaseUrl}: ${cause instanceof Error ? cause.message : String(cause)}`, {
-        retryable: false,
-        cause,
-      });
+      throw new StoreError(
+        `could not open ${databaseUrl}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        {
+          retryable: false,
+          cause,
+        },
+      );
     }
   }
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) {

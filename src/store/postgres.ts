@@ -199,7 +199,8 @@ export async function openPostgresStore(
 
     pendingSummary(nowMs, cap): Promise<PendingSummary> {
       return run("pending summary", async () => {
-        const row = (await query("cartbridge_pending_summary", sql.PENDING_SUMMARY, [nowMs, cap])).rows[0] ?? {};
+        const row =
+          (await query("cartbridge_pending_summary", sql.PENDING_SUMMARY, [nowMs, cap])).rows[0] ?? {};
         return {
           dueCount: Number(row["due"] ?? 0),
           oldestDueSinceMs: optionalNumber(row["oldest"]),

@@ -25,8 +25,14 @@ parentPort.on("message", () => {
 `;
 
 /** Starts the checkpointer; `onFailure` runs if the worker dies (the caller turns automatic checkpoints back on). */
-export function startCheckpointer(path: string, opts: { intervalMs?: number; onFailure: () => void }): Checkpointer {
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path, intervalMs: opts.intervalMs ?? 500 } });
+export function startCheckpointer(
+  path: string,
+  opts: { intervalMs?: number; onFailure: () => void },
+): Checkpointer {
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { path, intervalMs: opts.intervalMs ?? 500 },
+  });
   worker.unref();
   let stopping = false;
   const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));

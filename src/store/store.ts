@@ -144,7 +144,11 @@ export interface Store {
   /** HubSpot has the given versions: clear what is no longer pending, release the claims. */
   markSent(carts: readonly SentCart[], owner: string): Promise<void>;
   /** The flush failed for a reason that may pass: count an attempt and set the next attempt time. */
-  markFailed(keys: readonly string[], owner: string, opts: { nextAttemptAtMs: number; error: string }): Promise<void>;
+  markFailed(
+    keys: readonly string[],
+    owner: string,
+    opts: { nextAttemptAtMs: number; error: string },
+  ): Promise<void>;
   /** Extends this owner's claims to `untilMs` while their batch is still being sent. */
   renewClaims(keys: readonly string[], owner: string, untilMs: number): Promise<void>;
   /** Give claims back without counting an attempt (rate-limit pause, shutdown). */
@@ -159,10 +163,19 @@ export interface Store {
   markPending(key: string, nowMs: number): Promise<void>;
 
   /** Leases up to `limit` contact links whose cart is in HubSpot and whose buyer is not sent yet. */
-  claimContactsDue(opts: { limit: number; nowMs: number; leaseMs: number; owner: string }): Promise<ClaimedContact[]>;
+  claimContactsDue(opts: {
+    limit: number;
+    nowMs: number;
+    leaseMs: number;
+    owner: string;
+  }): Promise<ClaimedContact[]>;
   /** HubSpot has the contacts and associations: erase the personal data that is no longer pending. */
   markContactsSent(contacts: readonly SentContact[], owner: string): Promise<void>;
-  markContactsFailed(keys: readonly string[], owner: string, opts: { nextAttemptAtMs: number; error: string }): Promise<void>;
+  markContactsFailed(
+    keys: readonly string[],
+    owner: string,
+    opts: { nextAttemptAtMs: number; error: string },
+  ): Promise<void>;
   releaseContacts(keys: readonly string[], owner: string): Promise<void>;
   /** HubSpot rejected these buyers: dead letters with the cart's newest delivery; erase and stop retrying. */
   markContactsRejected(contacts: readonly RejectedContact[], owner: string, nowMs: number): Promise<void>;

@@ -100,11 +100,17 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
     try {
       const outcome = await client.upsertContacts(inputs);
       budget.observe(outcome.rateLimit, now());
-      observer.request?.("contacts_upsert", outcome.errors.length > 0 ? "207" : "200", seconds(started), inputs.length);
+      observer.request?.(
+        "contacts_upsert",
+        outcome.errors.length > 0 ? "207" : "200",
+        seconds(started),
+        inputs.length,
+      );
       const idByEmail = new Map<string, string>();
       const emailByTrace = new Map(inputs.map((i) => [i.objectWriteTraceId, i.id]));
       for (const r of outcome.results) {
-        const email = (r.objectWriteTraceId && emailByTrace.get(r.objectWriteTraceId)) || r.idValue?.toLowerCase();
+        const email =
+          (r.objectWriteTraceId && emailByTrace.get(r.objectWriteTraceId)) || r.idValue?.toLowerCase();
         if (email) idByEmail.set(email, r.id);
       }
       const linked = claims.filter((c) => idByEmail.has(c.contact.email));
@@ -115,9 +121,18 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
           linked.map((c) => ({ cartId: c.cartId, contactId: idByEmail.get(c.contact.email) as string })),
         );
         budget.observe(result.rateLimit, now());
-        observer.request?.("associations_create", result.errors.length > 0 ? "207" : "201", seconds(assocStarted), linked.length);
-        for (const e of result.errors) log.warn({ category: e.category, reason: e.message }, "association rejected by HubSpot");
-        await store.markContactsSent(linked.map((c) => ({ cartKey: c.cartKey, version: c.version })), owner);
+        observer.request?.(
+          "associations_create",
+          result.errors.length > 0 ? "207" : "201",
+          seconds(assocStarted),
+          linked.length,
+        );
+        for (const e of result.errors)
+          log.warn({ category: e.category, reason: e.message }, "association rejected by HubSpot");
+        await store.markContactsSent(
+          linked.map((c) => ({ cartKey: c.cartKey, version: c.version })),
+          owner,
+        );
       }
       const missing = claims.filter((c) => !idByEmail.has(c.contact.email));
       if (missing.length > 0) await retryLater(missing, "HubSpot's answer did not name this contact", 0);
@@ -125,7 +140,10 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
         degradedReason = undefined;
         log.info({}, "contact sync resumed");
       }
-      log.info({ contacts: inputs.length, linked: linked.length, ms: Math.round(seconds(started) * 1000) }, "contacts sent");
+      log.info(
+        { contacts: inputs.length, linked: linked.length, ms: Math.round(seconds(started) * 1000) },
+        "contacts sent",
+      );
     } catch (error) {
       await handleFailure(groups, keys, error);
     }
@@ -156,12 +174,20 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
     if (error instanceof HubSpotRejectedError) {
       if (groups.length === 1) {
         await store.markContactsRejected(
-          claims.map((c) => ({ cartKey: c.cartKey, version: c.version, reason: error.message, category: error.category })),
+          claims.map((c) => ({
+            cartKey: c.cartKey,
+            version: c.version,
+            reason: error.message,
+            category: error.category,
+          })),
           owner,
           now(),
         );
         observer.deadLettered?.(claims.length);
-        log.warn({ category: error.category, carts: claims.length }, "contact rejected by HubSpot; dead-lettered");
+        log.warn(
+          { category: error.category, carts: claims.length },
+          "contact rejected by HubSpot; dead-lettered",
+        );
         return;
       }
       const half = Math.ceil(groups.length / 2);
@@ -177,13 +203,18 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
     await retryLater(claims, message, minDelay);
   }
 
-  async function retryLater(claims: readonly ClaimedContact[], reason: string, minDelayMs: number): Promise<void> {
+  async function retryLater(
+    claims: readonly ClaimedContact[],
+    reason: string,
+    minDelayMs: number,
+  ): Promise<void> {
     const attempts = Math.max(...claims.map((c) => c.attempts));
     await store.markContactsFailed(
       claims.map((c) => c.cartKey),
       owner,
       {
-        nextAttemptAtMs: now() + backoffDelayMs(attempts, { minMs: minDelayMs, baseMs: opts.timings.backoffBaseMs }),
+        nextAttemptAtMs:
+          now() + backoffDelayMs(attempts, { minMs: minDelayMs, baseMs: opts.timings.backoffBaseMs }),
         error: reason.slice(0, 500),
       },
     );

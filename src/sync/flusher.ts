@@ -95,7 +95,11 @@ export interface PauseTimings {
   readonly backoffBaseMs: number;
 }
 
-export const DEFAULT_TIMINGS: PauseTimings = { authRetryMs: 10_000, dailyRetryMs: 60_000, backoffBaseMs: 1000 };
+export const DEFAULT_TIMINGS: PauseTimings = {
+  authRetryMs: 10_000,
+  dailyRetryMs: 60_000,
+  backoffBaseMs: 1000,
+};
 const SETUP_RETRY_MS = 1_000;
 
 export function createFlusher(opts: FlusherOptions): Flusher {
@@ -122,7 +126,8 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   const { sleep, interrupt } = createSleeper();
 
   function pause(cause: "auth" | "daily_limit", reason: string, retryMs: number): void {
-    if (health.state !== "paused" || health.reason !== reason) log.warn({ cause, retryInMs: retryMs }, `sending paused: ${reason}`);
+    if (health.state !== "paused" || health.reason !== reason)
+      log.warn({ cause, retryInMs: retryMs }, `sending paused: ${reason}`);
     health = { state: "paused", cause, reason };
     pausedUntilMs = now() + retryMs;
   }
@@ -165,7 +170,12 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     }
     const summary = await store.pendingSummary(t, maxBatch);
     hints = 0;
-    const dueAt = summary.oldestDueSinceMs === undefined ? Number.POSITIVE_INFINITY : draining ? t : summary.oldestDueSinceMs + opts.flushIntervalMs;
+    const dueAt =
+      summary.oldestDueSinceMs === undefined
+        ? Number.POSITIVE_INFINITY
+        : draining
+          ? t
+          : summary.oldestDueSinceMs + opts.flushIntervalMs;
     if (summary.dueCount === 0 || (summary.dueCount < maxBatch && t < dueAt)) {
       if (draining && summary.dueCount === 0 && inFlight.size === 0) {
         running = false;
@@ -191,7 +201,9 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     // replica never takes over carts this one is still sending; a dead replica's claims just expire.
     const keys = claims.map((c) => c.key);
     const renewal = setInterval(() => {
-      store.renewClaims(keys, owner, now() + leaseMs).catch((error: unknown) => log.warn({ err: error }, "claim renewal failed"));
+      store
+        .renewClaims(keys, owner, now() + leaseMs)
+        .catch((error: unknown) => log.warn({ err: error }, "claim renewal failed"));
     }, leaseMs / 3);
     const batch = sendClaims(claims)
       .catch((error: unknown) => log.error({ err: error }, "batch failed unexpectedly"))
@@ -219,7 +231,12 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       kept[opts.idProperty] = claim.key;
       return {
         claim,
-        input: { id: claim.key, idProperty: opts.idProperty, objectWriteTraceId: randomUUID(), properties: kept },
+        input: {
+          id: claim.key,
+          idProperty: opts.idProperty,
+          objectWriteTraceId: randomUUID(),
+          properties: kept,
+        },
       };
     });
   }
@@ -227,7 +244,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   async function sendClaims(claims: readonly ClaimedCart[]): Promise<void> {
     const portal = opts.portal();
     if (portal === undefined) {
-      await store.release(claims.map((c) => c.key), owner);
+      await store.release(
+        claims.map((c) => c.key),
+        owner,
+      );
       return;
     }
     await send(toEntries(claims, portal));
@@ -240,7 +260,12 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     try {
       const outcome = await client.upsertCarts(entries.map((e) => e.input));
       budget.observe(outcome.rateLimit, now());
-      observer.request?.("carts_upsert", outcome.errors.length > 0 ? "207" : "200", seconds(started), entries.length);
+      observer.request?.(
+        "carts_upsert",
+        outcome.errors.length > 0 ? "207" : "200",
+        seconds(started),
+        entries.length,
+      );
       if (health.state === "paused") health = { state: "running" };
 
       const byTrace = new Map(entries.map((e) => [e.input.objectWriteTraceId, e]));
@@ -248,7 +273,8 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       const settled = new Set<Entry>();
       const sent: SentCart[] = [];
       for (const r of outcome.results) {
-        const e = (r.objectWriteTraceId && byTrace.get(r.objectWriteTraceId)) || (r.idValue && byKey.get(r.idValue));
+        const e =
+          (r.objectWriteTraceId && byTrace.get(r.objectWriteTraceId)) || (r.idValue && byKey.get(r.idValue));
         if (!e || settled.has(e)) continue;
         settled.add(e);
         sent.push({ key: e.claim.key, version: e.claim.version, hubspotId: r.id });
@@ -259,19 +285,28 @@ export function createFlusher(opts: FlusherOptions): Flusher {
         for (const e of hit) {
           if (!e || settled.has(e)) continue;
           settled.add(e);
-          rejected.push({ key: e.claim.key, version: e.claim.version, reason: err.message, category: err.category });
+          rejected.push({
+            key: e.claim.key,
+            version: e.claim.version,
+            reason: err.message,
+            category: err.category,
+          });
         }
       }
       let unsettled = entries.filter((e) => !settled.has(e));
       if (unsettled.length > 0 && outcome.errors.length === 0) {
         // A 200 without errors wrote every input, even when its results name neither trace ids nor keys
         // (HubSpot does not promise to echo them). Without a match the record id stays unknown: no guessing.
-        for (const e of unsettled) sent.push({ key: e.claim.key, version: e.claim.version, hubspotId: undefined });
+        for (const e of unsettled)
+          sent.push({ key: e.claim.key, version: e.claim.version, hubspotId: undefined });
         unsettled = [];
       }
       if (sent.length > 0) {
         await store.markSent(sent, owner);
-        observer.sent?.(sent, entries.map((e) => e.claim));
+        observer.sent?.(
+          sent,
+          entries.map((e) => e.claim),
+        );
       }
       if (rejected.length > 0) await deadLetter(rejected);
       if (unsettled.length > 0) {
@@ -279,11 +314,25 @@ export function createFlusher(opts: FlusherOptions): Flusher {
         await retryLater(unsettled, "HubSpot's answer named neither a result nor an error for this cart", 0);
       }
       log.info(
-        { inputs: entries.length, written: sent.length, rejected: rejected.length, ms: Math.round(seconds(started) * 1000) },
+        {
+          inputs: entries.length,
+          written: sent.length,
+          rejected: rejected.length,
+          ms: Math.round(seconds(started) * 1000),
+        },
         "batch sent",
       );
     } catch (error) {
-      observer.request?.("carts_upsert", error instanceof HubSpotRejectedError || error instanceof HubSpotAuthError || error instanceof HubSpotRateLimitError ? String(error.status) : "error", seconds(started), entries.length);
+      observer.request?.(
+        "carts_upsert",
+        error instanceof HubSpotRejectedError ||
+          error instanceof HubSpotAuthError ||
+          error instanceof HubSpotRateLimitError
+          ? String(error.status)
+          : "error",
+        seconds(started),
+        entries.length,
+      );
       await handleFailure(entries, keys, error);
     }
   }
@@ -292,7 +341,11 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     if (error instanceof HubSpotRateLimitError) {
       budget.observe(error.rateLimit, now());
       if (error.daily) {
-        pause("daily_limit", "HubSpot daily API limit reached", Math.max(error.retryAfterMs, timings.dailyRetryMs));
+        pause(
+          "daily_limit",
+          "HubSpot daily API limit reached",
+          Math.max(error.retryAfterMs, timings.dailyRetryMs),
+        );
       } else {
         budget.pauseUntil(now() + error.retryAfterMs);
         log.warn({ retryAfterMs: error.retryAfterMs, policy: error.policy }, "rate limited by HubSpot");
@@ -302,13 +355,20 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       return;
     }
     if (error instanceof HubSpotAuthError) {
-      pause("auth", `HubSpot refused the access token (${error.status}${error.category ? ` ${error.category}` : ""}): ${error.message}`, timings.authRetryMs);
+      pause(
+        "auth",
+        `HubSpot refused the access token (${error.status}${error.category ? ` ${error.category}` : ""}): ${error.message}`,
+        timings.authRetryMs,
+      );
       await store.release(keys, owner);
       return;
     }
     if (error instanceof HubSpotRejectedError) {
       if (isSetupProblem(error)) {
-        log.error({ err: error.message }, "HubSpot rejected the cart id property; re-reading the portal's properties");
+        log.error(
+          { err: error.message },
+          "HubSpot rejected the cart id property; re-reading the portal's properties",
+        );
         opts.onSetupProblem?.();
         pausedUntilMs = now() + SETUP_RETRY_MS;
         await store.release(keys, owner);
@@ -316,14 +376,18 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       }
       if (entries.length === 1) {
         const e = entries[0] as Entry;
-        await deadLetter([{ key: e.claim.key, version: e.claim.version, reason: error.message, category: error.category }]);
+        await deadLetter([
+          { key: e.claim.key, version: e.claim.version, reason: error.message, category: error.category },
+        ]);
         return;
       }
       // Narrow the whole-batch rejection down to the inputs at fault.
       const half = Math.ceil(entries.length / 2);
       for (const part of [entries.slice(0, half), entries.slice(half)]) {
         await takeSlot();
-        await send(part.map((e) => ({ claim: e.claim, input: { ...e.input, objectWriteTraceId: randomUUID() } })));
+        await send(
+          part.map((e) => ({ claim: e.claim, input: { ...e.input, objectWriteTraceId: randomUUID() } })),
+        );
       }
       return;
     }
@@ -352,7 +416,9 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   }
 
   function isSetupProblem(error: HubSpotRejectedError): boolean {
-    return /non-unique|idProperty|id property/i.test(error.message) || error.message.includes(opts.idProperty);
+    return (
+      /non-unique|idProperty|id property/i.test(error.message) || error.message.includes(opts.idProperty)
+    );
   }
 
   return {
@@ -377,8 +443,12 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       const finished = await Promise.race([loopDone.then(() => "done" as const), deadline]);
       running = false;
       interrupt();
-      if (finished === "timeout") log.warn({ inFlight: inFlight.size }, "shutdown deadline reached; the rest stays pending");
-      await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 2000).unref())]);
+      if (finished === "timeout")
+        log.warn({ inFlight: inFlight.size }, "shutdown deadline reached; the rest stays pending");
+      await Promise.race([
+        Promise.allSettled([...inFlight]),
+        new Promise((r) => setTimeout(r, 2000).unref()),
+      ]);
     },
   };
 }

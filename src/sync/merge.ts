@@ -81,7 +81,9 @@ export function mergeContact(
 }
 
 function sameContact(a: BuyerContact, b: BuyerContact): boolean {
-  return a.email === b.email && a.firstname === b.firstname && a.lastname === b.lastname && a.phone === b.phone;
+  return (
+    a.email === b.email && a.firstname === b.firstname && a.lastname === b.lastname && a.phone === b.phone
+  );
 }
 
 /** The plain property values to send, with the status; the sender adds the id property. */

@@ -20,11 +20,16 @@ export interface PortalProperties {
 
 const NUMBER = /^-?\d+(\.\d+)?$/;
 
-export function createPortalProperties(definitions: readonly PropertyDefinition[], idProperty: string): PortalProperties {
+export function createPortalProperties(
+  definitions: readonly PropertyDefinition[],
+  idProperty: string,
+): PortalProperties {
   const byName = new Map(definitions.map((d) => [d.name, d]));
   const id = byName.get(idProperty);
   const idPropertyStatus = id === undefined ? "missing" : id.hasUniqueValue === true ? "ok" : "not_unique";
-  const optionSets = new Map(definitions.filter((d) => d.type === "enumeration").map((d) => [d.name, new Set(d.options)]));
+  const optionSets = new Map(
+    definitions.filter((d) => d.type === "enumeration").map((d) => [d.name, new Set(d.options)]),
+  );
 
   return {
     idPropertyStatus,

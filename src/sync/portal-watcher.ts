@@ -55,7 +55,8 @@ export function createPortalWatcher(opts: {
       const after = problem();
       if (after !== before) {
         opts.onChange?.();
-        if (after === undefined) opts.log.info({ properties: definitions.length }, "HubSpot cart properties read");
+        if (after === undefined)
+          opts.log.info({ properties: definitions.length }, "HubSpot cart properties read");
         else opts.log.error({ idProperty: opts.idProperty }, after);
       }
     } catch (error) {

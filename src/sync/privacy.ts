@@ -6,7 +6,12 @@ import type { LogSink } from "./flusher.ts";
  * and app/uninstalled erase everything for the shop, customers/data_request is acknowledged and logged
  * with what we hold (counts, never the data). Each answers once the erasure is committed.
  */
-export const PRIVACY_TOPICS = new Set(["customers/redact", "shop/redact", "app/uninstalled", "customers/data_request"]);
+export const PRIVACY_TOPICS = new Set([
+  "customers/redact",
+  "shop/redact",
+  "app/uninstalled",
+  "customers/data_request",
+]);
 
 export async function handlePrivacyDelivery(
   store: Store,
@@ -22,7 +27,10 @@ export async function handlePrivacyDelivery(
   }
   const customer = readCustomer(delivery.body);
   if (customer === undefined) {
-    log.warn({ topic: delivery.topic, shop: shopDomain }, "privacy request without a customer e-mail or phone; nothing to match");
+    log.warn(
+      { topic: delivery.topic, shop: shopDomain },
+      "privacy request without a customer e-mail or phone; nothing to match",
+    );
     return "ignored";
   }
   const subject: DataSubject = { shopDomain, ...customer };
@@ -44,8 +52,12 @@ function readCustomer(body: Buffer): { email?: string; phone?: string } | undefi
     return undefined;
   }
   const customer = (parsed as { customer?: { email?: unknown; phone?: unknown } } | null)?.customer;
-  const email = typeof customer?.email === "string" && customer.email.trim() !== "" ? customer.email.trim().toLowerCase() : undefined;
-  const phone = typeof customer?.phone === "string" && customer.phone.trim() !== "" ? customer.phone.trim() : undefined;
+  const email =
+    typeof customer?.email === "string" && customer.email.trim() !== ""
+      ? customer.email.trim().toLowerCase()
+      : undefined;
+  const phone =
+    typeof customer?.phone === "string" && customer.phone.trim() !== "" ? customer.phone.trim() : undefined;
   if (email === undefined && phone === undefined) return undefined;
   return { ...(email ? { email } : {}), ...(phone ? { phone } : {}) };
 }

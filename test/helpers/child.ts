@@ -16,7 +16,12 @@ export interface ChildBridge {
   readonly exited: Promise<number | string>;
 }
 
-export function bridgeEnv(opts: { hubspotUrl: string; dbPath: string; port: number; env?: Record<string, string> }): Record<string, string> {
+export function bridgeEnv(opts: {
+  hubspotUrl: string;
+  dbPath: string;
+  port: number;
+  env?: Record<string, string>;
+}): Record<string, string> {
   return {
     PATH: process.env["PATH"] ?? "",
     SHOPIFY_WEBHOOK_SECRETS: TEST_SECRET,
@@ -32,12 +37,17 @@ export function bridgeEnv(opts: { hubspotUrl: string; dbPath: string; port: numb
 
 /** Runs `node src/main.ts serve` as a child process and waits until /healthz answers. */
 export async function spawnBridge(env: Record<string, string>): Promise<ChildBridge> {
-  const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN, "serve"], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   proc.stdout?.on("data", (d: Buffer) => (output += d.toString("utf8")));
   proc.stderr?.on("data", (d: Buffer) => (output += d.toString("utf8")));
   // "close" (not "exit"): the output is complete once stdio has closed.
-  const exited = new Promise<number | string>((resolve) => proc.on("close", (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    proc.on("close", (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   const url = `http://127.0.0.1:${env["PORT"]}`;
   let gone = false;
   void exited.then(() => (gone = true));

@@ -52,7 +52,10 @@ export async function startChild(opts: {
     port: await freePort(),
     env: opts.env ?? {},
   });
-  const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN, "serve"], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   proc.stdout.on("data", (d: Buffer) => (output += d.toString("utf8")));
   proc.stderr.on("data", (d: Buffer) => (output += d.toString("utf8")));

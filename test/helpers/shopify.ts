@@ -70,7 +70,10 @@ export function buildDelivery(opts: DeliveryOptions): { headers: Record<string, 
   return { headers, body };
 }
 
-export async function postDelivery(baseUrl: string, opts: DeliveryOptions): Promise<{ status: number; json: unknown }> {
+export async function postDelivery(
+  baseUrl: string,
+  opts: DeliveryOptions,
+): Promise<{ status: number; json: unknown }> {
   const { headers, body } = buildDelivery(opts);
   const res = await fetch(`${baseUrl}/webhooks/shopify`, { method: "POST", headers, body });
   const text = await res.text();
@@ -84,7 +87,10 @@ export async function postDelivery(baseUrl: string, opts: DeliveryOptions): Prom
 }
 
 /** A checkout body for cart `token`, with the given total and update time. */
-export function checkoutBody(token: string, opts: { total?: string; updatedAt?: string; email?: string | null; completedAt?: string | null } = {}): string {
+export function checkoutBody(
+  token: string,
+  opts: { total?: string; updatedAt?: string; email?: string | null; completedAt?: string | null } = {},
+): string {
   return JSON.stringify({
     token: `chk-${token}`,
     cart_token: token,
@@ -97,7 +103,9 @@ export function checkoutBody(token: string, opts: { total?: string; updatedAt?: 
     total_discounts: "0.00",
     shipping_lines: [],
     discount_codes: [],
-    line_items: [{ title: "Widget", quantity: 1, price: opts.total ?? "10.00", line_price: opts.total ?? "10.00" }],
+    line_items: [
+      { title: "Widget", quantity: 1, price: opts.total ?? "10.00", line_price: opts.total ?? "10.00" },
+    ],
     abandoned_checkout_url: `https://shop.example/checkouts/${token}/recover`,
     created_at: "2026-11-01T10:00:00Z",
     updated_at: opts.updatedAt ?? "2026-11-01T10:00:00Z",
@@ -106,7 +114,10 @@ export function checkoutBody(token: string, opts: { total?: string; updatedAt?: 
 }
 
 /** A cart body for `token` with one line of `price` × quantity. */
-export function cartBody(token: string, opts: { price?: string; quantity?: number; updatedAt?: string } = {}): string {
+export function cartBody(
+  token: string,
+  opts: { price?: string; quantity?: number; updatedAt?: string } = {},
+): string {
   const price = opts.price ?? "5.00";
   const quantity = opts.quantity ?? 1;
   const line = (Number(price) * quantity).toFixed(2);

@@ -8,7 +8,8 @@ export async function waitFor<T>(
   for (;;) {
     last = await check();
     if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? "condition"} (last: ${JSON.stringify(last)})`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${opts.what ?? "condition"} (last: ${JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 20));
   }
 }

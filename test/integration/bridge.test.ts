@@ -7,7 +7,9 @@ import { cartBody, checkoutBody, loadFixtures, postDelivery } from "../helpers/s
 import { waitFor } from "../helpers/wait.ts";
 
 const upserts = (hs: FakeHubSpot) => hs.requests.filter((r) => r.path.endsWith("/carts/batch/upsert"));
-type Inputs = { inputs: Array<{ id: string; objectWriteTraceId: string; properties: Record<string, string> }> };
+type Inputs = {
+  inputs: Array<{ id: string; objectWriteTraceId: string; properties: Record<string, string> }>;
+};
 
 describe("bridge end to end (SQLite file store, fake HubSpot on a real port)", () => {
   let hs: FakeHubSpot;
@@ -39,9 +41,19 @@ describe("bridge end to end (SQLite file store, fake HubSpot on a real port)", (
       for (const body of bodies) {
         const res = await postDelivery(bridge.url, { topic: f.topic, body, shop });
         assert.equal(res.status, 200, `${f.file}: ${JSON.stringify(res.json)}`);
-        const mapped = mapDelivery({ topic: f.topic, shopDomain: shop, body, webhookId: "x", triggeredAt: undefined, receivedAtMs: 0 });
+        const mapped = mapDelivery({
+          topic: f.topic,
+          shopDomain: shop,
+          body,
+          webhookId: "x",
+          triggeredAt: undefined,
+          receivedAtMs: 0,
+        });
         if (mapped.kind === "event") {
-          expected.set(mapped.event.key, { ...mapped.event.properties, hs_external_status: mapped.event.status });
+          expected.set(mapped.event.key, {
+            ...mapped.event.properties,
+            hs_external_status: mapped.event.status,
+          });
         } else {
           assert.equal(mapped.kind, "unkeyed", `${f.file} should map or be unkeyed`);
           assert.deepEqual(res.json, { outcome: "unkeyed" });
@@ -49,7 +61,9 @@ describe("bridge end to end (SQLite file store, fake HubSpot on a real port)", (
       }
     }
     assert.ok(expected.size >= 24, `expected a cart per sample, got ${expected.size}`);
-    await waitFor(() => [...expected.keys()].every((k) => hs.cartByKey(k) !== undefined), { what: "all carts in HubSpot" });
+    await waitFor(() => [...expected.keys()].every((k) => hs.cartByKey(k) !== undefined), {
+      what: "all carts in HubSpot",
+    });
     for (const [key, props] of expected) {
       const cart = hs.cartByKey(key);
       assert.ok(cart);
@@ -60,7 +74,11 @@ describe("bridge end to end (SQLite file store, fake HubSpot on a real port)", (
       }
     }
     // Spot-check SPEC §4 values by hand on one checkout (2026-04 sample): totals and status.
-    const checkout = [...hs.carts().values()].find((c) => c.properties["hs_cart_url"]?.includes("checkouts") && c.properties["hs_external_status"] === "checkout");
+    const checkout = [...hs.carts().values()].find(
+      (c) =>
+        c.properties["hs_cart_url"]?.includes("checkouts") &&
+        c.properties["hs_external_status"] === "checkout",
+    );
     assert.ok(checkout, "a checkout cart with its recovery URL");
     assert.match(checkout.properties["hs_total_price"] ?? "", /^\d+\.\d{2}$/);
   });
@@ -92,7 +110,11 @@ describe("bridge end to end (SQLite file store, fake HubSpot on a real port)", (
   });
 
   it("batch summaries are logged at info and deliveries at debug", () => {
-    assert.ok(bridge.logs.some((l) => l["msg"] === "batch sent" && l["level"] === 30 && typeof l["inputs"] === "number"));
+    assert.ok(
+      bridge.logs.some(
+        (l) => l["msg"] === "batch sent" && l["level"] === 30 && typeof l["inputs"] === "number",
+      ),
+    );
     assert.ok(bridge.logs.some((l) => l["msg"] === "delivery received" && l["level"] === 20));
   });
 
@@ -117,19 +139,33 @@ describe("burst", () => {
     const distinct = 250;
     const sends: Array<Promise<unknown>> = [];
     for (let i = 0; i < distinct; i++) {
-      sends.push(postDelivery(bridge.url, { topic: "carts/update", body: cartBody(`burst-${i}`, { quantity: 1 }) }));
+      sends.push(
+        postDelivery(bridge.url, { topic: "carts/update", body: cartBody(`burst-${i}`, { quantity: 1 }) }),
+      );
       // The same carts again, newer: coalesced into the same inputs.
-      sends.push(postDelivery(bridge.url, { topic: "carts/update", body: cartBody(`burst-${i}`, { quantity: 2, updatedAt: "2026-11-01T09:05:00Z" }) }));
+      sends.push(
+        postDelivery(bridge.url, {
+          topic: "carts/update",
+          body: cartBody(`burst-${i}`, { quantity: 2, updatedAt: "2026-11-01T09:05:00Z" }),
+        }),
+      );
     }
     await Promise.all(sends);
-    await waitFor(() => {
-      for (let i = 0; i < distinct; i++) {
-        if (hs.cartByKey(`example-shop.myshopify.com:burst-${i}`)?.properties["hs_total_price"] !== "10.00") return false;
-      }
-      return true;
-    }, { what: "burst carts with their newest state" });
+    await waitFor(
+      () => {
+        for (let i = 0; i < distinct; i++) {
+          if (hs.cartByKey(`example-shop.myshopify.com:burst-${i}`)?.properties["hs_total_price"] !== "10.00")
+            return false;
+        }
+        return true;
+      },
+      { what: "burst carts with their newest state" },
+    );
     const requests = upserts(hs);
-    assert.ok(requests.length <= Math.ceil(distinct / 100) + 1, `${requests.length} requests for ${distinct} carts`);
+    assert.ok(
+      requests.length <= Math.ceil(distinct / 100) + 1,
+      `${requests.length} requests for ${distinct} carts`,
+    );
     for (const r of requests) {
       const { inputs } = r.body as Inputs;
       assert.ok(inputs.length <= 100);
@@ -138,7 +174,6 @@ describe("burst", () => {
       assert.equal(r.status, 200);
     }
   });
-
 });
 
 describe("restart", () => {
@@ -148,7 +183,10 @@ describe("restart", () => {
     hs.failNext({ status: 503 }, { times: 1000, path: "/batch/upsert" });
     const first = await startTestBridge({ hubspotUrl: hs.url });
     for (let i = 0; i < 5; i++) {
-      const res = await postDelivery(first.url, { topic: "checkouts/create", body: checkoutBody(`restart-${i}`, { total: `${i}.50` }) });
+      const res = await postDelivery(first.url, {
+        topic: "checkouts/create",
+        body: checkoutBody(`restart-${i}`, { total: `${i}.50` }),
+      });
       assert.equal(res.status, 200);
     }
     await waitFor(() => upserts(hs).some((r) => r.status === 503), { what: "a failed flush" });
@@ -160,9 +198,15 @@ describe("restart", () => {
     const second = await startTestBridge({ hubspotUrl: hsUp.url, dir: first.dir });
     try {
       // Backoff from the first run is kept in the store; the retry comes due within its window.
-      await waitFor(() => hsUp.carts().size === 5, { what: "pending carts sent after restart", timeoutMs: 20_000 });
+      await waitFor(() => hsUp.carts().size === 5, {
+        what: "pending carts sent after restart",
+        timeoutMs: 20_000,
+      });
       for (let i = 0; i < 5; i++) {
-        assert.equal(hsUp.cartByKey(`example-shop.myshopify.com:restart-${i}`)?.properties["hs_total_price"], `${i}.50`);
+        assert.equal(
+          hsUp.cartByKey(`example-shop.myshopify.com:restart-${i}`)?.properties["hs_total_price"],
+          `${i}.50`,
+        );
       }
     } finally {
       await second.stop();

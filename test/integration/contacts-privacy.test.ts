@@ -8,7 +8,8 @@ import { checkoutBody, loadFixtures, postDelivery, TEST_SECRET, TEST_SHOP } from
 import { waitFor } from "../helpers/wait.ts";
 
 const key = (token: string) => `${TEST_SHOP}:${token}`;
-const contactRequests = (hs: FakeHubSpot) => hs.requests.filter((r) => r.path.includes("/contacts/batch/upsert"));
+const contactRequests = (hs: FakeHubSpot) =>
+  hs.requests.filter((r) => r.path.includes("/contacts/batch/upsert"));
 
 async function withBridge(
   opts: { env?: Record<string, string>; setup?: (hs: FakeHubSpot) => void },
@@ -39,34 +40,63 @@ function query(bridge: TestBridge, sql: string, ...args: string[]): Array<Record
 describe("contacts", () => {
   it("upserts each buyer once per e-mail, associates cart → contact (586), then erases the personal data", async () => {
     await withBridge({}, async (hs, bridge) => {
-      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("c-1", { email: "Ann@Example.com" }) });
-      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("c-2", { email: "ann@example.com" }) });
-      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("c-3", { email: "bob@example.com" }) });
+      await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkoutBody("c-1", { email: "Ann@Example.com" }),
+      });
+      await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkoutBody("c-2", { email: "ann@example.com" }),
+      });
+      await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkoutBody("c-3", { email: "bob@example.com" }),
+      });
       await waitFor(() => hs.associations().length === 3, { what: "three associations" });
       assert.deepEqual([...hs.contacts().keys()].sort(), ["ann@example.com", "bob@example.com"]);
-      const emailsSent = contactRequests(hs).flatMap((r) => (r.body as { inputs: Array<{ id: string }> }).inputs.map((i) => i.id));
+      const emailsSent = contactRequests(hs).flatMap((r) =>
+        (r.body as { inputs: Array<{ id: string }> }).inputs.map((i) => i.id),
+      );
       assert.deepEqual(emailsSent.sort(), ["ann@example.com", "bob@example.com"], "one input per e-mail");
       const ann = hs.contacts().get("ann@example.com");
       for (const token of ["c-1", "c-2"]) {
         const cart = hs.cartByKey(key(token));
-        assert.ok(hs.associations().some((a) => a.cartId === cart?.id && a.contactId === ann?.id && a.typeId === 586));
+        assert.ok(
+          hs.associations().some((a) => a.cartId === cart?.id && a.contactId === ann?.id && a.typeId === 586),
+        );
       }
-      await waitFor(() => query(bridge, "SELECT 1 FROM contact_links WHERE email IS NOT NULL").length === 0, { what: "e-mails erased" });
-      assert.equal(query(bridge, "SELECT 1 FROM cart_deliveries").length, 0, "raw deliveries erased once sent");
+      await waitFor(() => query(bridge, "SELECT 1 FROM contact_links WHERE email IS NOT NULL").length === 0, {
+        what: "e-mails erased",
+      });
+      assert.equal(
+        query(bridge, "SELECT 1 FROM cart_deliveries").length,
+        0,
+        "raw deliveries erased once sent",
+      );
     });
   });
 
   it("a token without contacts scopes: logged once, carts keep flowing, /readyz reports contacts degraded", async () => {
     await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (hs, bridge) => {
-      for (const t of ["s-1", "s-2"]) await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(t) });
-      await waitFor(() => hs.cartByKey(key("s-1")) && hs.cartByKey(key("s-2")), { what: "carts despite 403 on contacts" });
-      const body = await waitFor(async () => {
-        const res = await fetch(`${bridge.url}/readyz`);
-        const json = (await res.json()) as { degraded?: string[] };
-        return res.status === 200 && json.degraded !== undefined ? json : undefined;
-      }, { what: "degraded readiness" });
+      for (const t of ["s-1", "s-2"])
+        await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(t) });
+      await waitFor(() => hs.cartByKey(key("s-1")) && hs.cartByKey(key("s-2")), {
+        what: "carts despite 403 on contacts",
+      });
+      const body = await waitFor(
+        async () => {
+          const res = await fetch(`${bridge.url}/readyz`);
+          const json = (await res.json()) as { degraded?: string[] };
+          return res.status === 200 && json.degraded !== undefined ? json : undefined;
+        },
+        { what: "degraded readiness" },
+      );
       assert.match(body.degraded?.join() ?? "", /contacts/);
-      assert.equal(bridge.logs.filter((l) => typeof l["msg"] === "string" && l["msg"].startsWith("contacts not linked")).length, 1);
+      assert.equal(
+        bridge.logs.filter((l) => typeof l["msg"] === "string" && l["msg"].startsWith("contacts not linked"))
+          .length,
+        1,
+      );
       await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("s-3") });
       await waitFor(() => hs.cartByKey(key("s-3")), { what: "later carts too" });
     });
@@ -77,9 +107,14 @@ describe("contacts", () => {
       const good = ["g-1", "g-2", "g-3"];
       await Promise.all([
         ...good.map((t) => postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(t) })),
-        postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("g-bad", { email: "bad@example.com" }) }),
+        postDelivery(bridge.url, {
+          topic: "checkouts/update",
+          body: checkoutBody("g-bad", { email: "bad@example.com" }),
+        }),
       ]);
-      await waitFor(() => good.every((t) => hs.contacts().has(`buyer-${t}@example.com`)), { what: "good contacts" });
+      await waitFor(() => good.every((t) => hs.contacts().has(`buyer-${t}@example.com`)), {
+        what: "good contacts",
+      });
       await waitFor(() => hs.cartByKey(key("g-bad")), { what: "the bad buyer's cart still lands" });
       const letters = await waitFor(async () => {
         const l = await bridge.service.store.listDeadLetters({ limit: 10 });
@@ -104,24 +139,53 @@ describe("privacy topics", () => {
   it("customers/redact erases that customer's pending buyer, dead letters and kept deliveries", async () => {
     // Contacts cannot be sent (no scope), so the buyer stays pending in the store.
     await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {
-      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("r-1", { email: "gone@example.com" }) });
-      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("r-2", { email: "stay@example.com" }) });
+      await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkoutBody("r-1", { email: "gone@example.com" }),
+      });
+      await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkoutBody("r-2", { email: "stay@example.com" }),
+      });
       const broken = checkoutBody("r-3", { email: "gone@example.com" }).replace("{", "{{");
       await postDelivery(bridge.url, { topic: "checkouts/update", body: broken });
       await waitFor(() => query(bridge, "SELECT 1 FROM contact_links WHERE email IS NOT NULL").length === 2);
       assert.equal(query(bridge, "SELECT 1 FROM dead_letters").length, 1);
 
-      const redact = JSON.stringify({ shop_id: 1, shop_domain: TEST_SHOP, customer: { id: 7, email: "Gone@example.com", phone: null }, orders_to_redact: [] });
-      const bad = await postDelivery(bridge.url, { topic: "customers/redact", body: redact, secret: "wrong" });
+      const redact = JSON.stringify({
+        shop_id: 1,
+        shop_domain: TEST_SHOP,
+        customer: { id: 7, email: "Gone@example.com", phone: null },
+        orders_to_redact: [],
+      });
+      const bad = await postDelivery(bridge.url, {
+        topic: "customers/redact",
+        body: redact,
+        secret: "wrong",
+      });
       assert.equal(bad.status, 401);
       const res = await postDelivery(bridge.url, { topic: "customers/redact", body: redact });
       assert.deepEqual(res.json, { outcome: "redacted" });
-      assert.deepEqual(query(bridge, "SELECT email FROM contact_links WHERE email IS NOT NULL").map((r) => r["email"]), ["stay@example.com"]);
+      assert.deepEqual(
+        query(bridge, "SELECT email FROM contact_links WHERE email IS NOT NULL").map((r) => r["email"]),
+        ["stay@example.com"],
+      );
       assert.equal(query(bridge, "SELECT 1 FROM dead_letters").length, 0);
-      assert.equal(query(bridge, "SELECT 1 FROM cart_deliveries WHERE instr(CAST(body AS TEXT), 'gone@example.com') > 0").length, 0);
+      assert.equal(
+        query(bridge, "SELECT 1 FROM cart_deliveries WHERE instr(CAST(body AS TEXT), 'gone@example.com') > 0")
+          .length,
+        0,
+      );
 
-      const request = JSON.stringify({ shop_domain: TEST_SHOP, customer: { email: "stay@example.com" }, data_request: { id: 9 } });
-      assert.deepEqual((await postDelivery(bridge.url, { topic: "customers/data_request", body: request })).json, { outcome: "acknowledged" });
+      const request = JSON.stringify({
+        shop_domain: TEST_SHOP,
+        customer: { email: "stay@example.com" },
+        data_request: { id: 9 },
+      });
+      assert.deepEqual(
+        (await postDelivery(bridge.url, { topic: "customers/data_request", body: request })).json,
+        { outcome: "acknowledged" },
+      );
       const line = bridge.logs.find((l) => l["msg"] === "customer data request received");
       assert.deepEqual((line?.["holds"] as { contacts: number }).contacts, 1);
       assert.doesNotMatch(JSON.stringify(line), /stay@example\.com/);
@@ -131,8 +195,15 @@ describe("privacy topics", () => {
   it("shop/redact erases everything held for the shop", async () => {
     await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {
       await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("sr-1") });
-      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("other-1"), shop: "other.myshopify.com" });
-      const res = await postDelivery(bridge.url, { topic: "shop/redact", body: JSON.stringify({ shop_id: 1, shop_domain: TEST_SHOP }) });
+      await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkoutBody("other-1"),
+        shop: "other.myshopify.com",
+      });
+      const res = await postDelivery(bridge.url, {
+        topic: "shop/redact",
+        body: JSON.stringify({ shop_id: 1, shop_domain: TEST_SHOP }),
+      });
       assert.deepEqual(res.json, { outcome: "redacted" });
       assert.equal(query(bridge, "SELECT 1 FROM carts WHERE shop = ?", TEST_SHOP).length, 0);
       assert.equal(query(bridge, "SELECT 1 FROM contact_links WHERE shop = ?", TEST_SHOP).length, 0);
@@ -147,26 +218,41 @@ describe("logs", () => {
     const secrets = new Set<string>([TEST_SECRET, "test-token"]);
     const collect = (value: unknown, keyName = ""): void => {
       if (typeof value === "string") {
-        if (/email|phone|first_name|last_name|token|address1|^name$/.test(keyName) && value.length >= 4) secrets.add(value);
+        if (/email|phone|first_name|last_name|token|address1|^name$/.test(keyName) && value.length >= 4)
+          secrets.add(value);
         return;
       }
       if (Array.isArray(value)) value.forEach((v) => collect(v, keyName));
-      else if (value !== null && typeof value === "object") for (const [k, v] of Object.entries(value)) collect(v, k);
+      else if (value !== null && typeof value === "object")
+        for (const [k, v] of Object.entries(value)) collect(v, k);
     };
     for (const f of fixtures) collect(JSON.parse(f.body.toString("utf8")));
     await withBridge({ env: { LOG_LEVEL: "info", ADMIN_TOKEN: "admin-token-xyz" } }, async (hs, bridge) => {
       hs.rejectContactEmail("example@email.com");
       // shop/redact and app/uninstalled erase the shop: they go last, after the sync.
       const erasing = (t: string) => t === "shop/redact" || t === "app/uninstalled";
-      for (const f of fixtures.filter((x) => !erasing(x.topic))) await postDelivery(bridge.url, { topic: f.topic, body: f.body });
+      for (const f of fixtures.filter((x) => !erasing(x.topic)))
+        await postDelivery(bridge.url, { topic: f.topic, body: f.body });
       await postDelivery(bridge.url, { topic: "checkouts/update", body: "not json at all" });
-      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("x", { email: "leak@example.com" }), secret: "bad" });
-      await waitFor(() => hs.carts().size > 0 && hs.requests.some((r) => r.path.includes("contacts")), { what: "a full sync" });
-      for (const f of fixtures.filter((x) => erasing(x.topic))) await postDelivery(bridge.url, { topic: f.topic, body: f.body });
-      await waitFor(() => bridge.logs.some((l) => l["msg"] === "shop data erased"), { what: "erasure logged" });
+      await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkoutBody("x", { email: "leak@example.com" }),
+        secret: "bad",
+      });
+      await waitFor(() => hs.carts().size > 0 && hs.requests.some((r) => r.path.includes("contacts")), {
+        what: "a full sync",
+      });
+      for (const f of fixtures.filter((x) => erasing(x.topic)))
+        await postDelivery(bridge.url, { topic: f.topic, body: f.body });
+      await waitFor(() => bridge.logs.some((l) => l["msg"] === "shop data erased"), {
+        what: "erasure logged",
+      });
       secrets.add("admin-token-xyz");
       secrets.add("leak@example.com");
-      const text = bridge.logs.filter((l) => Number(l["level"]) > 20).map((l) => JSON.stringify(l)).join("\n");
+      const text = bridge.logs
+        .filter((l) => Number(l["level"]) > 20)
+        .map((l) => JSON.stringify(l))
+        .join("\n");
       assert.ok(text.length > 0);
       for (const s of secrets) assert.ok(!text.includes(s), `log carries ${s}`);
       assert.doesNotMatch(text, /[\w.+-]+@[\w-]+\.[\w.]+/, "no e-mail address at all");

@@ -45,14 +45,21 @@ describe("replicas on one PostgreSQL", () => {
             const n = sent++;
             const replica = replicas[n % 3] as ChildBridge;
             const token = `rep-${c}`;
-            const body = checkoutBody(token, { total: `${seq}.00`, updatedAt: `2026-11-01T10:${String(seq).padStart(2, "0")}:00Z` });
-            const res = await postDelivery(replica.url, { topic: "checkouts/update", body }).catch(() => ({ status: 0 }));
+            const body = checkoutBody(token, {
+              total: `${seq}.00`,
+              updatedAt: `2026-11-01T10:${String(seq).padStart(2, "0")}:00Z`,
+            });
+            const res = await postDelivery(replica.url, { topic: "checkouts/update", body }).catch(() => ({
+              status: 0,
+            }));
             if (res.status === 200) acked.set(token, Math.max(acked.get(token) ?? 0, seq));
           }),
         );
         if (seq === 2) {
           // Mid-flight: batches are out (HubSpot answers in 40 ms); replica 2 dies holding claims.
-          await waitFor(() => hs.requests.some((r) => r.path.endsWith("/batch/upsert")), { what: "a first batch" });
+          await waitFor(() => hs.requests.some((r) => r.path.endsWith("/batch/upsert")), {
+            what: "a first batch",
+          });
           killedAt = Date.now();
           replicas[2]?.proc.kill("SIGKILL");
           await replicas[2]?.exited;
@@ -68,7 +75,9 @@ describe("replicas on one PostgreSQL", () => {
       };
       await waitFor(landed, { what: "every acknowledged change in HubSpot", timeoutMs: 60_000 });
       const upserts = hs.requests.filter((r) => r.path.endsWith("/carts/batch/upsert"));
-      console.log(`acknowledged ${[...acked.values()].reduce((a, b) => a + b, 0)} changes over ${acked.size} carts; ${upserts.length} upserts; max ${maxRequestsInAnyWindow(hs.requests)} requests in a 10 s window`);
+      console.log(
+        `acknowledged ${[...acked.values()].reduce((a, b) => a + b, 0)} changes over ${acked.size} carts; ${upserts.length} upserts; max ${maxRequestsInAnyWindow(hs.requests)} requests in a 10 s window`,
+      );
       // No request repeats an id; no cart is in two requests that overlap in time.
       const spans = new Map<string, Array<[number, number]>>();
       for (const r of upserts) {

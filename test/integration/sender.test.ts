@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setupHubSpot } from "../../src/cli.ts";
-import { defaultCartProperties, maxRequestsInAnyWindow, startFakeHubSpot, type FakeHubSpot, type FakeHubSpotOptions } from "../fakes/hubspot-server.ts";
+import {
+  defaultCartProperties,
+  maxRequestsInAnyWindow,
+  startFakeHubSpot,
+  type FakeHubSpot,
+  type FakeHubSpotOptions,
+} from "../fakes/hubspot-server.ts";
 import { startTestBridge, type TestBridge } from "../helpers/bridge.ts";
 import { checkoutBody, postDelivery, TEST_SHOP } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -24,17 +30,27 @@ async function withBridge(
   }
 }
 
-async function sendCheckouts(bridge: TestBridge, prefix: string, count: number, total = "10.00"): Promise<string[]> {
+async function sendCheckouts(
+  bridge: TestBridge,
+  prefix: string,
+  count: number,
+  total = "10.00",
+): Promise<string[]> {
   const tokens = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
   for (const t of tokens) {
-    const res = await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(t, { total }) });
+    const res = await postDelivery(bridge.url, {
+      topic: "checkouts/update",
+      body: checkoutBody(t, { total }),
+    });
     assert.equal(res.status, 200);
   }
   return tokens;
 }
 
-const allLanded = (hs: FakeHubSpot, tokens: string[], total = "10.00") => () =>
-  tokens.every((t) => hs.cartByKey(key(t))?.properties["hs_total_price"] === total);
+const allLanded =
+  (hs: FakeHubSpot, tokens: string[], total = "10.00") =>
+  () =>
+    tokens.every((t) => hs.cartByKey(key(t))?.properties["hs_total_price"] === total);
 
 function assertCleanRequests(hs: FakeHubSpot): void {
   for (const r of upserts(hs)) {
@@ -56,7 +72,12 @@ describe("sender failure classes (fake HubSpot on a real port)", () => {
         {
           status: 429,
           headers: { "retry-after": "1" },
-          body: { status: "error", message: "You have reached your ten_secondly_rolling limit.", errorType: "RATE_LIMIT", policyName: "TEN_SECONDLY_ROLLING" },
+          body: {
+            status: "error",
+            message: "You have reached your ten_secondly_rolling limit.",
+            errorType: "RATE_LIMIT",
+            policyName: "TEN_SECONDLY_ROLLING",
+          },
         },
         { path: "/batch/upsert" },
       );
@@ -64,7 +85,10 @@ describe("sender failure classes (fake HubSpot on a real port)", () => {
       await waitFor(allLanded(hs, tokens), { what: "carts after a 429" });
       const [limited, next] = upserts(hs);
       assert.equal(limited?.status, 429);
-      assert.ok(next && next.atMs - limited.atMs >= 950, `retried ${next ? next.atMs - limited.atMs : "?"} ms after the 429`);
+      assert.ok(
+        next && next.atMs - limited.atMs >= 950,
+        `retried ${next ? next.atMs - limited.atMs : "?"} ms after the 429`,
+      );
       assertCleanRequests(hs);
       const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
       assert.match(metrics, /hubspot_requests_total\{operation="carts_upsert",status="429"\} 1/);
@@ -75,7 +99,15 @@ describe("sender failure classes (fake HubSpot on a real port)", () => {
   it("429 DAILY: sending pauses, /readyz and metrics say so, and it resumes when the budget returns", async () => {
     await withBridge({}, async (hs, bridge) => {
       hs.failNext(
-        { status: 429, body: { status: "error", message: "You have reached your daily limit.", errorType: "RATE_LIMIT", policyName: "DAILY" } },
+        {
+          status: 429,
+          body: {
+            status: "error",
+            message: "You have reached your daily limit.",
+            errorType: "RATE_LIMIT",
+            policyName: "DAILY",
+          },
+        },
         { path: "/batch/upsert" },
       );
       const tokens = await sendCheckouts(bridge, "daily", 3);
@@ -84,7 +116,10 @@ describe("sender failure classes (fake HubSpot on a real port)", () => {
         return r.status === 503 ? r : undefined;
       });
       assert.match(paused.body.reason ?? "", /daily/i);
-      assert.match(await (await fetch(`${bridge.url}/metrics`)).text(), /hubspot_sender_paused\{cause="daily_limit"\} 1/);
+      assert.match(
+        await (await fetch(`${bridge.url}/metrics`)).text(),
+        /hubspot_sender_paused\{cause="daily_limit"\} 1/,
+      );
       await waitFor(allLanded(hs, tokens), { what: "carts after the daily pause" });
       await waitFor(async () => (await readyz(bridge)).status === 200, { what: "ready again" });
     });
@@ -116,7 +151,10 @@ describe("sender failure classes (fake HubSpot on a real port)", () => {
       await waitFor(allLanded(hs, tokens), { what: "carts after 423", timeoutMs: 15_000 });
       const [locked, next] = upserts(hs);
       assert.equal(locked?.status, 423);
-      assert.ok(next && next.atMs - locked.atMs >= 1990, `retried after ${next ? next.atMs - locked.atMs : "?"} ms`);
+      assert.ok(
+        next && next.atMs - locked.atMs >= 1990,
+        `retried after ${next ? next.atMs - locked.atMs : "?"} ms`,
+      );
     });
   });
 
@@ -125,13 +163,30 @@ describe("sender failure classes (fake HubSpot on a real port)", () => {
       await withBridge({}, async (hs, bridge) => {
         await waitFor(async () => (await readyz(bridge)).status === 200, { what: "ready" });
         if (status === 401) hs.setAccessToken("rotated-token");
-        else hs.failNext({ status: 403, body: { status: "error", message: "This app hasn't been granted all required scopes", category: "MISSING_SCOPES" } }, { path: "/batch/upsert", times: 3 });
+        else
+          hs.failNext(
+            {
+              status: 403,
+              body: {
+                status: "error",
+                message: "This app hasn't been granted all required scopes",
+                category: "MISSING_SCOPES",
+              },
+            },
+            { path: "/batch/upsert", times: 3 },
+          );
         const tokens = await sendCheckouts(bridge, `auth${status}`, 3);
-        const r = await waitFor(async () => {
-          const x = await readyz(bridge);
-          return x.status === 503 ? x : undefined;
-        }, { what: "not ready" });
-        assert.match(r.body.reason ?? "", status === 401 ? /token|refused|authentication/i : /scope|refused/i);
+        const r = await waitFor(
+          async () => {
+            const x = await readyz(bridge);
+            return x.status === 503 ? x : undefined;
+          },
+          { what: "not ready" },
+        );
+        assert.match(
+          r.body.reason ?? "",
+          status === 401 ? /token|refused|authentication/i : /scope|refused/i,
+        );
         assert.equal((await bridge.service.store.stats(Date.now())).pendingCarts, 3);
         if (status === 401) hs.setAccessToken("test-token");
         await waitFor(allLanded(hs, tokens), { what: "carts after the token was fixed", timeoutMs: 15_000 });
@@ -159,7 +214,9 @@ describe("bad inputs never block good ones", () => {
       assert.equal(letters[0]?.category, "VALIDATION_ERROR");
       assert.ok((letters[0]?.body?.length ?? 0) > 0, "the original delivery is kept");
       assert.equal(hs.cartByKey(key("bad-1")), undefined);
-      await waitFor(async () => (await bridge.service.store.stats(Date.now())).pendingCarts === 0, { what: "the bad cart does not stay pending" });
+      await waitFor(async () => (await bridge.service.store.stats(Date.now())).pendingCarts === 0, {
+        what: "the bad cart does not stay pending",
+      });
 
       hs.acceptCartId(key("bad-1"));
       const res = await fetch(`${bridge.url}/admin/dead-letters/replay`, {
@@ -168,8 +225,13 @@ describe("bad inputs never block good ones", () => {
         body: JSON.stringify({ ids: [letters[0]?.id] }),
       });
       assert.equal(res.status, 200);
-      assert.deepEqual(((await res.json()) as { results: Array<{ outcome: string }> }).results.map((r) => r.outcome), ["replayed"]);
-      await waitFor(() => hs.cartByKey(key("bad-1"))?.properties["hs_total_price"] === "10.00", { what: "replayed cart" });
+      assert.deepEqual(
+        ((await res.json()) as { results: Array<{ outcome: string }> }).results.map((r) => r.outcome),
+        ["replayed"],
+      );
+      await waitFor(() => hs.cartByKey(key("bad-1"))?.properties["hs_total_price"] === "10.00", {
+        what: "replayed cart",
+      });
       assert.equal((await bridge.service.store.stats(Date.now())).deadLetters, 0);
     });
   });
@@ -179,13 +241,20 @@ describe("bad inputs never block good ones", () => {
       hs.setPartialUpserts(false);
       hs.rejectCartId(key("narrow-bad"), "Invalid input for narrow-bad");
       const good = Array.from({ length: 15 }, (_, i) => `narrow-${i}`);
-      await Promise.all([...good, "narrow-bad"].map((t) => postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(t) })));
+      await Promise.all(
+        [...good, "narrow-bad"].map((t) =>
+          postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(t) }),
+        ),
+      );
       await waitFor(allLanded(hs, good), { what: "good carts despite the whole-batch 400" });
       const letters = await waitFor(async () => {
         const l = await bridge.service.store.listDeadLetters({ limit: 10 });
         return l.length > 0 ? l : undefined;
       });
-      assert.deepEqual(letters.map((l) => l.cartKey), [key("narrow-bad")]);
+      assert.deepEqual(
+        letters.map((l) => l.cartKey),
+        [key("narrow-bad")],
+      );
       assert.match(letters[0]?.reason ?? "", /narrow-bad/);
       assert.ok(upserts(hs).some((r) => r.status === 400));
       assertCleanRequests(hs);
@@ -196,16 +265,25 @@ describe("bad inputs never block good ones", () => {
 describe("rate budget", () => {
   it("never exceeds the budget in any 10 s window, tightened by HubSpot's headers", async () => {
     // Configured for 100, but HubSpot says 4: the bridge follows the headers, so no 429 and ≤ 4 per window.
-    await withBridge({ fake: { maxRequestsPer10s: 4 }, env: { HUBSPOT_MAX_REQUESTS_PER_10S: "100", FLUSH_INTERVAL_MS: "50" } }, async (hs, bridge) => {
-      const tokens: string[] = [];
-      for (let round = 0; round < 6; round++) {
-        tokens.push(...(await sendCheckouts(bridge, `budget-${round}`, 2)));
-        await new Promise((r) => setTimeout(r, 120)); // separate flushes: one request each
-      }
-      await waitFor(allLanded(hs, tokens), { what: "all carts within the budget", timeoutMs: 25_000 });
-      assert.equal(hs.requests.filter((r) => r.status === 429).length, 0, "no 429");
-      assert.ok(maxRequestsInAnyWindow(hs.requests) <= 4, `max ${maxRequestsInAnyWindow(hs.requests)} in a window`);
-    });
+    await withBridge(
+      {
+        fake: { maxRequestsPer10s: 4 },
+        env: { HUBSPOT_MAX_REQUESTS_PER_10S: "100", FLUSH_INTERVAL_MS: "50" },
+      },
+      async (hs, bridge) => {
+        const tokens: string[] = [];
+        for (let round = 0; round < 6; round++) {
+          tokens.push(...(await sendCheckouts(bridge, `budget-${round}`, 2)));
+          await new Promise((r) => setTimeout(r, 120)); // separate flushes: one request each
+        }
+        await waitFor(allLanded(hs, tokens), { what: "all carts within the budget", timeoutMs: 25_000 });
+        assert.equal(hs.requests.filter((r) => r.status === 429).length, 0, "no 429");
+        assert.ok(
+          maxRequestsInAnyWindow(hs.requests) <= 4,
+          `max ${maxRequestsInAnyWindow(hs.requests)} in a window`,
+        );
+      },
+    );
   });
 });
 
@@ -215,14 +293,18 @@ describe("restart mid-backoff", () => {
     hs.failNext({ status: 503, body: "unavailable" }, { path: "/batch/upsert", times: 3 });
     const first = await startTestBridge({ hubspotUrl: hs.url });
     const tokens = await sendCheckouts(first, "mid", 5);
-    await waitFor(() => upserts(hs).filter((r) => r.status === 503).length >= 2, { what: "two failed attempts" });
+    await waitFor(() => upserts(hs).filter((r) => r.status === 503).length >= 2, {
+      what: "two failed attempts",
+    });
     await first.stop({ keepDir: true, drainMs: 100 });
     const second = await startTestBridge({ hubspotUrl: hs.url, dir: first.dir });
     try {
       await waitFor(allLanded(hs, tokens), { what: "carts after restart", timeoutMs: 15_000 });
       assert.equal(hs.carts().size, 5, "one HubSpot cart per Shopify cart");
       assertCleanRequests(hs);
-      await waitFor(async () => (await second.service.store.stats(Date.now())).pendingCarts === 0, { what: "nothing pending" });
+      await waitFor(async () => (await second.service.store.stats(Date.now())).pendingCarts === 0, {
+        what: "nothing pending",
+      });
     } finally {
       await second.stop();
       await hs.close();
@@ -246,17 +328,23 @@ describe("portal properties", () => {
         "hs_currency_code:option_not_offered",
         "hs_tax:unknown_property",
       ]);
-      assert.match(await (await fetch(`${bridge.url}/metrics`)).text(), /hubspot_property_values_dropped_total\{property="hs_tax",reason="unknown_property"\} 3/);
+      assert.match(
+        await (await fetch(`${bridge.url}/metrics`)).text(),
+        /hubspot_property_values_dropped_total\{property="hs_tax",reason="unknown_property"\} 3/,
+      );
     });
   });
 
   it("a missing cart key property makes /readyz 503 until setup-hubspot creates it; then carts flow", async () => {
     await withBridge({ fake: { withCartKeyProperty: false } }, async (hs, bridge) => {
       const tokens = await sendCheckouts(bridge, "setup", 2);
-      const r = await waitFor(async () => {
-        const x = await readyz(bridge);
-        return x.status === 503 && /setup-hubspot/.test(x.body.reason ?? "") ? x : undefined;
-      }, { what: "readiness naming setup-hubspot" });
+      const r = await waitFor(
+        async () => {
+          const x = await readyz(bridge);
+          return x.status === 503 && /setup-hubspot/.test(x.body.reason ?? "") ? x : undefined;
+        },
+        { what: "readiness naming setup-hubspot" },
+      );
       assert.match(r.body.reason ?? "", /shopify_cart_key/);
       assert.equal(upserts(hs).length, 0, "nothing sent without the property");
       const lines: string[] = [];

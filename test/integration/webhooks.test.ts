@@ -14,7 +14,11 @@ describe("POST /webhooks/shopify answers (SPEC §3)", () => {
     hs = await startFakeHubSpot();
     bridge = await startTestBridge({
       hubspotUrl: hs.url,
-      env: { MAX_BODY_BYTES: "65536", ADMIN_TOKEN: "admin-secret", SHOPIFY_WEBHOOK_SECRETS: `old-secret, ${TEST_SECRET}` },
+      env: {
+        MAX_BODY_BYTES: "65536",
+        ADMIN_TOKEN: "admin-secret",
+        SHOPIFY_WEBHOOK_SECRETS: `old-secret, ${TEST_SECRET}`,
+      },
     });
   });
   after(async () => {
@@ -44,7 +48,11 @@ describe("POST /webhooks/shopify answers (SPEC §3)", () => {
   });
 
   it("a delivery signed with any configured secret is accepted", async () => {
-    const res = await postDelivery(bridge.url, { topic: "checkouts/create", body: checkoutBody("rotated-1"), secret: "old-secret" });
+    const res = await postDelivery(bridge.url, {
+      topic: "checkouts/create",
+      body: checkoutBody("rotated-1"),
+      secret: "old-secret",
+    });
     assert.equal(res.status, 200);
   });
 
@@ -60,18 +68,31 @@ describe("POST /webhooks/shopify answers (SPEC §3)", () => {
   it("413 when the body is over MAX_BODY_BYTES; just under is fine", async () => {
     const big = Buffer.alloc(65_537, 0x20);
     assert.equal((await postDelivery(bridge.url, { topic: "carts/update", body: big })).status, 413);
-    const under = Buffer.concat([Buffer.from(checkoutBody("size-1")), Buffer.alloc(65_536 - Buffer.byteLength(checkoutBody("size-1")), 0x20)]);
+    const under = Buffer.concat([
+      Buffer.from(checkoutBody("size-1")),
+      Buffer.alloc(65_536 - Buffer.byteLength(checkoutBody("size-1")), 0x20),
+    ]);
     assert.equal(under.length, 65_536);
     assert.equal((await postDelivery(bridge.url, { topic: "checkouts/update", body: under })).status, 200);
   });
 
   it("200 for a duplicate, an unhandled topic and an unkeyed order", async () => {
     const body = checkoutBody("twice-1");
-    assert.deepEqual((await postDelivery(bridge.url, { topic: "checkouts/update", body, webhookId: "same-id" })).json, { outcome: "applied" });
-    assert.deepEqual((await postDelivery(bridge.url, { topic: "checkouts/update", body, webhookId: "same-id" })).json, { outcome: "duplicate" });
-    assert.deepEqual((await postDelivery(bridge.url, { topic: "products/update", body: "{}" })).json, { outcome: "ignored" });
+    assert.deepEqual(
+      (await postDelivery(bridge.url, { topic: "checkouts/update", body, webhookId: "same-id" })).json,
+      { outcome: "applied" },
+    );
+    assert.deepEqual(
+      (await postDelivery(bridge.url, { topic: "checkouts/update", body, webhookId: "same-id" })).json,
+      { outcome: "duplicate" },
+    );
+    assert.deepEqual((await postDelivery(bridge.url, { topic: "products/update", body: "{}" })).json, {
+      outcome: "ignored",
+    });
     const order = fixture("orders-create.shopify-docs-2026-04.json");
-    assert.deepEqual((await postDelivery(bridge.url, { topic: order.topic, body: order.body })).json, { outcome: "unkeyed" });
+    assert.deepEqual((await postDelivery(bridge.url, { topic: order.topic, body: order.body })).json, {
+      outcome: "unkeyed",
+    });
   });
 
   it("200 for a genuine body that cannot be mapped, kept as a dead letter with its reason", async () => {
@@ -105,15 +126,23 @@ describe("POST /webhooks/shopify answers (SPEC §3)", () => {
 
   it("admin routes need the bearer token", async () => {
     assert.equal((await fetch(`${bridge.url}/admin/status`)).status, 401);
-    assert.equal((await fetch(`${bridge.url}/admin/status`, { headers: { authorization: "Bearer nope" } })).status, 401);
-    const ok = await fetch(`${bridge.url}/admin/status`, { headers: { authorization: "Bearer admin-secret" } });
+    assert.equal(
+      (await fetch(`${bridge.url}/admin/status`, { headers: { authorization: "Bearer nope" } })).status,
+      401,
+    );
+    const ok = await fetch(`${bridge.url}/admin/status`, {
+      headers: { authorization: "Bearer admin-secret" },
+    });
     assert.equal(ok.status, 200);
     assert.equal(typeof ((await ok.json()) as { pendingCarts: unknown }).pendingCarts, "number");
   });
 
   it("503 when the store cannot commit, never 200", async () => {
     await bridge.service.store.close();
-    const res = await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("after-close") });
+    const res = await postDelivery(bridge.url, {
+      topic: "checkouts/update",
+      body: checkoutBody("after-close"),
+    });
     assert.equal(res.status, 503);
     const ready = await fetch(`${bridge.url}/readyz`);
     assert.equal(ready.status, 503);
@@ -126,7 +155,10 @@ describe("admin routes without ADMIN_TOKEN", () => {
     const hs = await startFakeHubSpot();
     const bridge = await startTestBridge({ hubspotUrl: hs.url });
     try {
-      assert.equal((await fetch(`${bridge.url}/admin/status`, { headers: { authorization: "Bearer x" } })).status, 404);
+      assert.equal(
+        (await fetch(`${bridge.url}/admin/status`, { headers: { authorization: "Bearer x" } })).status,
+        404,
+      );
       assert.equal((await fetch(`${bridge.url}/admin/dead-letters`)).status, 404);
     } finally {
       await bridge.stop();
@@ -141,7 +173,10 @@ describe("shutdown", () => {
     const bridge = await startTestBridge({ hubspotUrl: hs.url });
     const stopping = bridge.stop({ keepDir: false });
     // The listener closes at once; a new connection is refused or answered 503.
-    const res = await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("late") }).catch(() => ({ status: 0 }));
+    const res = await postDelivery(bridge.url, {
+      topic: "checkouts/update",
+      body: checkoutBody("late"),
+    }).catch(() => ({ status: 0 }));
     assert.ok(res.status === 503 || res.status === 0, `got ${res.status}`);
     await stopping;
     await hs.close();

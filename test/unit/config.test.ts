@@ -30,7 +30,12 @@ test("secrets are split on commas, trimmed, empty entries ignored", () => {
 test("every problem is named at once, without values", () => {
   let error: unknown;
   try {
-    loadConfig({ SHOPIFY_WEBHOOK_SECRETS: " , ", PORT: "http", HUBSPOT_SYNC_CONTACTS: "maybe", HUBSPOT_BASE_URL: "not a url" });
+    loadConfig({
+      SHOPIFY_WEBHOOK_SECRETS: " , ",
+      PORT: "http",
+      HUBSPOT_SYNC_CONTACTS: "maybe",
+      HUBSPOT_BASE_URL: "not a url",
+    });
   } catch (e) {
     error = e;
   }
@@ -50,7 +55,12 @@ test("the process exits 78 with one readable message and no secret", () => {
   const main = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
   const secret = "pat-na1-super-secret-value";
   const result = spawnSync(process.execPath, [main, "serve"], {
-    env: { PATH: process.env["PATH"] ?? "", HUBSPOT_ACCESS_TOKEN: secret, PORT: "-1", FLUSH_INTERVAL_MS: "soon" },
+    env: {
+      PATH: process.env["PATH"] ?? "",
+      HUBSPOT_ACCESS_TOKEN: secret,
+      PORT: "-1",
+      FLUSH_INTERVAL_MS: "soon",
+    },
     encoding: "utf8",
     timeout: 20_000,
   });

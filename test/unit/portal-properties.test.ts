@@ -33,20 +33,20 @@ test("keeps valid values and leaves out what the portal would reject, with the r
     hs_unknown: "x",
   });
   assert.deepEqual(kept, { hs_total_price: "12.50" });
-  assert.deepEqual(
-    dropped.map((d) => `${d.property}:${d.reason}`).sort(),
-    [
-      "hs_buyer_accepts_marketing:invalid_value",
-      "hs_currency_code:option_not_offered",
-      "hs_external_modified_date:invalid_value",
-      "hs_homecurrency_amount:read_only",
-      "hs_unknown:unknown_property",
-    ],
-  );
+  assert.deepEqual(dropped.map((d) => `${d.property}:${d.reason}`).sort(), [
+    "hs_buyer_accepts_marketing:invalid_value",
+    "hs_currency_code:option_not_offered",
+    "hs_external_modified_date:invalid_value",
+    "hs_homecurrency_amount:read_only",
+    "hs_unknown:unknown_property",
+  ]);
 });
 
 test("an empty string (clearing) passes for any writable property", () => {
-  assert.deepEqual(portal.filter({ hs_currency_code: "", hs_total_price: "" }).kept, { hs_currency_code: "", hs_total_price: "" });
+  assert.deepEqual(portal.filter({ hs_currency_code: "", hs_total_price: "" }).kept, {
+    hs_currency_code: "",
+    hs_total_price: "",
+  });
 });
 
 test("reports a missing or non-unique id property", () => {

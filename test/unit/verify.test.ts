@@ -32,22 +32,26 @@ async function libraryVerdict(body: Buffer, hmac: string | undefined): Promise<b
   return result.valid;
 }
 
-const variants: Array<{ name: string; make: (body: Buffer) => { body: Buffer; hmac: string | undefined } }> = [
-  { name: "genuine", make: (body) => ({ body, hmac: signShopifyBody(body, SECRET) }) },
-  { name: "wrong secret", make: (body) => ({ body, hmac: signShopifyBody(body, "another-secret") }) },
-  {
-    name: "one flipped byte",
-    make: (body) => {
-      const flipped = Buffer.from(body);
-      const i = Math.floor(flipped.length / 2);
-      flipped[i] = (flipped[i] ?? 0) ^ 0x01;
-      return { body: flipped, hmac: signShopifyBody(body, SECRET) };
+const variants: Array<{ name: string; make: (body: Buffer) => { body: Buffer; hmac: string | undefined } }> =
+  [
+    { name: "genuine", make: (body) => ({ body, hmac: signShopifyBody(body, SECRET) }) },
+    { name: "wrong secret", make: (body) => ({ body, hmac: signShopifyBody(body, "another-secret") }) },
+    {
+      name: "one flipped byte",
+      make: (body) => {
+        const flipped = Buffer.from(body);
+        const i = Math.floor(flipped.length / 2);
+        flipped[i] = (flipped[i] ?? 0) ^ 0x01;
+        return { body: flipped, hmac: signShopifyBody(body, SECRET) };
+      },
     },
-  },
-  { name: "truncated header", make: (body) => ({ body, hmac: signShopifyBody(body, SECRET).slice(0, 20) }) },
-  { name: "missing header", make: (body) => ({ body, hmac: undefined }) },
-  { name: "empty header", make: (body) => ({ body, hmac: "" }) },
-];
+    {
+      name: "truncated header",
+      make: (body) => ({ body, hmac: signShopifyBody(body, SECRET).slice(0, 20) }),
+    },
+    { name: "missing header", make: (body) => ({ body, hmac: undefined }) },
+    { name: "empty header", make: (body) => ({ body, hmac: "" }) },
+  ];
 
 for (const fixture of loadFixtures()) {
   test(`verdict equals @shopify/shopify-api's on ${fixture.file}`, async () => {
@@ -70,7 +74,10 @@ test("any configured secret verifies (rotation, admin-created webhooks)", () => 
 
 test("a header that is not base64 of 32 bytes is malformed, not a mismatch", () => {
   const body = Buffer.from("{}");
-  assert.deepEqual(verifyShopifyHmac(body, "not base64!!", ["s"]), { valid: false, reason: "malformed_hmac" });
+  assert.deepEqual(verifyShopifyHmac(body, "not base64!!", ["s"]), {
+    valid: false,
+    reason: "malformed_hmac",
+  });
   assert.deepEqual(verifyShopifyHmac(body, Buffer.alloc(31).toString("base64"), ["s"]), {
     valid: false,
     reason: "malformed_hmac",
