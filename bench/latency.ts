@@ -1,0 +1,56 @@
+/**
+ * Answer latency at a fixed 1,000 deliveries/s (open loop: deliveries leave on schedule whatever the answers
+ * do), the bridge against the bare Express baseline at the same rate. Each delivery is a new cart, so the
+ * bridge also sends to its sandbox HubSpot meanwhile (at the default budget of 100 requests / 10 s that is
+ * about what 1,000 new carts/s need).
+ */
+import { describeRun, scrapeBridge } from "./bridge-metrics.ts";
+import { bridgeIn, expressIn, sandboxIn, type BenchContext } from "./context.ts";
+import { presign } from "./deliveries.ts";
+import { runLoad, type LoadResult } from "./load.ts";
+import type { Row } from "./report.ts";
+import { withScope } from "./scope.ts";
+import { int, ms, percentiles } from "./stats.ts";
+
+export const LATENCY_TARGET_MS = 10;
+
+export function measureFixedRateLatency(ctx: BenchContext): Promise<Row[]> {
+  const s = ctx.settings;
+  return withScope(async (scope) => {
+    const sandbox = await sandboxIn(scope, { recordRequests: false });
+    const bridge = await bridgeIn(ctx, scope, "latency", sandbox.url);
+    const express = await expressIn(ctx, scope);
+    const perRun = Math.ceil(((s.warmupMs + s.fixedRateMs) / 1000) * s.fixedRatePerS) + 10;
+    const source = presign(perRun, (seq) => seq);
+
+    const run = async (url: string, firstSeq: number, durationMs: number): Promise<LoadResult> =>
+      runLoad({ url, source, connections: s.connections, durationMs, ratePerS: s.fixedRatePerS, firstSeq });
+    const measure = async (name: string, url: string) => {
+      await run(url, 0, s.warmupMs);
+      const before = name === "bridge" ? await scrapeBridge(url) : undefined;
+      const r = await run(url, Math.ceil((s.warmupMs / 1000) * s.fixedRatePerS) + 1, s.fixedRateMs);
+      if (name === "bridge")
+        ctx.note(`fixed rate, ${describeRun(before?.metrics, (await scrapeBridge(url))?.metrics)}.`);
+      const [p50 = NaN, p99 = NaN, max = NaN] = percentiles(r.latenciesMs, [50, 99, 100]);
+      const achieved = (r.sent * 1000) / r.elapsedMs;
+      ctx.log(`latency ${name}: ${int(achieved)}/s, p50 ${ms(p50)}, p99 ${ms(p99)}, max ${ms(max)}`);
+      ctx.note(
+        `fixed rate, ${name}: ${int(r.sent)} deliveries in ${(r.elapsedMs / 1000).toFixed(1)} s ` +
+          `(${int(achieved)}/s; generator at most ${ms(r.maxLagMs)} behind schedule), answers ${JSON.stringify(r.statuses)}, max ${ms(max)}.`,
+      );
+      return { p50, p99, max, ok: r.ok === r.sent };
+    };
+    const b = await measure("bridge", bridge.url);
+    const e = await measure("express", express.url);
+    return [
+      {
+        measure: `answer latency at a fixed ${int(s.fixedRatePerS)} deliveries/s, p50 / p99`,
+        bridge: `${ms(b.p50)} / ${ms(b.p99)}`,
+        baseline: `${ms(e.p50)} / ${ms(e.p99)}`,
+        ratio: `p99 ${(b.p99 / e.p99).toFixed(1)}× baseline`,
+        target: `p99 ≤ ${LATENCY_TARGET_MS} ms`,
+        met: b.ok && b.p99 <= LATENCY_TARGET_MS,
+      },
+    ];
+  });
+}

@@ -1,0 +1,164 @@
+/**
+ * The processes a measure runs against: the bridge (`node src/main.ts serve`, durable SQLite in a temp dir,
+ * HubSpot = the fake sandbox) and the bare Express baseline, each a child process with its own port; and
+ * their memory as Linux reports it.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { bridgeEnv, freePort, spawnBridge } from "../test/helpers/child.ts";
+import { waitFor } from "../test/helpers/wait.ts";
+
+export interface Served {
+  readonly url: string;
+  readonly pid: number;
+  /** Peak resident set so far (VmHWM), in bytes. */
+  peakRssBytes(): number | undefined;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. Safe to call twice. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface BridgeOptions {
+  readonly hubspotUrl: string;
+  /** Environment on top of the bench defaults (FLUSH_INTERVAL_MS=1000, LOG_LEVEL=info, contacts off). */
+  readonly env?: Record<string, string>;
+  /** Write a V8 CPU profile of the bridge into this directory (`--cpu-prof`). */
+  readonly cpuProfileDir?: string;
+}
+
+export interface Bridge extends Served {
+  readonly output: () => string;
+}
+
+/** VmHWM or VmRSS of `pid` from /proc, in bytes; undefined where /proc is not available. */
+export function procMemoryBytes(pid: number, field: "VmHWM" | "VmRSS"): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+    return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+function stopper(proc: ChildProcess, exited: Promise<unknown>): (graceMs?: number) => Promise<void> {
+  let stopping: Promise<void> | undefined;
+  return (graceMs = 15_000) => {
+    stopping ??= (async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+      await exited;
+      clearTimeout(timer);
+    })();
+    return stopping;
+  };
+}
+
+/** Store directories of bridges still running (removed on stop, or by `removeBridgeDirs` on interrupt). */
+const liveDirs = new Set<string>();
+
+export function removeBridgeDirs(): void {
+  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+  liveDirs.clear();
+}
+
+export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
+  const dir = mkdtempSync(join(tmpdir(), "cartbridge-bench-"));
+  liveDirs.add(dir);
+  const port = await freePort();
+  const env = bridgeEnv({
+    hubspotUrl: opts.hubspotUrl,
+    dbPath: join(dir, "bench.db"),
+    port,
+    env: {
+      FLUSH_INTERVAL_MS: "1000",
+      LOG_LEVEL: "info",
+      HUBSPOT_SYNC_CONTACTS: "false",
+      ...opts.env,
+      ...(opts.cpuProfileDir === undefined
+        ? {}
+        : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${opts.cpuProfileDir}` }),
+    },
+  });
+  if (opts.cpuProfileDir !== undefined) mkdirSync(opts.cpuProfileDir, { recursive: true });
+  let child;
+  try {
+    child = await spawnBridge(env);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
+    throw error;
+  }
+  const { proc } = child;
+  const pid = proc.pid ?? -1;
+  const stop = stopper(proc, child.exited);
+  let lastPeak: number | undefined;
+  return {
+    url: child.url,
+    pid,
+    output: child.output,
+    peakRssBytes: () => (lastPeak = procMemoryBytes(pid, "VmHWM") ?? lastPeak),
+    async stop(graceMs) {
+      try {
+        await stop(graceMs);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+        liveDirs.delete(dir);
+      }
+    },
+  };
+}
+
+const BASELINE = fileURLToPath(new URL("./baseline-express.ts", import.meta.url));
+
+export async function startExpressBaseline(): Promise<Served> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [BASELINE], {
+    env: { PATH: process.env["PATH"] ?? "", PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  proc.stdout.on("data", (d: Buffer) => (output += d.toString("utf8")));
+  proc.stderr.on("data", (d: Buffer) => (output += d.toString("utf8")));
+  const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));
+  const stop = stopper(proc, exited);
+  const pid = proc.pid ?? -1;
+  try {
+    await waitFor(
+      () => {
+        if (proc.exitCode !== null) throw new Error(`express baseline exited early:\n${output}`);
+        return output.includes("listening");
+      },
+      { what: "express baseline", timeoutMs: 20_000 },
+    );
+  } catch (error) {
+    await stop(1000);
+    throw error;
+  }
+  let lastPeak: number | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid,
+    peakRssBytes: () => (lastPeak = procMemoryBytes(pid, "VmHWM") ?? lastPeak),
+    stop,
+  };
+}
+
+/** Waits until the bridge's /readyz answers 200 (it has read the sandbox's cart properties). */
+export async function waitReady(url: string, timeoutMs = 20_000): Promise<void> {
+  await waitFor(
+    async () => {
+      try {
+        const res = await fetch(`${url}/readyz`);
+        await res.arrayBuffer();
+        return res.status === 200;
+      } catch {
+        return false;
+      }
+    },
+    { what: "bridge /readyz", timeoutMs, intervalMs: 50 },
+  );
+}
