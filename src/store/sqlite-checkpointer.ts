@@ -14,6 +14,7 @@ const WORKER_SOURCE = `
 const { workerData, parentPort } = require("node:worker_threads");
 const { DatabaseSync } = require("node:sqlite");
 const db = new DatabaseSync(workerData.path, { timeout: 5000 });
+db.exec("PRAGMA cache_size = -512");
 const checkpoint = (mode) => { try { db.exec("PRAGMA wal_checkpoint(" + mode + ")"); } catch {} };
 const timer = setInterval(() => checkpoint("PASSIVE"), workerData.intervalMs);
 parentPort.on("message", () => {
@@ -32,6 +33,8 @@ export function startCheckpointer(
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: { path, intervalMs: opts.intervalMs ?? 500 },
+    // It only runs a pragma: a small heap keeps its share of the process's memory small.
+    resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1, codeRangeSizeMb: 2 },
   });
   worker.unref();
   let stopping = false;
