@@ -9,7 +9,7 @@ import type { Readiness } from "./http/health.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
-import type { Store, StoreStats } from "./store/store.ts";
+import type { Store } from "./store/store.ts";
 import { createContactSender, type ContactSender } from "./sync/contact-sender.ts";
 import {
   createFlusher,
@@ -151,16 +151,9 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     return { ready: reasons.length === 0, reasons, degraded: contacts === undefined ? [] : [contacts] };
   }
 
-  // Counting every cart is not free on a large store: scrapes within 5 s share one count.
-  let cachedStats: { atMs: number; stats: Promise<StoreStats> } | undefined;
   async function refreshGauges(): Promise<void> {
     const now = Date.now();
-    if (cachedStats === undefined || now - cachedStats.atMs > 5000)
-      cachedStats = { atMs: now, stats: store.stats(now) };
-    const stats = await cachedStats.stats.catch((error: unknown) => {
-      cachedStats = undefined;
-      throw error;
-    });
+    const stats = await store.stats(now);
     metrics.pendingCarts.set(stats.pendingCarts);
     metrics.oldestPendingAge.set(
       stats.oldestPendingSinceMs === undefined ? 0 : (now - stats.oldestPendingSinceMs) / 1000,
