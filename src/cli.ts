@@ -3,6 +3,7 @@ import { createHubSpotClient } from "./hubspot/client.ts";
 import { HubSpotAuthError } from "./hubspot/errors.ts";
 import { allDeadLetterIds } from "./http/admin.ts";
 import { openStore } from "./store/open.ts";
+import { describeDeadLetter } from "./store/store.ts";
 import { replayDeadLetters } from "./sync/replay.ts";
 
 /** The one-shot commands; each returns the process exit code (main.ts exits). */
@@ -72,19 +73,7 @@ export async function deadLetters(config: Config, args: readonly string[], print
         const page = await store.listDeadLetters({ limit: 500, afterId });
         if (page.length === 0) break;
         for (const l of page) {
-          print(
-            JSON.stringify({
-              id: l.id,
-              createdAt: new Date(l.createdAtMs).toISOString(),
-              source: l.source,
-              topic: l.topic,
-              shop: l.shopDomain,
-              webhookId: l.webhookId ?? null,
-              cartKey: l.cartKey ?? null,
-              category: l.category ?? null,
-              reason: l.reason,
-            }),
-          );
+          print(JSON.stringify(describeDeadLetter(l)));
           count++;
         }
         afterId = page[page.length - 1]?.id ?? afterId;

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import express, { type RequestHandler, type Router } from "express";
-import type { Store } from "../store/store.ts";
+import { describeDeadLetter, type Store } from "../store/store.ts";
 import type { ReplayResult } from "../sync/replay.ts";
 
 export interface AdminDeps {
@@ -42,18 +42,7 @@ export function adminRouter(deps: AdminDeps): Router {
     const afterId = clampInt(req.query["after"], 0, Number.MAX_SAFE_INTEGER, 0);
     const letters = await deps.store.listDeadLetters({ limit, afterId });
     res.json({
-      deadLetters: letters.map((l) => ({
-        id: l.id,
-        createdAt: new Date(l.createdAtMs).toISOString(),
-        source: l.source,
-        topic: l.topic,
-        shopDomain: l.shopDomain,
-        webhookId: l.webhookId ?? null,
-        cartKey: l.cartKey ?? null,
-        reason: l.reason,
-        category: l.category ?? null,
-        bodyBytes: l.body?.length ?? 0,
-      })),
+      deadLetters: letters.map(describeDeadLetter),
       next: letters.length === limit ? letters[letters.length - 1]?.id : null,
     });
   });

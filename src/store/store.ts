@@ -192,3 +192,19 @@ export interface Store {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** A dead letter as operators see it (CLI and /admin): everything but the raw body. */
+export function describeDeadLetter(l: DeadLetter): Record<string, string | number | null> {
+  return {
+    id: l.id,
+    createdAt: new Date(l.createdAtMs).toISOString(),
+    source: l.source,
+    topic: l.topic,
+    shopDomain: l.shopDomain,
+    webhookId: l.webhookId ?? null,
+    cartKey: l.cartKey ?? null,
+    category: l.category ?? null,
+    reason: l.reason,
+    bodyBytes: l.body?.length ?? 0,
+  };
+}

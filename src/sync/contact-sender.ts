@@ -10,7 +10,7 @@ import type { UpsertInput } from "../hubspot/types.ts";
 import type { ClaimedContact, Store } from "../store/store.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import type { LogSink, PauseTimings, SenderObserver } from "./flusher.ts";
-import { createSleeper, takeSlot as takeBudgetSlot } from "./pacing.ts";
+import { createSleeper, secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
 import type { RateBudget } from "./rate-budget.ts";
 
 /**
@@ -247,8 +247,4 @@ function groupByEmail(claims: readonly ClaimedContact[]): ClaimedContact[][] {
     else groups.set(c.contact.email, [c]);
   }
   return [...groups.values()];
-}
-
-function seconds(startedMs: number): number {
-  return (performance.now() - startedMs) / 1000;
 }

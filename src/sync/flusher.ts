@@ -11,7 +11,7 @@ import type { ClaimedCart, RejectedCart, SentCart, Store } from "../store/store.
 import { backoffDelayMs } from "./backoff.ts";
 import { currentValues } from "./merge.ts";
 import type { DroppedValue, PortalProperties } from "./portal-properties.ts";
-import { createSleeper, takeSlot as takeBudgetSlot } from "./pacing.ts";
+import { createSleeper, secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
 import type { RateBudget } from "./rate-budget.ts";
 
 /**
@@ -451,8 +451,4 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       ]);
     },
   };
-}
-
-function seconds(startedMs: number): number {
-  return (performance.now() - startedMs) / 1000;
 }

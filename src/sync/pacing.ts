@@ -36,3 +36,8 @@ export async function takeSlot(
     await new Promise((r) => setTimeout(r, wait));
   }
 }
+
+/** Seconds elapsed since a `performance.now()` reading. */
+export function secondsSince(startedMs: number): number {
+  return (performance.now() - startedMs) / 1000;
+}
