@@ -44,7 +44,6 @@ export interface ServiceOptions {
   /** Shorter pauses and timeouts for tests; production uses the defaults. */
   readonly timings?: Partial<PauseTimings>;
   readonly hubspotTimeoutMs?: number;
-  readonly flusherMaxInFlight?: number;
 }
 
 export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
@@ -107,7 +106,6 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     portal: () => portal.current(),
     onSetupProblem: () => void portal.refresh(),
     ...(opts.timings === undefined ? {} : { timings: opts.timings }),
-    ...(opts.flusherMaxInFlight === undefined ? {} : { maxInFlight: opts.flusherMaxInFlight }),
     log,
     observer: senderObserver,
     leaseMs: config.claimLeaseMs,

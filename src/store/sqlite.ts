@@ -37,15 +37,13 @@ CREATE TABLE IF NOT EXISTS carts (
   pending_since   INTEGER,
   attempts        INTEGER NOT NULL DEFAULT 0,
   next_attempt_at INTEGER NOT NULL DEFAULT 0,
-  lease_owner     TEXT,
-  lease_until     INTEGER,
   last_error      TEXT,
   hubspot_id      TEXT,
   updated_at      INTEGER NOT NULL
 );
 
 -- A cart's newest delivery, kept until the cart and its buyer are in HubSpot (for a dead letter). Its own
--- table keeps the carts rows small: claims and sent marks rewrite a cart row, never a 5 kB body.
+-- table keeps the carts rows small: sent marks and retries rewrite a cart row, never a 5 kB body.
 CREATE TABLE IF NOT EXISTS cart_deliveries (
   cart_key   TEXT PRIMARY KEY,
   shop       TEXT NOT NULL,
@@ -116,8 +114,9 @@ function optionalField(name: string, value: unknown): Record<string, string> {
 
 /**
  * Opens (and migrates) the embedded store at `path`: WAL, full fsync at commit, one writer.
- * `server: true` (the bridge itself, never a CLI tool) releases every claim left by a previous process:
- * SQLite serves one instance, so any claim found at start-up belongs to a process that died.
+ * `server: true` (the bridge itself, never a CLI tool) releases every contact claim left by a previous
+ * process (SQLite serves one instance, so any found at start-up belongs to a process that died; cart claims
+ * live in memory) and moves WAL checkpoints to a background thread.
  */
 export function openSqliteStore(path: string, opts: { server?: boolean } = {}): Store {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -128,7 +127,6 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   db.exec(SCHEMA);
   let checkpointer: Checkpointer | undefined;
   if (opts.server === true) {
-    db.exec("UPDATE carts SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
     db.exec("UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
     if (path !== ":memory:") {
       db.exec("PRAGMA wal_autocheckpoint = 0");
@@ -165,10 +163,8 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         synced_version = max(synced_version, ?1),
         pending_since = CASE WHEN version <= ?1 THEN NULL ELSE pending_since END,
         attempts = 0, next_attempt_at = 0, last_error = NULL,
-        hubspot_id = coalesce(?2, hubspot_id),
-        lease_owner = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_owner END,
-        lease_until = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_until END
-        WHERE key = ?4`),
+        hubspot_id = coalesce(?2, hubspot_id)
+        WHERE key = ?3`),
     markFailed: sql(`UPDATE carts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
         WHERE key = ?`),
     cartForDeadLetter: sql(`SELECT c.shop, d.topic AS last_topic, d.webhook_id AS last_webhook_id,
@@ -439,7 +435,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         "mark sent",
         () => {
           for (const c of carts) {
-            q.markSent.run(c.version, c.hubspotId ?? null, owner, c.key);
+            q.markSent.run(c.version, c.hubspotId ?? null, c.key);
             q.clearSentDelivery.run(c.key);
           }
         },
@@ -488,7 +484,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
             (row["last_headers"] as string | null) ?? "{}",
             (row["last_body"] as Uint8Array | null) ?? null,
           );
-          q.markSent.run(c.version, null, owner, c.key);
+          q.markSent.run(c.version, null, c.key);
           q.clearSentDelivery.run(c.key);
         }
       });

@@ -415,9 +415,15 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     for (const r of rejected) log.warn({ category: r.category }, "cart rejected by HubSpot; dead-lettered");
   }
 
+  /**
+   * Whether a whole-batch 400 blames the id property itself (not unique, or missing) rather than an input:
+   * then no input is at fault and narrowing would dead-letter good carts. Anything else is narrowed.
+   */
   function isSetupProblem(error: HubSpotRejectedError): boolean {
+    const m = error.message;
+    if (/by non-unique .*propert/i.test(m)) return true;
     return (
-      /non-unique|idProperty|id property/i.test(error.message) || error.message.includes(opts.idProperty)
+      m.includes(opts.idProperty) && /does ?n[o']?t exist|PROPERTY_DOESNT_EXIST/i.test(m) && !/\[\{/.test(m)
     );
   }
 

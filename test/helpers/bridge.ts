@@ -5,7 +5,9 @@ import { Writable } from "node:stream";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { startService, type Service, type ServiceOptions } from "../../src/service.ts";
+import { startFakeHubSpot, type FakeHubSpot, type FakeHubSpotOptions } from "../fakes/hubspot-server.ts";
 import { TEST_SECRET } from "./shopify.ts";
+import { waitFor } from "./wait.ts";
 
 export interface TestBridge {
   readonly service: Service;
@@ -63,4 +65,30 @@ export async function startTestBridge(opts: {
       if (!keepDir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A fake HubSpot and a bridge for the length of `body`, both closed after it (failures included).
+ * `setup` prepares the fake before the bridge starts; `ready` waits for /readyz's conditions first.
+ */
+export async function withBridge(
+  opts: {
+    fake?: FakeHubSpotOptions;
+    env?: Record<string, string>;
+    setup?: (hs: FakeHubSpot) => void;
+    ready?: boolean;
+  },
+  body: (hs: FakeHubSpot, bridge: TestBridge) => Promise<void>,
+): Promise<void> {
+  const hs = await startFakeHubSpot(opts.fake);
+  opts.setup?.(hs);
+  const bridge = await startTestBridge({ hubspotUrl: hs.url, ...(opts.env ? { env: opts.env } : {}) });
+  try {
+    if (opts.ready === true)
+      await waitFor(async () => (await bridge.service.readiness()).ready, { what: "ready" });
+    await body(hs, bridge);
+  } finally {
+    await bridge.stop({ drainMs: 500 });
+    await hs.close();
+  }
 }

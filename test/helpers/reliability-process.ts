@@ -153,21 +153,15 @@ export function cartRows(dbPath: string, keys: readonly string[]): string {
       const rows = keys.map((key) =>
         db
           .prepare(
-            "SELECT key, version, synced_version, pending_since, attempts, next_attempt_at, lease_owner, lease_until, last_error FROM carts WHERE key = ?",
+            "SELECT key, version, synced_version, pending_since, attempts, next_attempt_at, last_error FROM carts WHERE key = ?",
           )
           .get(key),
       );
-      const now = Date.now();
       return rows
         .map((r) => {
           const row = r as Record<string, unknown> | undefined;
           if (row === undefined) return "(not in the store)";
-          const until = row["lease_until"];
-          const lease =
-            typeof until === "number"
-              ? ` lease ${until > now ? `held for ${until - now} ms more` : "expired"} by ${String(row["lease_owner"])}`
-              : "";
-          return `${String(row["key"])}: version ${String(row["version"])}, synced ${String(row["synced_version"])}, pending since ${String(row["pending_since"])}, attempts ${String(row["attempts"])}${lease}`;
+          return `${String(row["key"])}: version ${String(row["version"])}, synced ${String(row["synced_version"])}, pending since ${String(row["pending_since"])}, attempts ${String(row["attempts"])}, next attempt ${String(row["next_attempt_at"])}`;
         })
         .join("\n");
     } finally {

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
-import { startFakeHubSpot, type FakeHubSpot } from "../fakes/hubspot-server.ts";
-import { startTestBridge, type TestBridge } from "../helpers/bridge.ts";
+import type { FakeHubSpot } from "../fakes/hubspot-server.ts";
+import { withBridge as withTestBridge, type TestBridge } from "../helpers/bridge.ts";
 import { checkoutBody, loadFixtures, postDelivery, TEST_SECRET, TEST_SHOP } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -11,21 +11,10 @@ const key = (token: string) => `${TEST_SHOP}:${token}`;
 const contactRequests = (hs: FakeHubSpot) =>
   hs.requests.filter((r) => r.path.includes("/contacts/batch/upsert"));
 
-async function withBridge(
+const withBridge = (
   opts: { env?: Record<string, string>; setup?: (hs: FakeHubSpot) => void },
   body: (hs: FakeHubSpot, bridge: TestBridge) => Promise<void>,
-): Promise<void> {
-  const hs = await startFakeHubSpot();
-  opts.setup?.(hs);
-  const bridge = await startTestBridge({ hubspotUrl: hs.url, ...(opts.env ? { env: opts.env } : {}) });
-  try {
-    await waitFor(async () => (await bridge.service.readiness()).ready, { what: "ready" });
-    await body(hs, bridge);
-  } finally {
-    await bridge.stop({ drainMs: 500 });
-    await hs.close();
-  }
-}
+): Promise<void> => withTestBridge({ ...opts, ready: true }, body);
 
 /** Reads the bridge's SQLite file directly: what is really kept. */
 function query(bridge: TestBridge, sql: string, ...args: string[]): Array<Record<string, unknown>> {

@@ -6,29 +6,14 @@ import {
   maxRequestsInAnyWindow,
   startFakeHubSpot,
   type FakeHubSpot,
-  type FakeHubSpotOptions,
 } from "../fakes/hubspot-server.ts";
-import { startTestBridge, type TestBridge } from "../helpers/bridge.ts";
+import { startTestBridge, withBridge, type TestBridge } from "../helpers/bridge.ts";
 import { checkoutBody, postDelivery, TEST_SHOP } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const key = (token: string) => `${TEST_SHOP}:${token}`;
 const upserts = (hs: FakeHubSpot) => hs.requests.filter((r) => r.path.endsWith("/carts/batch/upsert"));
 type Inputs = { inputs: Array<{ id: string }> };
-
-async function withBridge(
-  opts: { fake?: FakeHubSpotOptions; env?: Record<string, string> },
-  body: (hs: FakeHubSpot, bridge: TestBridge) => Promise<void>,
-): Promise<void> {
-  const hs = await startFakeHubSpot(opts.fake);
-  const bridge = await startTestBridge({ hubspotUrl: hs.url, ...(opts.env ? { env: opts.env } : {}) });
-  try {
-    await body(hs, bridge);
-  } finally {
-    await bridge.stop({ drainMs: 500 });
-    await hs.close();
-  }
-}
 
 async function sendCheckouts(
   bridge: TestBridge,
@@ -258,6 +243,35 @@ describe("bad inputs never block good ones", () => {
       assert.match(letters[0]?.reason ?? "", /narrow-bad/);
       assert.ok(upserts(hs).some((r) => r.status === 400));
       assertCleanRequests(hs);
+    });
+  });
+});
+
+describe("a 400 that blames the id property", () => {
+  it("dead-letters nothing: the carts wait and land once HubSpot accepts them", async () => {
+    await withBridge({}, async (hs, bridge) => {
+      hs.failNext(
+        {
+          status: 400,
+          body: {
+            status: "error",
+            category: "VALIDATION_ERROR",
+            message: "Unable to perform update/upsert by non-unique 0-142 property shopify_cart_key",
+          },
+        },
+        { path: "/batch/upsert", times: 3 },
+      );
+      const tokens = await sendCheckouts(bridge, "nonunique", 4);
+      await waitFor(allLanded(hs, tokens), {
+        what: "carts after the setup problem passed",
+        timeoutMs: 15_000,
+      });
+      assert.equal(
+        (await bridge.service.store.stats(Date.now())).deadLetters,
+        0,
+        "no good cart dead-lettered",
+      );
+      assert.equal(upserts(hs).filter((r) => r.status === 400).length, 3, "not narrowed into more requests");
     });
   });
 });
