@@ -206,6 +206,7 @@ function readBatch(answer: Answer, idProperty?: string): BatchOutcome {
       category: typeof e.category === "string" ? e.category : undefined,
       traceIds: stringList(e.context?.["objectWriteTraceId"]),
       ids: stringList(e.context?.["ids"] ?? e.context?.["id"]),
+      context: Object.fromEntries(Object.entries(e.context ?? {}).map(([k, v]) => [k, stringList(v)])),
     };
   });
   return { results, errors, rateLimit: answer.rateLimit };

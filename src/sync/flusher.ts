@@ -168,8 +168,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       await sleep(60_000); // a finishing batch interrupts
       return;
     }
-    const summary = await store.pendingSummary(t, maxBatch);
+    // Wakes that arrive while the summary is read may describe changes it did not see: they count
+    // against the threshold set below instead of being dropped (else a new cart could wait 30 s).
     hints = 0;
+    const summary = await store.pendingSummary(t, maxBatch);
     const dueAt =
       summary.oldestDueSinceMs === undefined
         ? Number.POSITIVE_INFINITY
@@ -185,6 +187,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       // With nothing due, the first change must wake us to start its interval; otherwise wake early
       // only when a full batch has accumulated.
       hintThreshold = draining || summary.dueCount === 0 ? 1 : Math.max(1, maxBatch - summary.dueCount);
+      if (hints >= hintThreshold) return;
       await sleep(until - t);
       return;
     }

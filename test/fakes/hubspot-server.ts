@@ -106,6 +106,9 @@ export interface FakeHubSpot {
   setScopes(scopes: { contacts?: boolean; carts?: boolean }): void;
   /** A contacts upsert containing this e-mail fails as a whole (400). */
   rejectContactEmail(email: string): void;
+  /** Associations from this cart (id or key) get a per-input error in a 207 (see FakeContactStore). */
+  rejectAssociation(cart: string, opts?: { message?: string; category?: string; times?: number }): void;
+  acceptAssociation(cart: string): void;
   /** Clears the recorded requests (not the state). */
   reset(): void;
   close(): Promise<void>;
@@ -214,7 +217,10 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
   const cartStore = new FakeCartStore(properties);
   for (const name of opts.requiredCartProperties ?? []) cartStore.requireCartProperty(name);
   const servedVersion = opts.apiVersion ?? testHubSpotApiVersion();
-  const contactStore = new FakeContactStore((id) => cartStore.hasCartId(id));
+  const contactStore = new FakeContactStore(
+    (id) => cartStore.hasCartId(id),
+    (id) => cartStore.keyOfCartId(id),
+  );
   const scopes = { contacts: true, carts: true };
   const windows = new Map<string, RollingWindow>();
   let dailyUsed = 0;
@@ -465,6 +471,12 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     },
     rejectContactEmail(email) {
       contactStore.rejectContactEmail(email);
+    },
+    rejectAssociation(cart, rejection) {
+      contactStore.rejectAssociation(cart, rejection);
+    },
+    acceptAssociation(cart) {
+      contactStore.acceptAssociation(cart);
     },
     reset() {
       requests.length = 0;
