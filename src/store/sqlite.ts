@@ -5,6 +5,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { migrateSqlite } from "./sqlite-schema.ts";
+import { createSubjectMatcher } from "./subject-match.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
 import type {
@@ -27,10 +28,11 @@ const CLEAR_SENT_DELIVERY = `DELETE FROM cart_deliveries WHERE cart_key = ?1
     AND EXISTS (SELECT 1 FROM carts WHERE key = ?1 AND version <= synced_version)
     AND NOT EXISTS (SELECT 1 FROM contact_links WHERE cart_key = ?1 AND version > synced_version)`;
 
-/** Matches rows of a shop, and of one customer when an e-mail or phone is given (in ?2 / ?3). */
-const SUBJECT_BODY = `(?2 IS NULL AND ?3 IS NULL)
-  OR (?2 IS NOT NULL AND instr(lower(CAST(body AS TEXT)), ?2) > 0)
-  OR (?3 IS NOT NULL AND instr(CAST(body AS TEXT), ?3) > 0)`;
+/**
+ * Matches rows of a shop, and of one customer when an e-mail or phone is given (in ?2 / ?3): the body names
+ * that e-mail or phone exactly (subject-match.ts), never as part of a longer one.
+ */
+const SUBJECT_BODY = "(?2 IS NULL AND ?3 IS NULL) OR cartbridge_names_subject(body, ?2, ?3)";
 
 type Row = Record<string, unknown>;
 
@@ -51,6 +53,16 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   db.exec("PRAGMA synchronous = FULL");
   db.exec("PRAGMA foreign_keys = ON");
   migrateSqlite(db);
+  const namesSubject = createSubjectMatcher();
+  db.function("cartbridge_names_subject", { deterministic: true, directOnly: true }, (body, email, phone) =>
+    namesSubject(
+      body instanceof Uint8Array ? body : null,
+      typeof email === "string" ? email : null,
+      typeof phone === "string" ? phone : null,
+    )
+      ? 1
+      : 0,
+  );
   let checkpointer: Checkpointer | undefined;
   if (opts.server === true) {
     db.exec("UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
