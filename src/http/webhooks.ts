@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import express, { type RequestHandler, type Router } from "express";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
@@ -6,7 +5,8 @@ import { headersToKeep, headerValue, SHOPIFY_HEADERS } from "../shopify/headers.
 import { verifyShopifyHmac } from "../shopify/verify.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
 import type { IngestOutcome } from "../store/store.ts";
-import { MAPPED_TOPICS, mapDelivery, type MapResult } from "../sync/mapping.ts";
+import { mapVerifiedDelivery } from "../sync/delivery-mapping.ts";
+import { MAPPED_TOPICS, type MapResult } from "../sync/mapping.ts";
 import { PRIVACY_TOPICS } from "../sync/privacy.ts";
 
 export interface WebhookDeps {
@@ -81,19 +81,15 @@ export function webhookRouter(deps: WebhookDeps): Router {
         answer(200, other, metricTopic, { outcome: other });
         return;
       }
-      let mapped: MapResult = mapDelivery({
+      const mapped: MapResult = mapVerifiedDelivery({
         topic,
         shopDomain,
         body,
-        // Without a webhook id, the body's digest still orders equal-time events the same in any order.
-        webhookId: webhookId ?? createHash("sha256").update(body).digest("hex"),
+        webhookId,
         triggeredAt: headerValue(req.headers, SHOPIFY_HEADERS.triggeredAt),
         receivedAtMs,
+        syncContacts: deps.syncContacts,
       });
-      if (!deps.syncContacts && mapped.kind === "event" && mapped.event.contact !== undefined) {
-        const { contact: _dropped, ...event } = mapped.event;
-        mapped = { ...mapped, event };
-      }
       let outcome: IngestOutcome;
       if (mapped.kind === "unhandled") outcome = "ignored";
       else if (mapped.kind === "unkeyed") outcome = "unkeyed";
