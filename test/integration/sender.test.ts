@@ -129,6 +129,53 @@ describe("sender failure classes (fake HubSpot on a real port)", () => {
     });
   }
 
+  // Only 400 (and 413) blame an input (hubspot.md §2: "400 validation"); these blame the request or the
+  // portal's setup, so the carts are retried, never dead-lettered.
+  for (const refusal of [
+    {
+      status: 404,
+      body: {
+        status: "error",
+        message: "Unable to infer object type from: carts",
+        category: "OBJECT_NOT_FOUND",
+      },
+    },
+    { status: 405, body: "" },
+    { status: 409, body: { status: "error", message: "Conflicting concurrent write", category: "CONFLICT" } },
+    {
+      status: 415,
+      body: { status: "error", message: "HTTP 415 Unsupported Media Type", category: "VALIDATION_ERROR" },
+    },
+  ]) {
+    it(`${refusal.status}: not the carts' fault — retried with backoff, logged, counted, nothing dead-lettered`, async () => {
+      await withBridge({}, async (hs, bridge) => {
+        hs.failNext(refusal, { path: "/batch/upsert", times: 2 });
+        const tokens = await sendCheckouts(bridge, `refused${refusal.status}`, 3);
+        await waitFor(allLanded(hs, tokens), { what: `carts after ${refusal.status}`, timeoutMs: 15_000 });
+        assert.equal(
+          (await bridge.service.store.stats(Date.now())).deadLetters,
+          0,
+          "no good cart dead-lettered",
+        );
+        const statuses = upserts(hs).map((r) => r.status);
+        assert.deepEqual(statuses.slice(0, 2), [refusal.status, refusal.status]);
+        assert.ok(
+          statuses.slice(2).every((st) => st === 200),
+          `then only successes: ${statuses.join(",")}`,
+        );
+        const logged = bridge.logs.find((l) =>
+          l["msg"]?.toString().startsWith("HubSpot refused the request"),
+        );
+        assert.equal(logged?.["status"], refusal.status);
+        assert.equal(logged?.["level"], 50);
+        assert.match(
+          await (await fetch(`${bridge.url}/metrics`)).text(),
+          new RegExp(`hubspot_requests_total\\{operation="carts_upsert",status="${refusal.status}"\\} 2`),
+        );
+      });
+    });
+  }
+
   it("423 Locked: waits at least 2 s before retrying", async () => {
     await withBridge({}, async (hs, bridge) => {
       hs.failNext({ status: 423, body: { status: "error", message: "locked" } }, { path: "/batch/upsert" });
