@@ -7,6 +7,7 @@ import type { GroupCommitter } from "../store/group-commit.ts";
 import type { IngestOutcome } from "../store/store.ts";
 import { mapVerifiedDelivery } from "../sync/delivery-mapping.ts";
 import { MAPPED_TOPICS, type MapResult } from "../sync/mapping.ts";
+import { createMappingWarningReporter } from "../sync/mapping-warnings.ts";
 import { PRIVACY_TOPICS } from "../sync/privacy.ts";
 
 export interface WebhookDeps {
@@ -42,6 +43,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
   const router = express.Router();
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
   const { metrics, log } = deps;
+  const reportMappingWarnings = createMappingWarningReporter(log);
 
   const receive: RequestHandler = async (req, res) => {
     const receivedAtMs = Date.now();
@@ -90,6 +92,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
         receivedAtMs,
         syncContacts: deps.syncContacts,
       });
+      if (mapped.kind === "event") reportMappingWarnings(topic, mapped.warnings);
       let outcome: IngestOutcome;
       if (mapped.kind === "unhandled") outcome = "ignored";
       else if (mapped.kind === "unkeyed") outcome = "unkeyed";
