@@ -31,6 +31,8 @@ export interface VerifiedDelivery {
   readonly webhookId: string | undefined;
   readonly body: Buffer;
   readonly receivedAtMs: number;
+  /** The headers kept with a dead letter (never the HMAC). */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -74,12 +76,20 @@ export function webhookRouter(deps: WebhookDeps): Router {
       return;
     }
     const webhookId = headerValue(req.headers, SHOPIFY_HEADERS.webhookId);
-    const delivery: VerifiedDelivery = { topic, shopDomain, webhookId, body, receivedAtMs };
+    const delivery: VerifiedDelivery = {
+      topic,
+      shopDomain,
+      webhookId,
+      body,
+      receivedAtMs,
+      headers: headersToKeep(req.headers),
+    };
     const metricTopic = topicLabel(topic);
 
     try {
       const other = await deps.handleOther?.(delivery);
       if (other !== undefined) {
+        if (other === "dead_lettered") metrics.deadLettersCreated.inc({ source: "mapping" });
         answer(200, other, metricTopic, { outcome: other });
         return;
       }
