@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
 import { setupHubSpot } from "../../src/cli.ts";
 import {
@@ -42,6 +44,22 @@ function assertCleanRequests(hs: FakeHubSpot): void {
     const inputs = (r.body as Inputs | undefined)?.inputs ?? [];
     assert.ok(inputs.length <= 100, "≤ 100 inputs");
     assert.equal(new Set(inputs.map((i) => i.id)).size, inputs.length, "no repeated id");
+  }
+}
+
+/** The bridge's SQLite rows for these carts: what the store really keeps about their attempts. */
+function cartRows(bridge: TestBridge, tokens: readonly string[]): Array<Record<string, unknown>> {
+  const db = new DatabaseSync(join(bridge.dir, "cartbridge.db"), { readOnly: true });
+  try {
+    const select = db.prepare(
+      "SELECT attempts, next_attempt_at, last_error, pending_since FROM carts WHERE key = ?",
+    );
+    return tokens.flatMap((t) => {
+      const row = select.get(key(t));
+      return row === undefined ? [] : [row];
+    });
+  } finally {
+    db.close();
   }
 }
 
@@ -118,11 +136,34 @@ describe("sender failure classes (fake HubSpot on a real port)", () => {
   ]) {
     it(`${fault.name}: retried with backoff, attempts kept in the store, every cart lands once`, async () => {
       await withBridge({}, async (hs, bridge) => {
-        hs.failNext(fault.fault, { path: "/batch/upsert", times: 2 });
+        hs.failNext(fault.fault, { path: "/batch/upsert", times: 1000 });
         const tokens = await sendCheckouts(bridge, `f${fault.name.replace(/\W/g, "")}`, 4);
+        // The store counts the failed attempts (and keeps the reason) for every cart, nothing is written.
+        const failing = await waitFor(
+          () => {
+            const rows = cartRows(bridge, tokens);
+            return rows.length === 4 && rows.every((r) => Number(r["attempts"]) >= 2) ? rows : undefined;
+          },
+          { what: `two attempts per cart in the store after ${fault.name}`, timeoutMs: 15_000 },
+        );
+        for (const row of failing) {
+          assert.notEqual(row["pending_since"], null, "still pending");
+          assert.ok(Number(row["next_attempt_at"]) > 0, "a next attempt time");
+          assert.match(String(row["last_error"]), /./);
+        }
+        assert.equal(tokens.filter((t) => hs.cartByKey(key(t))).length, 0, "nothing landed while failing");
+        hs.clearFaults();
         await waitFor(allLanded(hs, tokens), { what: `carts after ${fault.name}`, timeoutMs: 15_000 });
-        assert.ok(upserts(hs).length >= 3, "two failures and a success");
-        assert.equal([...hs.carts().keys()].filter((k) => tokens.some((t) => k === key(t))).length, 4);
+        // Each cart landed exactly once (one write in HubSpot), and the store settled it.
+        assert.deepEqual(
+          tokens.map((t) => hs.cartByKey(key(t))?.writes),
+          [1, 1, 1, 1],
+        );
+        await waitFor(
+          () =>
+            cartRows(bridge, tokens).every((r) => r["pending_since"] === null && Number(r["attempts"]) === 0),
+          { what: "carts settled in the store" },
+        );
         assertCleanRequests(hs);
         assert.ok(bridge.logs.some((l) => l["msg"] === "batch failed; will retry"));
       });
