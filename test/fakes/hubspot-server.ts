@@ -91,6 +91,8 @@ export interface FakeHubSpot {
   associations(): FakeAssociation[];
   /** The next `times` (default 1) requests whose path contains `path` (default: any) get this answer. */
   failNext(fault: FakeFault, opts?: { times?: number; path?: string }): void;
+  /** Drops every queued fault (`failNext`) not yet used. */
+  clearFaults(): void;
   /** Upserts containing this id get a per-input error (207 with trace ids, else a whole-batch 400). */
   rejectCartId(id: string, message?: string): void;
   /** Undoes rejectCartId. */
@@ -451,6 +453,9 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     associations: () => contactStore.associations(),
     failNext(fault, options = {}) {
       faults.push({ fault, remaining: options.times ?? 1, path: options.path });
+    },
+    clearFaults() {
+      faults.length = 0;
     },
     rejectCartId(id, message = `Cart ${id} rejected by the fake HubSpot`) {
       cartStore.rejectCartId(id, message);
