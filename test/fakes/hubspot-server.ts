@@ -3,7 +3,7 @@
  *
  * Every request goes through, in order: authentication (401, not counted), the rate limits (daily, then the
  * rolling 10 s window per token; 429), queued faults (`failNext`), then routing to the CRM rules in
- * `hubspot-carts.ts` and `hubspot-contacts.ts`. Every request is recorded, rejected ones included. Nothing happens at import time.
+ * `hubspot-carts.ts`, `hubspot-contacts.ts` and `hubspot-line-items.ts`. Every request is recorded, rejected ones included. Nothing happens at import time.
  */
 import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -17,11 +17,13 @@ import { FakeCartStore } from "./hubspot-carts.ts";
 import type { FakeCart } from "./hubspot-carts.ts";
 import { FakeContactStore } from "./hubspot-contacts.ts";
 import type { FakeAssociation, FakeContact } from "./hubspot-contacts.ts";
+import { lineItemRoute, setUpLineItems, type FakeLineItems } from "./hubspot-line-items-routes.ts";
 
 export { defaultCartProperties } from "./hubspot-properties.ts";
 export type { PropertyDefinition, PropertyType } from "./hubspot-properties.ts";
 export type { FakeCart } from "./hubspot-carts.ts";
 export type { FakeAssociation, FakeContact } from "./hubspot-contacts.ts";
+export type { FakeLineItem } from "./hubspot-line-items.ts";
 
 export interface FakeHubSpotOptions {
   /** Default "test-token". Requests need `Authorization: Bearer <token>`. */
@@ -38,6 +40,8 @@ export interface FakeHubSpotOptions {
   latencyMs?: number;
   /** Keep every request in `requests` (default true); turn off for long benchmarks. */
   recordRequests?: boolean;
+  /** Add the unique custom line item property `shopify_line_item_key` (default true). */
+  withLineItemKeyProperty?: boolean;
 }
 
 export interface RecordedRequest {
@@ -66,7 +70,7 @@ export interface FakeFault {
   hang?: boolean;
 }
 
-export interface FakeHubSpot {
+export interface FakeHubSpot extends FakeLineItems {
   readonly url: string;
   readonly requests: RecordedRequest[];
   /** Carts by the id-property value they were created with (e.g. "shop.myshopify.com:token"). */
@@ -87,7 +91,7 @@ export interface FakeHubSpot {
   setAccessToken(token: string): void;
   addCartProperty(def: PropertyDefinition): void;
   /** `contacts: false` → contacts and associations endpoints answer 403 MISSING_SCOPES; same for `carts`. */
-  setScopes(scopes: { contacts?: boolean; carts?: boolean }): void;
+  setScopes(scopes: { contacts?: boolean; carts?: boolean; lineItems?: boolean }): void;
   /** A contacts upsert containing this e-mail fails as a whole (400). */
   rejectContactEmail(email: string): void;
   /** Clears the recorded requests (not the state). */
@@ -135,7 +139,7 @@ interface QueuedFault {
 
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
-function missingScopes(scope: string): FakeResponse {
+export function missingScopes(scope: string): FakeResponse {
   return {
     status: 403,
     body: errorBody(
@@ -197,7 +201,8 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
   }
   const cartStore = new FakeCartStore(properties);
   const contactStore = new FakeContactStore((id) => cartStore.hasCartId(id));
-  const scopes = { contacts: true, carts: true };
+  const scopes = { contacts: true, carts: true, lineItems: true };
+  const lineItems = setUpLineItems(opts.withLineItemKeyProperty !== false, (id) => cartStore.hasCartId(id));
   const windows = new Map<string, RollingWindow>();
   let dailyUsed = 0;
   const faults: QueuedFault[] = [];
@@ -269,6 +274,8 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
         body: errorBody("VALIDATION_ERROR", "Invalid input JSON: the request body must be a JSON object"),
       };
     }
+    const lineItemAnswer = lineItemRoute(lineItems.store, method, path, body, scopes.lineItems);
+    if (lineItemAnswer !== undefined) return lineItemAnswer;
     const isContacts = ROUTES.contactUpsert.test(path) || ROUTES.associate.test(path);
     if (isContacts && !scopes.contacts) return missingScopes("crm.objects.contacts.write");
     if (!isContacts && path.startsWith("/crm/") && !scopes.carts)
@@ -430,7 +437,9 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     setScopes(next) {
       if (next.contacts !== undefined) scopes.contacts = next.contacts;
       if (next.carts !== undefined) scopes.carts = next.carts;
+      if (next.lineItems !== undefined) scopes.lineItems = next.lineItems;
     },
+    ...lineItems.api,
     rejectContactEmail(email) {
       contactStore.rejectContactEmail(email);
     },
