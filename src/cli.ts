@@ -1,6 +1,7 @@
 import type { Config } from "./config.ts";
 import { createHubSpotClient } from "./hubspot/client.ts";
 import { HubSpotAuthError } from "./hubspot/errors.ts";
+import { setUpLineItemProperty } from "./hubspot/line-item-setup.ts";
 import { allDeadLetterIds } from "./http/admin.ts";
 import { openStore } from "./store/open.ts";
 import { describeDeadLetter } from "./store/store.ts";
@@ -15,11 +16,17 @@ export async function setupHubSpot(config: Config, print: Print): Promise<number
     accessToken: config.hubspotAccessToken,
   });
   const name = config.hubspotCartIdProperty;
+  const lineItems = async (): Promise<number> => {
+    if (!config.hubspotSyncLineItems) return 0;
+    const result = await setUpLineItemProperty(client, config.hubspotLineItemIdProperty);
+    print(result.message);
+    return result.ok ? 0 : 1;
+  };
   try {
     const existing = (await client.listCartProperties()).find((p) => p.name === name);
     if (existing?.hasUniqueValue === true) {
       print(`cart property ${name} exists and is unique: nothing to do`);
-      return 0;
+      return await lineItems();
     }
     if (existing !== undefined) {
       print(
@@ -46,7 +53,7 @@ export async function setupHubSpot(config: Config, print: Print): Promise<number
         ? `created unique cart property ${name} in group ${groupName}`
         : `cart property ${name} already exists`,
     );
-    return 0;
+    return await lineItems();
   } catch (error) {
     if (error instanceof HubSpotAuthError) {
       print(

@@ -11,6 +11,7 @@ import { createGroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
 import { createContactSender, type ContactSender } from "./sync/contact-sender.ts";
+import { startLineItemLane, type LineItemLane } from "./sync/line-item-lane.ts";
 import {
   createFlusher,
   DEFAULT_TIMINGS,
@@ -76,6 +77,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   let shuttingDown = false;
 
   let contactSender: ContactSender | undefined;
+  let lineItemLane: LineItemLane | undefined;
   const senderObserver: SenderObserver = {
     request(operation, status, seconds, size) {
       metrics.hubspotRequests.inc({ operation, status });
@@ -94,6 +96,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     },
     sent() {
       contactSender?.wake();
+      lineItemLane?.wake();
     },
   };
 
@@ -126,6 +129,20 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     });
   }
 
+  if (config.hubspotSyncLineItems) {
+    lineItemLane = startLineItemLane({
+      store,
+      client,
+      budget,
+      log,
+      observer: senderObserver,
+      idProperty: config.hubspotLineItemIdProperty,
+      intervalMs: config.flushIntervalMs,
+      leaseMs: config.claimLeaseMs * 3,
+      timings: { ...DEFAULT_TIMINGS, ...opts.timings },
+    });
+  }
+
   const committer = createGroupCommitter(store, {
     onCommit(size, seconds) {
       metrics.groupCommitSize.observe(size);
@@ -146,7 +163,9 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     const health = flusher.health();
     if (health.state === "paused") reasons.push(health.reason);
     const contacts = contactSender?.degraded();
-    return { ready: reasons.length === 0, reasons, degraded: contacts === undefined ? [] : [contacts] };
+    const lines = lineItemLane?.degraded();
+    const degraded = [contacts, lines].filter((d) => d !== undefined);
+    return { ready: reasons.length === 0, reasons, degraded };
   }
 
   async function refreshGauges(): Promise<void> {
@@ -177,6 +196,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       onChanged: () => flusher.wake(),
       isShuttingDown: () => shuttingDown,
       syncContacts: config.hubspotSyncContacts,
+      syncLineItems: config.hubspotSyncLineItems,
       handleOther: (delivery) => handlePrivacyDelivery(store, log, delivery),
     },
     admin: {
@@ -217,6 +237,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   portal.start();
   flusher.start();
   contactSender?.start();
+  lineItemLane?.start();
   const purge = async (): Promise<void> => {
     try {
       const removed = await store.purgeExpired(Date.now() - config.deliveryRetentionDays * 86_400_000);
@@ -251,6 +272,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         await committer.drain();
         await flusher.stop({ deadlineMs: drainMs });
         await contactSender?.stop();
+        await lineItemLane?.stop();
         portal.stop();
         await client.close();
         await store.close();

@@ -20,6 +20,8 @@ export interface WebhookDeps {
   readonly isShuttingDown: () => boolean;
   /** When false, buyers are never kept (HUBSPOT_SYNC_CONTACTS=false). */
   readonly syncContacts: boolean;
+  /** false: line sets are not kept (HUBSPOT_SYNC_LINE_ITEMS=false). Default true. */
+  readonly syncLineItems?: boolean;
   /** Topics handled outside cart mapping (privacy/compliance); answers the outcome or undefined. */
   readonly handleOther?: (delivery: VerifiedDelivery) => Promise<string | undefined>;
 }
@@ -92,6 +94,10 @@ export function webhookRouter(deps: WebhookDeps): Router {
       });
       if (!deps.syncContacts && mapped.kind === "event" && mapped.event.contact !== undefined) {
         const { contact: _dropped, ...event } = mapped.event;
+        mapped = { ...mapped, event };
+      }
+      if (deps.syncLineItems === false && mapped.kind === "event" && mapped.event.lines !== undefined) {
+        const { lines: _dropped, ...event } = mapped.event;
         mapped = { ...mapped, event };
       }
       let outcome: IngestOutcome;

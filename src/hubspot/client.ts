@@ -10,6 +10,7 @@ import {
 import type {
   AssociationInput,
   BatchOutcome,
+  LineItemAssociation,
   InputError,
   PropertyDefinition,
   RateLimitInfo,
@@ -36,6 +37,15 @@ export interface HubSpotClient {
     description?: string;
   }): Promise<"created" | "exists">;
   listCartPropertyGroups(): Promise<string[]>;
+  upsertLineItems(inputs: readonly UpsertInput[]): Promise<BatchOutcome>;
+  /** HubSpot's default line item → cart association (no type needed). */
+  associateLineItemsWithCarts(inputs: readonly LineItemAssociation[]): Promise<BatchOutcome>;
+  /** Archives line items by HubSpot id (204; archiving an archived one is a no-op). */
+  archiveLineItems(ids: readonly string[]): Promise<{ rateLimit: RateLimitInfo | undefined }>;
+  listLineItemProperties(): Promise<PropertyDefinition[]>;
+  createLineItemProperty(
+    def: Parameters<HubSpotClient["createCartProperty"]>[0],
+  ): Promise<"created" | "exists">;
   close(): Promise<void>;
 }
 
@@ -98,7 +108,7 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
     return readBatch(answer, inputs[0]?.idProperty);
   }
 
-  return {
+  const methods: Omit<HubSpotClient, "listCartPropertyGroups" | "close"> = {
     upsertCarts: (inputs) => batchUpsert("carts", inputs),
     upsertContacts: (inputs) => batchUpsert("contacts", inputs),
 
@@ -113,37 +123,61 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       return readBatch(answer);
     },
 
-    async listCartProperties() {
-      const answer = await call("GET", "/crm/v3/properties/carts");
-      const results = (answer.json as { results?: unknown[] } | undefined)?.results ?? [];
-      return results.flatMap((raw): PropertyDefinition[] => {
-        const p = raw as Record<string, unknown>;
-        if (typeof p["name"] !== "string") return [];
-        const meta = p["modificationMetadata"] as { readOnlyValue?: unknown } | undefined;
-        const options = Array.isArray(p["options"]) ? (p["options"] as Array<{ value?: unknown }>) : [];
-        return [
-          {
-            name: p["name"],
-            type: typeof p["type"] === "string" ? p["type"] : "string",
-            ...(typeof p["fieldType"] === "string" ? { fieldType: p["fieldType"] } : {}),
-            hasUniqueValue: p["hasUniqueValue"] === true,
-            readOnlyValue: meta?.readOnlyValue === true,
-            options: options.flatMap((o) => (typeof o.value === "string" ? [o.value] : [])),
-          },
-        ];
+    listCartProperties: () => listProperties("carts"),
+    createCartProperty: (def) => createProperty("carts", def),
+    upsertLineItems: (inputs) => batchUpsert("line_items", inputs),
+
+    async associateLineItemsWithCarts(inputs) {
+      const answer = await call("POST", "/crm/v4/associations/line_items/carts/batch/associate/default", {
+        inputs: inputs.map((a) => ({ from: { id: a.lineItemId }, to: { id: a.cartId } })),
       });
+      return readBatch(answer);
     },
 
-    async createCartProperty(def) {
-      try {
-        await call("POST", "/crm/v3/properties/carts", def);
-        return "created";
-      } catch (error) {
-        if (error instanceof HubSpotRejectedError && error.status === 409) return "exists";
-        throw error;
-      }
+    async archiveLineItems(ids) {
+      const answer = await call("POST", "/crm/v3/objects/line_items/batch/archive", {
+        inputs: ids.map((id) => ({ id })),
+      });
+      return { rateLimit: answer.rateLimit };
     },
 
+    listLineItemProperties: () => listProperties("line_items"),
+    createLineItemProperty: (def) => createProperty("line_items", def),
+  };
+
+  async function listProperties(objectType: string): Promise<PropertyDefinition[]> {
+    const answer = await call("GET", `/crm/v3/properties/${objectType}`);
+    const results = (answer.json as { results?: unknown[] } | undefined)?.results ?? [];
+    return results.flatMap((raw): PropertyDefinition[] => {
+      const p = raw as Record<string, unknown>;
+      if (typeof p["name"] !== "string") return [];
+      const meta = p["modificationMetadata"] as { readOnlyValue?: unknown } | undefined;
+      const options = Array.isArray(p["options"]) ? (p["options"] as Array<{ value?: unknown }>) : [];
+      return [
+        {
+          name: p["name"],
+          type: typeof p["type"] === "string" ? p["type"] : "string",
+          ...(typeof p["fieldType"] === "string" ? { fieldType: p["fieldType"] } : {}),
+          hasUniqueValue: p["hasUniqueValue"] === true,
+          readOnlyValue: meta?.readOnlyValue === true,
+          options: options.flatMap((o) => (typeof o.value === "string" ? [o.value] : [])),
+        },
+      ];
+    });
+  }
+
+  async function createProperty(objectType: string, def: object): Promise<"created" | "exists"> {
+    try {
+      await call("POST", `/crm/v3/properties/${objectType}`, def);
+      return "created";
+    } catch (error) {
+      if (error instanceof HubSpotRejectedError && error.status === 409) return "exists";
+      throw error;
+    }
+  }
+
+  return {
+    ...methods,
     async listCartPropertyGroups() {
       const answer = await call("GET", "/crm/v3/properties/carts/groups");
       const results = (answer.json as { results?: Array<{ name?: unknown }> } | undefined)?.results ?? [];

@@ -49,3 +49,8 @@ export interface AssociationInput {
   readonly cartId: string;
   readonly contactId: string;
 }
+
+export interface LineItemAssociation {
+  readonly lineItemId: string;
+  readonly cartId: string;
+}
