@@ -10,6 +10,7 @@ import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/logger.ts";
 import { startService } from "../src/service.ts";
 import { startFakeHubSpot } from "../test/fakes/hubspot-server.ts";
+import { printCartLineItems } from "./demo-line-items.ts";
 import { loadFixtures, postDelivery, TEST_SECRET } from "../test/helpers/shopify.ts";
 import { waitFor } from "../test/helpers/wait.ts";
 
@@ -78,9 +79,10 @@ try {
     name: (c.properties["hs_cart_name"] ?? "").slice(0, 34),
     url: (c.properties["hs_cart_url"] ?? "").slice(0, 60),
   }));
-  const upserts = sandbox.requests.filter((r) => r.path.endsWith("/batch/upsert"));
+  const upserts = sandbox.requests.filter((r) => r.path.endsWith("/carts/batch/upsert"));
   console.log(`\nHubSpot carts (${rows.length}, written with ${upserts.length} batch upsert request(s)):`);
   console.table(rows);
+  await printCartLineItems(sandbox, service.store);
 } catch (error) {
   console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
   exitCode = 1;
