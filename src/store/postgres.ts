@@ -13,6 +13,12 @@ import {
   writeParams,
 } from "./postgres-ingest.ts";
 import { migrate } from "./postgres-schema.ts";
+import {
+  createPostgresLineItems,
+  ingestLineSetsStatement,
+  MARK_LINE_SET_PENDING,
+  REDACT_LINE_SETS,
+} from "./postgres-line-items.ts";
 import * as sql from "./postgres-sql.ts";
 import type {
   ClaimedCart,
@@ -166,8 +172,10 @@ export async function openPostgresStore(
         client.query<Row>({ name: "cartbridge_lock_carts", text: LOCK_CARTS, values: lockParams(items) }),
       ]);
       const plan = planIngest(items, readLocked(locked.rows), Date.now());
+      const lineSets = ingestLineSetsStatement(items, plan.outcomes, Date.now());
       await Promise.all([
         client.query({ name: "cartbridge_write_carts", text: WRITE_CARTS, values: writeParams(plan) }),
+        ...(lineSets === undefined ? [] : [client.query(lineSets)]),
         client.query("COMMIT"),
       ]);
       return plan.outcomes;
@@ -193,6 +201,7 @@ export async function openPostgresStore(
   ];
 
   const store: PostgresStore = {
+    ...createPostgresLineItems({ run, query, transaction }),
     ingestBatch(items) {
       if (items.length === 0) return Promise.resolve([]);
       return run("ingest", () => ingest(items));
@@ -310,7 +319,12 @@ export async function openPostgresStore(
     },
 
     async markPending(key, nowMs) {
-      await run("mark pending", () => query("cartbridge_mark_pending", sql.MARK_PENDING, [key, nowMs]));
+      await run("mark pending", () =>
+        transaction([
+          { name: "cartbridge_mark_pending", text: sql.MARK_PENDING, values: [key, nowMs] },
+          { name: "cartbridge_mark_line_set_pending", text: MARK_LINE_SET_PENDING, values: [key, nowMs] },
+        ]),
+      );
     },
 
     claimContactsDue({ limit, nowMs, leaseMs, owner }) {
@@ -409,6 +423,7 @@ export async function openPostgresStore(
           { name: "cartbridge_redact_dead_letters", text: sql.REDACT_DEAD_LETTERS, values: p },
           { name: "cartbridge_redact_deliveries", text: sql.REDACT_DELIVERIES, values: p },
           { name: "cartbridge_redact_carts", text: sql.REDACT_CARTS, values: p },
+          { name: "cartbridge_redact_line_sets", text: REDACT_LINE_SETS, values: p },
         ]);
         return {
           carts: carts?.rowCount ?? 0,

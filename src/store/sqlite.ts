@@ -5,6 +5,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { migrateSqlite } from "./sqlite-schema.ts";
+import { createSqliteLineItems, releaseSqliteLineClaims } from "./sqlite-line-items.ts";
 import { createSubjectMatcher } from "./subject-match.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
@@ -66,6 +67,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   let checkpointer: Checkpointer | undefined;
   if (opts.server === true) {
     db.exec("UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
+    releaseSqliteLineClaims(db);
     if (path !== ":memory:") {
       db.exec("PRAGMA wal_autocheckpoint = 0");
       checkpointer = startCheckpointer(path, {
@@ -250,6 +252,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
           );
         };
         if (event.contact !== undefined) ingestContact(event);
+        lineItems.ingestLineSet(event, item.receivedAtMs);
         if (row === undefined) {
           q.insertCart.run(
             event.key,
@@ -333,7 +336,10 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   const optionalNumber = (v: unknown): number | undefined =>
     v === null || v === undefined ? undefined : Number(v);
 
+  const lineItems = createSqliteLineItems(db, transaction, q.insertDeadLetter);
+
   return {
+    ...lineItems,
     async ingestBatch(items) {
       return transaction("ingest", () => items.map(ingestOne));
     },
@@ -455,7 +461,10 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     },
 
     async markPending(key, nowMs) {
-      transaction("mark pending", () => q.markPending.run(nowMs, key));
+      transaction("mark pending", () => {
+        q.markPending.run(nowMs, key);
+        lineItems.markLineSetPending(key, nowMs);
+      });
       return;
     },
 
@@ -567,6 +576,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         const deliveries = Number(q.redactDeliveries.run(...p).changes);
         const pendingDeliveries = shopOnly ? 0 : deliveries;
         const carts = shopOnly ? Number(q.deleteShopCarts.run(subject.shopDomain).changes) : 0;
+        if (shopOnly) lineItems.redactShop(subject.shopDomain);
         return { carts, contacts, deadLetters, pendingDeliveries };
       });
     },

@@ -1,6 +1,7 @@
 import type { MapResult } from "../sync/mapping.ts";
 import type { BuyerContact } from "../sync/cart-event.ts";
 import type { CartState } from "../sync/merge.ts";
+import type { LineItemStore } from "./line-items.ts";
 
 /**
  * The store port: everything cartbridge keeps, behind one interface that SQLite and PostgreSQL implement.
@@ -133,7 +134,7 @@ export interface SubjectRecords {
   readonly pendingDeliveries: number;
 }
 
-export interface Store {
+export interface Store extends LineItemStore {
   /** Commits a batch of deliveries in one transaction; outcomes are in input order. Throws StoreError. */
   ingestBatch(items: readonly IngestItem[]): Promise<IngestOutcome[]>;
 
