@@ -184,6 +184,9 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         WHERE c.key = ?`),
     markPending: sql(`UPDATE carts SET pending_since = coalesce(pending_since, ?), version = version + 1,
         attempts = 0, next_attempt_at = 0 WHERE key = ?`),
+    repend: sql(
+      "UPDATE carts SET pending_since = coalesce(pending_since, ?), version = version + 1 WHERE key = ?",
+    ),
     listDeadLetters: sql("SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"),
     getDeadLetter: sql("SELECT * FROM dead_letters WHERE id = ?"),
     deleteDeadLetter: sql("DELETE FROM dead_letters WHERE id = ?"),
@@ -212,9 +215,9 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         lastname = CASE WHEN version <= ?1 THEN NULL ELSE lastname END,
         phone = CASE WHEN version <= ?1 THEN NULL ELSE phone END,
         attempts = 0, next_attempt_at = 0, last_error = NULL,
-        lease_owner = CASE WHEN lease_owner = ?2 THEN NULL ELSE lease_owner END,
-        lease_until = CASE WHEN lease_owner = ?2 THEN NULL ELSE lease_until END
-        WHERE cart_key = ?3`),
+        lease_owner = NULL, lease_until = NULL
+        WHERE cart_key = ?3 AND lease_owner = ?2`),
+    contactHeld: sql("SELECT 1 FROM contact_links WHERE cart_key = ? AND lease_owner = ?"),
     contactFailed: sql(`UPDATE contact_links SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
         lease_owner = NULL, lease_until = NULL WHERE cart_key = ? AND lease_owner = ?`),
     contactRelease: sql(
@@ -280,6 +283,11 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
    */
   const leases = new Map<string, { owner: string; untilMs: number }>();
   const leased = (key: string, nowMs: number): boolean => (leases.get(key)?.untilMs ?? -1) >= nowMs;
+  /**
+   * Write-backs are fenced by owner: in one process a claim changes hands only when another sender claims
+   * the cart after the lease ran out, and then the first one's answer no longer counts.
+   */
+  const holds = (key: string, owner: string): boolean => leases.get(key)?.owner === owner;
   const releaseLease = (key: string, owner: string): void => {
     if (leases.get(key)?.owner === owner) leases.delete(key);
   };
@@ -443,17 +451,24 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     },
 
     async markSent(carts: readonly SentCart[], owner) {
+      const marked = carts.filter((c) => holds(c.key, owner));
       transaction(
         "mark sent",
         () => {
           for (const c of carts) {
+            if (!marked.includes(c)) {
+              // Lost claim: a newer version may have been sent meanwhile; send the current state again.
+              q.repend.run(Date.now(), c.key);
+              continue;
+            }
             q.markSent.run(c.version, c.hubspotId ?? null, c.key);
             q.clearSentDelivery.run(c.key);
           }
         },
         "relaxed",
       );
-      for (const c of carts) releaseLease(c.key, owner);
+      for (const c of marked) releaseLease(c.key, owner);
+      return marked;
     },
 
     async markFailed(keys, owner, { nextAttemptAtMs, error }) {
@@ -461,18 +476,25 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       transaction(
         "mark failed",
         () => {
-          for (const key of held) q.markFailed.run(nextAttemptAtMs, error, key);
+          for (const key of keys) {
+            if (held.includes(key)) q.markFailed.run(nextAttemptAtMs, error, key);
+            else q.repend.run(Date.now(), key); // as in markSent: the failed write may still have landed
+          }
         },
         "relaxed",
       );
       for (const key of held) releaseLease(key, owner);
     },
 
-    async renewClaims(keys, owner, untilMs) {
+    async renewClaims(keys, owner, { nowMs, leaseMs }) {
+      const renewed: string[] = [];
       for (const key of keys) {
         const lease = leases.get(key);
-        if (lease?.owner === owner) lease.untilMs = untilMs;
+        if (lease?.owner !== owner) continue;
+        lease.untilMs = nowMs + leaseMs;
+        renewed.push(key);
       }
+      return renewed;
     },
 
     async release(keys, owner) {
@@ -482,6 +504,8 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     async markRejected(carts: readonly RejectedCart[], owner, nowMs) {
       transaction("mark rejected", () => {
         for (const c of carts) {
+          // A lost claim's rejection is dropped: HubSpot wrote nothing, the new owner sends the cart.
+          if (!holds(c.key, owner)) continue;
           const row = q.cartForDeadLetter.get(c.key) as Row | undefined;
           if (row === undefined) continue;
           q.insertDeadLetter.run(
@@ -607,9 +631,10 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       return;
     },
 
-    async markContactsRejected(contacts, _owner, nowMs) {
+    async markContactsRejected(contacts, owner, nowMs) {
       transaction("mark contacts rejected", () => {
         for (const c of contacts) {
+          if (q.contactHeld.get(c.cartKey, owner) === undefined) continue;
           const row = q.cartForDeadLetter.get(c.cartKey) as Row | undefined;
           q.insertDeadLetter.run(
             nowMs,
