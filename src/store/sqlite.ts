@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
+import { lockSqliteFile, type ProcessLock } from "./sqlite-process-lock.ts";
 import { createSubjectMatcher } from "./subject-match.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
@@ -118,11 +119,20 @@ function optionalField(name: string, value: unknown): Record<string, string> {
  * Opens (and migrates) the embedded store at `path`: WAL, full fsync at commit, one writer.
  * `server: true` (the bridge itself, never a CLI tool) releases every contact claim left by a previous
  * process (SQLite serves one instance, so any found at start-up belongs to a process that died; cart claims
- * live in memory) and moves WAL checkpoints to a background thread.
+ * live in memory) and moves WAL checkpoints to a background thread. It also takes the file's process lock
+ * (sqlite-process-lock.ts): a second bridge on the same file fails here with a clear StoreError.
  */
 export function openSqliteStore(path: string, opts: { server?: boolean } = {}): Store {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-  const db = new DatabaseSync(path, { timeout: 5000 });
+  const lock: ProcessLock | undefined =
+    opts.server === true && path !== ":memory:" ? lockSqliteFile(path) : undefined;
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(path, { timeout: 5000 });
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = FULL");
   db.exec("PRAGMA foreign_keys = ON");
@@ -705,6 +715,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     async close() {
       await checkpointer?.stop();
       if (db.isOpen) db.close();
+      lock?.release();
     },
   };
 }
