@@ -14,7 +14,7 @@ import { loadFixtures, postDelivery, TEST_SECRET } from "../test/helpers/shopify
 import { waitFor } from "../test/helpers/wait.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cartbridge-demo-"));
-const sandbox = await startFakeHubSpot({ accessToken: "demo-token" });
+const sandbox = await startFakeHubSpot({ accessToken: "demo-token", apiVersion: "any" });
 const config = loadConfig({
   SHOPIFY_WEBHOOK_SECRETS: TEST_SECRET,
   HUBSPOT_ACCESS_TOKEN: "demo-token",

@@ -13,6 +13,7 @@ export async function setupHubSpot(config: Config, print: Print): Promise<number
   const client = createHubSpotClient({
     baseUrl: config.hubspotBaseUrl,
     accessToken: config.hubspotAccessToken,
+    apiVersion: config.hubspotApiVersion,
   });
   const name = config.hubspotCartIdProperty;
   try {

@@ -5,6 +5,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { lockSqliteFile, type ProcessLock } from "./sqlite-process-lock.ts";
+import { migrateSqlite } from "./sqlite-schema.ts";
 import { createSubjectMatcher } from "./subject-match.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
@@ -23,81 +24,6 @@ import type {
   SubjectRecords,
 } from "./store.ts";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS deliveries (
-  webhook_id  TEXT PRIMARY KEY,
-  received_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_received_at ON deliveries (received_at);
-
-CREATE TABLE IF NOT EXISTS carts (
-  key             TEXT PRIMARY KEY,
-  shop            TEXT NOT NULL,
-  state           TEXT NOT NULL,
-  version         INTEGER NOT NULL,
-  synced_version  INTEGER NOT NULL DEFAULT 0,
-  pending_since   INTEGER,
-  attempts        INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at INTEGER NOT NULL DEFAULT 0,
-  last_error      TEXT,
-  hubspot_id      TEXT,
-  updated_at      INTEGER NOT NULL
-);
-
--- A cart's newest delivery, kept until the cart and its buyer are in HubSpot (for a dead letter). Its own
--- table keeps the carts rows small: sent marks and retries rewrite a cart row, never a 5 kB body.
-CREATE TABLE IF NOT EXISTS cart_deliveries (
-  cart_key   TEXT PRIMARY KEY,
-  shop       TEXT NOT NULL,
-  topic      TEXT NOT NULL,
-  webhook_id TEXT,
-  headers    TEXT NOT NULL,
-  body       BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS cart_deliveries_shop ON cart_deliveries (shop);
-CREATE INDEX IF NOT EXISTS carts_pending ON carts (pending_since) WHERE pending_since IS NOT NULL;
-CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_since IS NOT NULL;
-CREATE INDEX IF NOT EXISTS carts_shop ON carts (shop);
-
-CREATE TABLE IF NOT EXISTS dead_letters (
-  id          INTEGER PRIMARY KEY AUTOINCREMENT,
-  created_at  INTEGER NOT NULL,
-  source      TEXT NOT NULL,
-  topic       TEXT NOT NULL,
-  shop        TEXT NOT NULL,
-  webhook_id  TEXT,
-  cart_key    TEXT,
-  reason      TEXT NOT NULL,
-  category    TEXT,
-  headers     TEXT NOT NULL,
-  body        BLOB
-);
-CREATE INDEX IF NOT EXISTS dead_letters_created_at ON dead_letters (created_at);
-CREATE INDEX IF NOT EXISTS dead_letters_shop ON dead_letters (shop);
-
-CREATE TABLE IF NOT EXISTS contact_links (
-  cart_key        TEXT PRIMARY KEY,
-  shop            TEXT NOT NULL,
-  email           TEXT,
-  firstname       TEXT,
-  lastname        TEXT,
-  phone           TEXT,
-  stamp_time      INTEGER NOT NULL,
-  stamp_rank      INTEGER NOT NULL,
-  stamp_webhook   TEXT NOT NULL,
-  version         INTEGER NOT NULL,
-  synced_version  INTEGER NOT NULL DEFAULT 0,
-  attempts        INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at INTEGER NOT NULL DEFAULT 0,
-  lease_owner     TEXT,
-  lease_until     INTEGER,
-  last_error      TEXT,
-  updated_at      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS contact_links_pending ON contact_links (updated_at) WHERE version > synced_version;
-CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
-`;
-
 /** Clears a cart's kept delivery once neither the cart nor its buyer waits to be sent. */
 const CLEAR_SENT_DELIVERY = `DELETE FROM cart_deliveries WHERE cart_key = ?1
     AND EXISTS (SELECT 1 FROM carts WHERE key = ?1 AND version <= synced_version)
@@ -115,6 +41,21 @@ function optionalField(name: string, value: unknown): Record<string, string> {
   return typeof value === "string" ? { [name]: value } : {};
 }
 
+/** The database at `path`, WAL, migrated; closed again when migrating fails. */
+function openMigrated(path: string): DatabaseSync {
+  const db = new DatabaseSync(path, { timeout: 5000 });
+  try {
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = FULL");
+    db.exec("PRAGMA foreign_keys = ON");
+    migrateSqlite(db);
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
 /**
  * Opens (and migrates) the embedded store at `path`: WAL, full fsync at commit, one writer.
  * `server: true` (the bridge itself, never a CLI tool) releases every contact claim left by a previous
@@ -128,15 +69,11 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     opts.server === true && path !== ":memory:" ? lockSqliteFile(path) : undefined;
   let db: DatabaseSync;
   try {
-    db = new DatabaseSync(path, { timeout: 5000 });
+    db = openMigrated(path);
   } catch (error) {
     lock?.release();
     throw error;
   }
-  db.exec("PRAGMA journal_mode = WAL");
-  db.exec("PRAGMA synchronous = FULL");
-  db.exec("PRAGMA foreign_keys = ON");
-  db.exec(SCHEMA);
   const namesSubject = createSubjectMatcher();
   db.function("cartbridge_names_subject", { deterministic: true, directOnly: true }, (body, email, phone) =>
     namesSubject(
