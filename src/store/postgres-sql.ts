@@ -117,11 +117,25 @@ SELECT (SELECT count(*) FROM carts WHERE pending_since IS NOT NULL) AS pending,
   (SELECT count(*) FROM dead_letters) AS dead,
   (SELECT count(*) FROM carts) AS carts`;
 
+/**
+ * Everything personal or identifying older than $1: delivery ids, dead letters, buyer links (sent or not),
+ * and kept bodies, pending carts' included (the merged state is what gets sent). A body is as old as the
+ * delivery it came with: its id's receipt time (every CTE sees the rows as they were before the statement,
+ * so `d` deleting the ids does not hide them from `b`), or the cart's last change when the id is unknown.
+ * The carts are locked in key order, as everywhere else.
+ */
 export const PURGE = `
-WITH d AS (DELETE FROM deliveries WHERE received_at < $1 RETURNING 1),
+WITH b AS (
+    UPDATE carts AS c SET last_body = NULL, last_headers = NULL
+    FROM (SELECT key FROM carts AS e WHERE e.last_body IS NOT NULL AND coalesce(
+        (SELECT received_at FROM deliveries AS w WHERE w.webhook_id = e.last_webhook_id), e.updated_at) < $1
+      ORDER BY key FOR UPDATE) AS x
+    WHERE c.key = x.key RETURNING 1),
+  d AS (DELETE FROM deliveries WHERE received_at < $1 RETURNING 1),
   l AS (DELETE FROM dead_letters WHERE created_at < $1 RETURNING 1),
   c AS (DELETE FROM contact_links WHERE updated_at < $1 RETURNING 1)
-SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM l) + (SELECT count(*) FROM c) AS n`;
+SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM d) + (SELECT count(*) FROM l)
+  + (SELECT count(*) FROM c) AS n`;
 
 export const LIST_DEAD_LETTERS = "SELECT * FROM dead_letters WHERE id > $1 ORDER BY id LIMIT $2";
 export const GET_DEAD_LETTERS = "SELECT * FROM dead_letters WHERE id = ANY($1::bigint[])";

@@ -137,6 +137,11 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     listDeadLetters: sql("SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"),
     getDeadLetter: sql("SELECT * FROM dead_letters WHERE id = ?"),
     deleteDeadLetter: sql("DELETE FROM dead_letters WHERE id = ?"),
+    // A kept body is as old as the delivery it came with (its id's receipt time; the cart's last change
+    // when that id is not known), whatever is still pending: the merged state is what gets sent.
+    purgeBodies: sql(`DELETE FROM cart_deliveries WHERE coalesce(
+        (SELECT received_at FROM deliveries AS d WHERE d.webhook_id = cart_deliveries.webhook_id),
+        (SELECT updated_at FROM carts AS c WHERE c.key = cart_deliveries.cart_key), 0) < ?`),
     purgeDeliveries: sql("DELETE FROM deliveries WHERE received_at < ?"),
     purgeDeadLetters: sql("DELETE FROM dead_letters WHERE created_at < ?"),
     stats: sql(`SELECT (SELECT count(*) FROM carts WHERE pending_since IS NOT NULL) AS pending,
@@ -508,10 +513,12 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       return transaction(
         "purge",
         () => {
+          // Bodies first: their age is read from the delivery ids purged next.
+          const bodies = Number(q.purgeBodies.run(beforeMs).changes);
           const a = Number(q.purgeDeliveries.run(beforeMs).changes);
           const b = Number(q.purgeDeadLetters.run(beforeMs).changes);
           const c = Number(q.purgeContacts.run(beforeMs).changes);
-          return a + b + c;
+          return bodies + a + b + c;
         },
         "relaxed",
       );

@@ -22,7 +22,9 @@ import type { CartState } from "../sync/merge.ts";
  *   it can be listed and replayed.
  * - contact link: the buyer a checkout or order named for a cart (e-mail, names, phone): personal data,
  *   kept only until HubSpot has the contact and its association with the cart, then erased (its stamp
- *   stays, so an older delivery cannot bring an older buyer back).
+ *   stays, so an older delivery cannot bring an older buyer back), and never past the retention.
+ * - retention: DELIVERY_RETENTION_DAYS. Nothing personal (buyer links, kept bodies, dead letters) and no
+ *   delivery id outlives it, whatever HubSpot answers (purgeExpired).
  */
 
 /** One verified delivery, already mapped (mapping is pure and runs before the commit). */
@@ -208,7 +210,11 @@ export interface Store {
   /** customers/data_request: count what the store holds, without reading it out. */
   describeSubject(subject: DataSubject): Promise<SubjectRecords>;
 
-  /** Deletes delivery ids, dead letters and unsent contact links older than the cut-off; returns rows removed. */
+  /**
+   * Retention (DELIVERY_RETENTION_DAYS, whatever HubSpot answers): deletes delivery ids, dead letters,
+   * contact links (sent or not) and kept delivery bodies (pending carts' included) older than the cut-off;
+   * returns the rows removed or cleared.
+   */
   purgeExpired(beforeMs: number): Promise<number>;
   stats(nowMs: number): Promise<StoreStats>;
   /** Cheap round trip for readiness. */

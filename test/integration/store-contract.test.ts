@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { after, describe, it, type TestContext } from "node:test";
+import pg from "pg";
 import { StoreError } from "../../src/errors.ts";
 import { openStore } from "../../src/store/open.ts";
 import type { PostgresStore } from "../../src/store/postgres.ts";
@@ -132,6 +134,46 @@ const nonEmpty = <T>(list: T[]): T[] | undefined => (list.length > 0 ? list : un
 
 const claimContacts = (store: Store, owner: string, nowMs: number) =>
   store.claimContactsDue({ limit: 100, nowMs, leaseMs: LEASE_MS, owner });
+
+/**
+ * Every row of every table of the store at `url` (`sqlite:<path>` or `postgres://…`), read directly, as
+ * text (bodies decoded as UTF-8): what the store really keeps.
+ */
+async function everythingKept(url: string): Promise<string> {
+  const text = (rows: ReadonlyArray<Record<string, unknown>>): string =>
+    JSON.stringify(
+      rows.map((row) =>
+        Object.fromEntries(
+          Object.entries(row).map(([k, v]) => [
+            k,
+            v instanceof Uint8Array ? Buffer.from(v).toString("utf8") : v,
+          ]),
+        ),
+      ),
+    );
+  if (url.startsWith("sqlite:")) {
+    const db = new DatabaseSync(url.slice("sqlite:".length), { readOnly: true });
+    try {
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all();
+      return tables.map((t) => text(db.prepare(`SELECT * FROM "${String(t["name"])}"`).all())).join("\n");
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const tables = await client.query<{ name: string }>(
+      "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()",
+    );
+    const dumps: string[] = [];
+    for (const { name } of tables.rows)
+      dumps.push(text((await client.query(`SELECT * FROM "${name}"`)).rows));
+    return dumps.join("\n");
+  } finally {
+    await client.end();
+  }
+}
 
 const factories = await storeFactories();
 after(() => Promise.all(factories.map((f) => f.cleanup())));
@@ -834,7 +876,11 @@ for (const factory of factories) {
           cartDelivery({ token: "b", webhookId: "new", atMs: T0, receivedAtMs: T0 + 10_000 }),
           delivery("carts/update", Buffer.from("y"), "new-bad", T0 + 10_000),
         ]);
-        assert.equal(await store.purgeExpired(T0 + 5000), 3, "two delivery ids and one dead letter");
+        assert.equal(
+          await store.purgeExpired(T0 + 5000),
+          4,
+          "two delivery ids, one dead letter and the old cart's kept body",
+        );
         assert.equal(await store.purgeExpired(T0 + 5000), 0);
         const [letter, ...none] = await store.listDeadLetters({ limit: 10 });
         assert.equal(none.length, 0);
@@ -1207,6 +1253,65 @@ for (const factory of factories) {
         });
       });
 
+      it("purges everything personal past the retention whatever HubSpot answered: an old checkout is in no table", async (t) => {
+        if (!usable(t, factory)) return;
+        const url = await factory.freshUrl();
+        const store = await openStore(url);
+        t.after(() => store.close());
+        const old = Date.now() - 60_000;
+        const oldCheckout = (token: string, webhookId: string, email: string, phone: string) =>
+          checkoutDelivery({
+            token,
+            webhookId,
+            atMs: old,
+            email,
+            phone,
+            firstName: "Oldname",
+            receivedAtMs: old,
+          });
+        await store.ingestBatch([
+          oldCheckout("sent", "w1", "old-sent@example.com", "+15550001"),
+          oldCheckout("pending", "w2", "old-pending@example.com", "+15550002"),
+        ]);
+        // The cart "sent" is in HubSpot but its buyer never is (a token without contacts scopes); "pending"
+        // is not sent at all (HubSpot down, say).
+        const claims = await claimNow(store, "r1");
+        await store.markSent([{ key: keyOf("sent"), version: 1, hubspotId: "hs-sent" }], "r1");
+        await store.release([keyOf("pending")], "r1");
+        assert.equal(claims.length, 2);
+        const cutoff = Date.now() + 1;
+        await waitFor(() => Date.now() > cutoff, { what: "the clock past the cut-off" });
+        const now = Date.now();
+        await store.ingestBatch([
+          checkoutDelivery({
+            token: "fresh",
+            webhookId: "w3",
+            atMs: now,
+            email: "fresh@example.com",
+            receivedAtMs: now,
+          }),
+        ]);
+        const personal = [
+          "old-sent@example.com",
+          "old-pending@example.com",
+          "+15550001",
+          "+15550002",
+          "Oldname",
+        ];
+        const before = await everythingKept(url);
+        for (const value of personal) assert.ok(before.includes(value), `${value} is kept before the purge`);
+
+        assert.ok((await store.purgeExpired(cutoff)) >= 6, "two ids, two bodies, two buyer links at least");
+        const after = await everythingKept(url);
+        for (const value of personal) assert.ok(!after.includes(value), `${value} is gone from every table`);
+        assert.ok(after.includes("fresh@example.com"), "what is younger than the cut-off stays");
+        // The pending cart is still sent: its merged state stays, only the raw body went.
+        const due = await claimNow(store, "r2");
+        const pending = due.find((c) => c.key === keyOf("pending"));
+        assert.ok(pending);
+        assert.equal(values(pending.state)["hs_total_price"], "42.00");
+      });
+
       it("purges unsent buyer links older than the cut-off", async (t) => {
         const store = await open(t);
         if (!store) return;
@@ -1221,7 +1326,11 @@ for (const factory of factories) {
           }),
         ]);
         assert.equal(await store.purgeExpired(now - 60_000), 0);
-        assert.equal(await store.purgeExpired(now + 60_000), 2, "the delivery id and the buyer link");
+        assert.equal(
+          await store.purgeExpired(now + 60_000),
+          3,
+          "the delivery id, the buyer link and the kept body",
+        );
         await sendCarts(store, now);
         assert.deepEqual(await claimContacts(store, "c1", now), []);
       });
