@@ -3,6 +3,7 @@ import {
   HubSpotAuthError,
   HubSpotRateLimitError,
   HubSpotRejectedError,
+  HubSpotRequestRefusedError,
   HubSpotUnavailableError,
 } from "../hubspot/errors.ts";
 import type { HubSpotClient } from "../hubspot/client.ts";
@@ -370,7 +371,8 @@ export function createFlusher(opts: FlusherOptions): Flusher {
         "carts_upsert",
         error instanceof HubSpotRejectedError ||
           error instanceof HubSpotAuthError ||
-          error instanceof HubSpotRateLimitError
+          error instanceof HubSpotRateLimitError ||
+          error instanceof HubSpotRequestRefusedError
           ? String(error.status)
           : "error",
         seconds(started),
@@ -436,6 +438,11 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     }
     const minDelay = error instanceof HubSpotUnavailableError ? error.minDelayMs : 0;
     const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof HubSpotRequestRefusedError)
+      log.error(
+        { status: error.status, category: error.category, carts: entries.length },
+        "HubSpot refused the request, not the carts; will retry (check HUBSPOT_BASE_URL and the portal)",
+      );
     log.warn({ err: message, carts: entries.length }, "batch failed; will retry");
     await retryLater(entries, message, minDelay);
   }

@@ -19,7 +19,14 @@ export const PRIVACY_TOPICS = new Set([
 export async function handlePrivacyDelivery(
   store: Store,
   log: LogSink,
-  delivery: { topic: string; shopDomain: string; body: Buffer },
+  delivery: {
+    topic: string;
+    shopDomain: string;
+    body: Buffer;
+    webhookId?: string | undefined;
+    receivedAtMs?: number;
+    headers?: Readonly<Record<string, string>>;
+  },
 ): Promise<string | undefined> {
   if (!PRIVACY_TOPICS.has(delivery.topic)) return undefined;
   const shopDomain = delivery.shopDomain;
@@ -33,6 +40,7 @@ export async function handlePrivacyDelivery(
     return "redacted";
   }
   const customer = readCustomer(delivery.body);
+  if (customer === "unparseable") return keepUnreadable(store, log, delivery);
   if (customer === undefined) {
     log.warn(
       { topic: delivery.topic, shop: shopDomain },
@@ -51,13 +59,43 @@ export async function handlePrivacyDelivery(
   return "acknowledged";
 }
 
-function readCustomer(body: Buffer): { email?: string; phone?: string } | undefined {
+/**
+ * A genuine privacy request whose body cannot be read (not JSON, not an object) is Shopify's request all
+ * the same: it is kept as a dead letter (the operator sees it and can act; it expires with the retention)
+ * and answered 200 like any genuine body the bridge cannot map (SPEC §3), never silently dropped.
+ */
+async function keepUnreadable(
+  store: Store,
+  log: LogSink,
+  delivery: Parameters<typeof handlePrivacyDelivery>[2],
+): Promise<string> {
+  const receivedAtMs = delivery.receivedAtMs ?? Date.now();
+  const [outcome] = await store.ingestBatch([
+    {
+      webhookId: delivery.webhookId,
+      topic: delivery.topic,
+      shopDomain: delivery.shopDomain,
+      receivedAtMs,
+      headers: delivery.headers ?? {},
+      body: delivery.body,
+      mapped: { kind: "invalid", reason: `${delivery.topic} body is not a JSON object; nothing was erased` },
+    },
+  ]);
+  log.warn(
+    { topic: delivery.topic, shop: delivery.shopDomain, outcome },
+    "privacy request unreadable; kept as a dead letter",
+  );
+  return outcome ?? "dead_lettered";
+}
+
+function readCustomer(body: Buffer): { email?: string; phone?: string } | "unparseable" | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString("utf8"));
   } catch {
-    return undefined;
+    return "unparseable";
   }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return "unparseable";
   const customer = (parsed as { customer?: { email?: unknown; phone?: unknown } } | null)?.customer;
   const email =
     typeof customer?.email === "string" && customer.email.trim() !== ""

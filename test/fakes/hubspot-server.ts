@@ -93,6 +93,8 @@ export interface FakeHubSpot {
   associations(): FakeAssociation[];
   /** The next `times` (default 1) requests whose path contains `path` (default: any) get this answer. */
   failNext(fault: FakeFault, opts?: { times?: number; path?: string }): void;
+  /** Drops every queued fault (`failNext`) not yet used. */
+  clearFaults(): void;
   /** Upserts containing this id get a per-input error (207 with trace ids, else a whole-batch 400). */
   rejectCartId(id: string, message?: string): void;
   /** Undoes rejectCartId. */
@@ -104,8 +106,12 @@ export interface FakeHubSpot {
   addCartProperty(def: PropertyDefinition): void;
   /** Makes a cart property required, or optional again (HubSpot enforces it from API version 2026-09). */
   requireCartProperty(name: string, required?: boolean): void;
-  /** `contacts: false` → contacts and associations endpoints answer 403 MISSING_SCOPES; same for `carts`. */
-  setScopes(scopes: { contacts?: boolean; carts?: boolean }): void;
+  /**
+   * `contacts: false` → contacts and associations endpoints answer 403 MISSING_SCOPES; same for `carts`;
+   * `schemas: false` → creating a property answers 403 (a token without crm.schemas.carts.write, as service
+   * keys may be).
+   */
+  setScopes(scopes: { contacts?: boolean; carts?: boolean; schemas?: boolean }): void;
   /** A contacts upsert containing this e-mail fails as a whole (400). */
   rejectContactEmail(email: string): void;
   /** Associations from this cart (id or key) get a per-input error in a 207 (see FakeContactStore). */
@@ -223,7 +229,7 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     (id) => cartStore.hasCartId(id),
     (id) => cartStore.keyOfCartId(id),
   );
-  const scopes = { contacts: true, carts: true };
+  const scopes = { contacts: true, carts: true, schemas: true };
   const windows = new Map<string, RollingWindow>();
   let dailyUsed = 0;
   const faults: QueuedFault[] = [];
@@ -318,7 +324,8 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     if (method === "GET" && ROUTES.propertyGroups.test(path)) return cartStore.listCartPropertyGroups();
     if (ROUTES.properties.test(path)) {
       if (method === "GET") return cartStore.listCartProperties();
-      if (method === "POST") return cartStore.createCartProperty(body);
+      if (method === "POST")
+        return scopes.schemas ? cartStore.createCartProperty(body) : missingScopes("crm.schemas.carts.write");
     }
     const property = ROUTES.property.exec(path);
     if (method === "GET" && property?.[1] !== undefined)
@@ -451,6 +458,9 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     failNext(fault, options = {}) {
       faults.push({ fault, remaining: options.times ?? 1, path: options.path });
     },
+    clearFaults() {
+      faults.length = 0;
+    },
     rejectCartId(id, message = `Cart ${id} rejected by the fake HubSpot`) {
       cartStore.rejectCartId(id, message);
     },
@@ -472,6 +482,7 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     setScopes(next) {
       if (next.contacts !== undefined) scopes.contacts = next.contacts;
       if (next.carts !== undefined) scopes.carts = next.carts;
+      if (next.schemas !== undefined) scopes.schemas = next.schemas;
     },
     rejectContactEmail(email) {
       contactStore.rejectContactEmail(email);
