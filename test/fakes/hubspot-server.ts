@@ -82,6 +82,8 @@ export interface FakeFault {
   destroySocket?: boolean;
   /** Never answer (the client must time out). */
   hang?: boolean;
+  /** Only slow: after `delayMs`, the request is handled as HubSpot would (`status` is ignored). */
+  slowOnly?: boolean;
 }
 
 export interface FakeHubSpot extends FakeLineItems {
@@ -411,6 +413,8 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
         req.socket.destroy();
         return;
       }
+    }
+    if (fault && fault.slowOnly !== true) {
       const headers = { ...rateLimitHeaders(token, at), ...fault.headers };
       send(res, rec, fault.status, fault.body ?? defaultFaultBody(fault.status), headers);
       return;
