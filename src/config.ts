@@ -13,6 +13,8 @@ export interface Config {
   readonly flushIntervalMs: number;
   readonly logLevel: string;
   readonly adminToken: string | undefined;
+  /** The console trusts X-Forwarded-Proto (a TLS-terminating proxy in front) for its cookie's Secure flag. */
+  readonly adminTrustProxy: boolean;
   readonly hubspotSyncContacts: boolean;
   readonly deliveryRetentionDays: number;
   readonly maxBodyBytes: number;
@@ -65,6 +67,13 @@ const schema = z.object({
     .string()
     .optional()
     .transform((t) => (t === undefined || t.trim() === "" ? undefined : t)),
+  ADMIN_TRUST_PROXY: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
+    .default("false")
+    .transform((v) => v === "true"),
   HUBSPOT_SYNC_CONTACTS: z
     .string()
     .trim()
@@ -99,6 +108,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     flushIntervalMs: e.FLUSH_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
     adminToken: e.ADMIN_TOKEN,
+    adminTrustProxy: e.ADMIN_TRUST_PROXY,
     hubspotSyncContacts: e.HUBSPOT_SYNC_CONTACTS,
     deliveryRetentionDays: e.DELIVERY_RETENTION_DAYS,
     maxBodyBytes: e.MAX_BODY_BYTES,

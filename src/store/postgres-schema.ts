@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { StoreError } from "../errors.ts";
+import { ACTIVITY_MIGRATION } from "./postgres-activity.ts";
 
 /**
  * The PostgreSQL schema and its migrations.
@@ -117,6 +118,7 @@ CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
 CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_since IS NOT NULL;
 `,
   },
+  ACTIVITY_MIGRATION,
 ];
 
 /** Applies the migrations this database lacks; safe to run from several processes at once. */

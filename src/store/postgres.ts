@@ -12,6 +12,7 @@ import {
   readLocked,
   writeParams,
 } from "./postgres-ingest.ts";
+import { createPostgresActivity, purgeActivity, recordActivity } from "./postgres-activity.ts";
 import { migrate } from "./postgres-schema.ts";
 import * as sql from "./postgres-sql.ts";
 import type {
@@ -165,8 +166,10 @@ export async function openPostgresStore(
         client.query<Row>({ name: "cartbridge_lock_carts", text: LOCK_CARTS, values: lockParams(items) }),
       ]);
       const plan = planIngest(items, readLocked(locked.rows), Date.now());
+      const activity = recordActivity(items, plan.outcomes);
       await Promise.all([
         client.query({ name: "cartbridge_write_carts", text: WRITE_CARTS, values: writeParams(plan) }),
+        ...(activity === undefined ? [] : [client.query(activity)]),
         client.query("COMMIT"),
       ]);
       return plan.outcomes;
@@ -192,6 +195,8 @@ export async function openPostgresStore(
   ];
 
   const store: PostgresStore = {
+    activity: createPostgresActivity(query, toDeadLetter),
+
     ingestBatch(items) {
       if (items.length === 0) return Promise.resolve([]);
       return run("ingest", () => ingest(items));
@@ -434,7 +439,8 @@ export async function openPostgresStore(
 
     purgeExpired(beforeMs) {
       return run("purge", async () =>
-        Number((await query("cartbridge_purge", sql.PURGE, [beforeMs])).rows[0]?.["n"] ?? 0),
+        Number((await query("cartbridge_purge", sql.PURGE, [beforeMs])).rows[0]?.["n"] ?? 0) +
+        (await purgeActivity(query, beforeMs)),
       );
     },
 

@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
+import { createSqliteActivity, SQLITE_ACTIVITY_SCHEMA } from "./sqlite-activity.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
@@ -125,6 +126,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   db.exec("PRAGMA synchronous = FULL");
   db.exec("PRAGMA foreign_keys = ON");
   db.exec(SCHEMA);
+  db.exec(SQLITE_ACTIVITY_SCHEMA);
   let checkpointer: Checkpointer | undefined;
   if (opts.server === true) {
     db.exec("UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
@@ -395,9 +397,17 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   const optionalNumber = (v: unknown): number | undefined =>
     v === null || v === undefined ? undefined : Number(v);
 
+  const activity = createSqliteActivity(db, toDeadLetter);
+
   return {
+    activity: activity.queries,
+
     async ingestBatch(items) {
-      return transaction("ingest", () => items.map(ingestOne));
+      return transaction("ingest", () => {
+        const outcomes = items.map(ingestOne);
+        activity.record(items, outcomes);
+        return outcomes;
+      });
     },
 
     async pendingSummary(nowMs, cap): Promise<PendingSummary> {
@@ -528,7 +538,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
           const a = Number(q.purgeDeliveries.run(beforeMs).changes);
           const b = Number(q.purgeDeadLetters.run(beforeMs).changes);
           const c = Number(q.purgeContacts.run(beforeMs).changes);
-          return a + b + c;
+          return a + b + c + activity.purge(beforeMs);
         },
         "relaxed",
       );

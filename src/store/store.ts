@@ -1,4 +1,5 @@
 import type { MapResult } from "../sync/mapping.ts";
+import type { ActivityQueries } from "./activity.ts";
 import type { BuyerContact } from "../sync/cart-event.ts";
 import type { CartState } from "../sync/merge.ts";
 
@@ -134,6 +135,8 @@ export interface SubjectRecords {
 }
 
 export interface Store {
+  /** What the operator console reads (store/activity.ts). */
+  readonly activity?: ActivityQueries;
   /** Commits a batch of deliveries in one transaction; outcomes are in input order. Throws StoreError. */
   ingestBatch(items: readonly IngestItem[]): Promise<IngestOutcome[]>;
 
