@@ -56,7 +56,7 @@ export function adminRouter(deps: AdminDeps): Router {
     next();
   };
 
-  if (sessions !== undefined) router.use("/admin", securityHeaders, consoleRouter({ sessions }));
+  if (sessions !== undefined) router.use("/admin", securityHeaders).use(consoleRouter({ sessions }));
   router.use("/admin", authorize, express.json({ limit: "1mb" }));
   if (deps.console !== undefined) router.use(consoleApiRouter(deps.store, deps.console));
 
