@@ -57,6 +57,16 @@ async function api(path, opts = {}) {
   return data;
 }
 
+/** Copies each column's header into its cells' data-label, so narrow screens can show rows as cards. */
+function labelCells(table) {
+  const names = [...table.tHead.rows[0].cells].map((c) => c.textContent.trim());
+  for (const row of table.tBodies[0].rows) {
+    [...row.cells].forEach((cell, i) => {
+      if (names[i]) cell.dataset.label = names[i];
+    });
+  }
+}
+
 function setLive(text) {
   $("live").textContent = text;
 }
@@ -219,6 +229,7 @@ async function loadOverview() {
   $("shops").tBodies[0].replaceChildren(
     ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 8 }, "No deliveries yet."))]),
   );
+  labelCells($("shops"));
   $("recent-errors").replaceChildren(
     ...(sender.recentErrors.length
       ? sender.recentErrors.map((e) => el("li", {}, when(e.at), ` ${e.operation}: ${e.status}`))
@@ -321,6 +332,7 @@ async function loadDeadLetters(reset, more = false) {
     body.replaceChildren(
       ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 6 }, "No dead letters match."))]),
     );
+  labelCells($("dead-letters"));
   state.before = page.next;
   $("dl-more").hidden = page.next === null;
   $("dl-count").textContent = `${page.total ?? page.deadLetters.length} matching`;
@@ -439,6 +451,7 @@ $("cart-form").addEventListener("submit", async (event) => {
       return;
     }
     out.replaceChildren(...carts.map(renderCart));
+    for (const table of out.querySelectorAll("table")) labelCells(table);
   } catch (error) {
     if (error.message !== "signed out") out.replaceChildren(el("p", { class: "bad" }, error.message));
   }
@@ -475,7 +488,7 @@ function renderCart(c) {
       { class: "scroll" },
       el(
         "table",
-        {},
+        { class: "stack" },
         el("caption", { class: "sr" }, "Merged properties with the time of the event that set each"),
         el(
           "thead",
