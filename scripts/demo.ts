@@ -3,6 +3,7 @@
  * fake the tests use) and the bridge on the embedded SQLite store; every cart, checkout and order sample
  * from Shopify's docs is signed and sent as Shopify would; the resulting HubSpot carts are printed.
  */
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,7 +16,9 @@ import { waitFor } from "../test/helpers/wait.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cartbridge-demo-"));
 const sandbox = await startFakeHubSpot({ accessToken: "demo-token" });
+const adminToken = randomBytes(12).toString("base64url");
 const config = loadConfig({
+  ADMIN_TOKEN: adminToken,
   SHOPIFY_WEBHOOK_SECRETS: TEST_SECRET,
   HUBSPOT_ACCESS_TOKEN: "demo-token",
   HUBSPOT_BASE_URL: sandbox.url,
@@ -81,6 +84,11 @@ try {
   const upserts = sandbox.requests.filter((r) => r.path.endsWith("/batch/upsert"));
   console.log(`\nHubSpot carts (${rows.length}, written with ${upserts.length} batch upsert request(s)):`);
   console.table(rows);
+  // In a terminal, keep everything up so a newcomer can click through it in the console (SPEC §7, §11).
+  if (process.stdout.isTTY) {
+    console.log(`\nOperator console: ${service.url}/admin/  token: ${adminToken}\nCtrl-C stops the demo.`);
+    await new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));
+  }
 } catch (error) {
   console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
   exitCode = 1;
