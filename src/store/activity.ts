@@ -157,6 +157,19 @@ export function assembleShops(
   return [...shops.values()].sort((a, b) => (a.shopDomain < b.shopDomain ? -1 : 1));
 }
 
+/** (category, source, n) rows → counts per category, or per source for those without one; most first. */
+export function reasonCounts(rows: readonly Row[]): Array<{ reason: string; count: number }> {
+  const counts = new Map<string, number>();
+  for (const r of rows) {
+    const reason = typeof r["category"] === "string" ? r["category"] : String(r["source"]);
+    counts.set(reason, (counts.get(reason) ?? 0) + Number(r["n"]));
+  }
+  return [...counts.entries()]
+    .map(([reason, count]) => ({ reason, count }))
+    .sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1))
+    .slice(0, 50);
+}
+
 /** A carts row as the console shows it (shared by both stores: same column names). */
 export function toCartRecord(row: Row): CartRecord {
   const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));

@@ -2,6 +2,7 @@ import type pg from "pg";
 import {
   activityRows,
   assembleShops,
+  reasonCounts,
   BUCKET_MS,
   countedDeliveries,
   toCartRecord,
@@ -28,6 +29,9 @@ CREATE TABLE IF NOT EXISTS shop_topics (
   last_at BIGINT NOT NULL,
   PRIMARY KEY (shop, topic)
 );
+-- Per-shop pending counts and dead-letter reasons read from indexes alone, not the rows (and their bodies).
+CREATE INDEX IF NOT EXISTS carts_shop_pending ON carts (shop, pending_since) WHERE pending_since IS NOT NULL;
+CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (category, source);
 `,
 };
 
@@ -68,8 +72,7 @@ const SQL = {
   pageDesc: `SELECT * FROM dead_letters WHERE id < $3 AND ${FILTER} ORDER BY id DESC LIMIT $4`,
   count: `SELECT count(*) AS n FROM dead_letters WHERE ${FILTER}`,
   ids: `SELECT id FROM dead_letters WHERE ${FILTER} ORDER BY id`,
-  reasons: `SELECT coalesce(category, source) AS reason, count(*) AS n FROM dead_letters
-    GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 50`,
+  reasons: "SELECT category, source, count(*) AS n FROM dead_letters GROUP BY category, source",
   cartByKey: "SELECT * FROM carts WHERE key = $1 AND version > 0",
   cartByToken: `SELECT * FROM carts WHERE version > 0 AND key IN (
     SELECT shop || ':' || $1 FROM shop_topics UNION SELECT shop || ':' || $1 FROM dead_letters)`,
@@ -144,10 +147,7 @@ export function createPostgresActivity(
       return (await rows("ids", SQL.ids, filterParams(filter))).map((r) => Number(r["id"]));
     },
     async deadLetterReasons() {
-      return (await rows("reasons", SQL.reasons, [])).map((r) => ({
-        reason: String(r["reason"]),
-        count: Number(r["n"]),
-      }));
+      return reasonCounts(await rows("reasons", SQL.reasons, []));
     },
     async findCarts(keyOrToken) {
       const found = keyOrToken.includes(":")

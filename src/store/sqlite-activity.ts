@@ -3,6 +3,7 @@ import type { DatabaseSync } from "node:sqlite";
 import {
   activityRows,
   assembleShops,
+  reasonCounts,
   BUCKET_MS,
   countedDeliveries,
   toCartRecord,
@@ -25,6 +26,9 @@ CREATE TABLE IF NOT EXISTS shop_topics (
   last_at INTEGER NOT NULL,
   PRIMARY KEY (shop, topic)
 ) WITHOUT ROWID;
+-- Per-shop pending counts and dead-letter reasons read from indexes alone, not the rows (and their bodies).
+CREATE INDEX IF NOT EXISTS carts_shop_pending ON carts (shop, pending_since) WHERE pending_since IS NOT NULL;
+CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (category, source);
 `;
 
 type Row = Record<string, unknown>;
@@ -63,9 +67,11 @@ export function createSqliteActivity(
       `SELECT * FROM dead_letters WHERE id < ?3 AND ${DEAD_LETTER_FILTER} ORDER BY id DESC LIMIT ?4`,
     ),
     count: sql(`SELECT count(*) AS n FROM dead_letters WHERE ${DEAD_LETTER_FILTER}`),
+    // Without a reason the count is read from an index (the filter above would read every row).
+    countByShop: sql("SELECT count(*) AS n FROM dead_letters WHERE shop = ?"),
+    countAll: sql("SELECT count(*) AS n FROM dead_letters"),
     ids: sql(`SELECT id FROM dead_letters WHERE ${DEAD_LETTER_FILTER} ORDER BY id`),
-    reasons: sql(`SELECT coalesce(category, source) AS reason, count(*) AS n FROM dead_letters
-        GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 50`),
+    reasons: sql("SELECT category, source, count(*) AS n FROM dead_letters GROUP BY category, source"),
     cartByKey: sql("SELECT * FROM carts WHERE key = ?"),
     cartByToken: sql(`SELECT * FROM carts WHERE key IN (
         SELECT shop || ':' || ?1 FROM shop_topics UNION SELECT shop || ':' || ?1 FROM dead_letters)`),
@@ -98,16 +104,19 @@ export function createSqliteActivity(
         return (rows as Row[]).map(toDeadLetter);
       },
       async countDeadLetters(filter) {
-        return Number((q.count.get(...filterParams(filter)) as Row)["n"]);
+        const row =
+          filter.reason !== undefined
+            ? q.count.get(...filterParams(filter))
+            : filter.shopDomain !== undefined
+              ? q.countByShop.get(filter.shopDomain)
+              : q.countAll.get();
+        return Number((row as Row)["n"]);
       },
       async deadLetterIds(filter) {
         return (q.ids.all(...filterParams(filter)) as Row[]).map((r) => Number(r["id"]));
       },
       async deadLetterReasons() {
-        return (q.reasons.all() as Row[]).map((r) => ({
-          reason: String(r["reason"]),
-          count: Number(r["n"]),
-        }));
+        return reasonCounts(q.reasons.all());
       },
       async findCarts(keyOrToken) {
         const rows = keyOrToken.includes(":") ? q.cartByKey.all(keyOrToken) : q.cartByToken.all(keyOrToken);
