@@ -10,10 +10,14 @@ import {
   type ActivityQueries,
   type DeadLetterFilter,
 } from "./activity.ts";
+import type { SqliteMigration } from "./sqlite-schema.ts";
 import type { DeadLetter, IngestItem, IngestOutcome } from "./store.ts";
 
-/** The console's tables on SQLite (see activity.ts for what they hold). */
-export const SQLITE_ACTIVITY_SCHEMA = `
+/** The console's tables on SQLite (see activity.ts for what they hold): migration 2 (sqlite-schema.ts). */
+export const SQLITE_ACTIVITY_MIGRATION: SqliteMigration = {
+  version: 2,
+  name: "console activity",
+  sql: `
 CREATE TABLE IF NOT EXISTS shop_activity (
   bucket     INTEGER NOT NULL,
   shop       TEXT NOT NULL,
@@ -29,7 +33,8 @@ CREATE TABLE IF NOT EXISTS shop_topics (
 -- Per-shop pending counts and dead-letter reasons read from indexes alone, not the rows (and their bodies).
 CREATE INDEX IF NOT EXISTS carts_shop_pending ON carts (shop, pending_since) WHERE pending_since IS NOT NULL;
 CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (category, source);
-`;
+`,
+};
 
 type Row = Record<string, unknown>;
 

@@ -42,7 +42,7 @@ export interface LogSink {
 export interface SenderObserver {
   request?(operation: string, status: string, seconds: number, batchSize: number): void;
   rateLimitWait?(ms: number): void;
-  deadLettered?(count: number): void;
+  deadLettered?(count: number, reasons?: readonly string[]): void;
   droppedValue?(value: DroppedValue): void;
   sent?(carts: readonly SentCart[], claims: readonly ClaimedCart[]): void;
 }
@@ -168,8 +168,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       await sleep(60_000); // a finishing batch interrupts
       return;
     }
-    const summary = await store.pendingSummary(t, maxBatch);
+    // Wakes that arrive while the summary is read may describe changes it did not see: they count
+    // against the threshold set below instead of being dropped (else a new cart could wait 30 s).
     hints = 0;
+    const summary = await store.pendingSummary(t, maxBatch);
     const dueAt =
       summary.oldestDueSinceMs === undefined
         ? Number.POSITIVE_INFINITY
@@ -185,6 +187,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       // With nothing due, the first change must wake us to start its interval; otherwise wake early
       // only when a full batch has accumulated.
       hintThreshold = draining || summary.dueCount === 0 ? 1 : Math.max(1, maxBatch - summary.dueCount);
+      if (hints >= hintThreshold) return;
       await sleep(until - t);
       return;
     }
@@ -410,7 +413,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
 
   async function deadLetter(rejected: RejectedCart[]): Promise<void> {
     await store.markRejected(rejected, owner, now());
-    observer.deadLettered?.(rejected.length);
+    observer.deadLettered?.(
+      rejected.length,
+      rejected.map((r) => r.reason),
+    );
     // HubSpot's message can quote values (tokens, e-mails): it goes to the dead letter, not the log.
     for (const r of rejected) log.warn({ category: r.category }, "cart rejected by HubSpot; dead-lettered");
   }

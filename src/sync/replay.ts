@@ -1,4 +1,4 @@
-import { SHOPIFY_HEADERS } from "../shopify/headers.ts";
+import { headerValue, SHOPIFY_HEADERS } from "../shopify/headers.ts";
 import type { DeadLetter, Store } from "../store/store.ts";
 import { mapDelivery } from "./mapping.ts";
 
@@ -38,7 +38,7 @@ async function replayOne(store: Store, letter: DeadLetter, nowMs: number): Promi
     shopDomain: letter.shopDomain,
     body: letter.body ?? Buffer.alloc(0),
     webhookId: letter.webhookId ?? "",
-    triggeredAt: letter.headers[SHOPIFY_HEADERS.triggeredAt],
+    triggeredAt: headerValue(letter.headers, SHOPIFY_HEADERS.triggeredAt),
     receivedAtMs: letter.createdAtMs,
   });
   if (mapped.kind === "invalid") return { id: letter.id, outcome: "still_failing", reason: mapped.reason };
