@@ -16,6 +16,8 @@ export interface Config {
   readonly flushIntervalMs: number;
   readonly logLevel: string;
   readonly adminToken: string | undefined;
+  /** The console trusts X-Forwarded-Proto (a TLS-terminating proxy in front) for its cookie's Secure flag. */
+  readonly adminTrustProxy: boolean;
   readonly hubspotSyncContacts: boolean;
   readonly hubspotSyncLineItems: boolean;
   readonly hubspotLineItemIdProperty: string;
@@ -75,6 +77,13 @@ const schema = z.object({
     .string()
     .optional()
     .transform((t) => (t === undefined || t.trim() === "" ? undefined : t)),
+  ADMIN_TRUST_PROXY: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
+    .default("false")
+    .transform((v) => v === "true"),
   HUBSPOT_SYNC_CONTACTS: z
     .string()
     .trim()
@@ -122,6 +131,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     flushIntervalMs: e.FLUSH_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
     adminToken: e.ADMIN_TOKEN,
+    adminTrustProxy: e.ADMIN_TRUST_PROXY,
     hubspotSyncContacts: e.HUBSPOT_SYNC_CONTACTS,
     hubspotSyncLineItems: e.HUBSPOT_SYNC_LINE_ITEMS,
     hubspotLineItemIdProperty: e.HUBSPOT_LINE_ITEM_ID_PROPERTY,

@@ -5,6 +5,8 @@ import type { Logger } from "pino";
 import type { Config } from "./config.ts";
 import { createHubSpotClient, type HubSpotClient } from "./hubspot/client.ts";
 import { createApp } from "./http/app.ts";
+import { isErrorStatus, createRecentErrors } from "./http/console/recent-errors.ts";
+import { createRefusalCounter } from "./http/console/refusals.ts";
 import type { Readiness } from "./http/health.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
@@ -79,10 +81,12 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   let shuttingDown = false;
 
   let contactSender: ContactSender | undefined;
+  const recentErrors = createRecentErrors();
   const requiredCartProperties = createRequiredPropertyWatch({ objectType: "carts", log });
   let lineItemLane: LineItemLane | undefined;
   const senderObserver: SenderObserver = {
     request(operation, status, seconds, size) {
+      if (isErrorStatus(status)) recentErrors.record({ atMs: Date.now(), operation, status });
       metrics.hubspotRequests.inc({ operation, status });
       metrics.hubspotRequestDuration.observe({ operation }, seconds);
       if (operation === "carts_upsert") metrics.batchSize.observe(size);
@@ -214,6 +218,16 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       adminToken: config.adminToken,
       store,
       replay,
+      console: {
+        sender: () => flusher.health(),
+        budget: () => ({
+          maxPer10s: config.hubspotMaxRequestsPer10s,
+          inUse: Math.max(0, config.hubspotMaxRequestsPer10s - budget.available(Date.now())),
+        }),
+        refusals: createRefusalCounter(),
+        recentErrors,
+        trustProxy: config.adminTrustProxy,
+      },
       status: async () => ({
         ...(await store.stats(Date.now())),
         sender: flusher.health(),

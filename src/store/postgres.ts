@@ -12,6 +12,7 @@ import {
   readLocked,
   writeParams,
 } from "./postgres-ingest.ts";
+import { createPostgresActivity, purgeActivity, recordActivity } from "./postgres-activity.ts";
 import { migrate } from "./postgres-schema.ts";
 import {
   createPostgresLineItems,
@@ -173,9 +174,11 @@ export async function openPostgresStore(
       ]);
       const plan = planIngest(items, readLocked(locked.rows), Date.now());
       const lineSets = ingestLineSetsStatement(items, plan.outcomes, Date.now());
+      const activity = recordActivity(items, plan.outcomes);
       await Promise.all([
         client.query({ name: "cartbridge_write_carts", text: WRITE_CARTS, values: writeParams(plan) }),
         ...(lineSets === undefined ? [] : [client.query(lineSets)]),
+        ...(activity === undefined ? [] : [client.query(activity)]),
         client.query("COMMIT"),
       ]);
       return plan.outcomes;
@@ -208,6 +211,8 @@ export async function openPostgresStore(
 
   const store: PostgresStore = {
     ...createPostgresLineItems({ run, query, transaction }),
+    activity: createPostgresActivity(query, toDeadLetter),
+
     ingestBatch(items) {
       if (items.length === 0) return Promise.resolve([]);
       return run("ingest", () => ingest(items));
@@ -477,7 +482,8 @@ export async function openPostgresStore(
 
     purgeExpired(beforeMs) {
       return run("purge", async () =>
-        Number((await query("cartbridge_purge", sql.PURGE, [beforeMs])).rows[0]?.["n"] ?? 0),
+        Number((await query("cartbridge_purge", sql.PURGE, [beforeMs])).rows[0]?.["n"] ?? 0) +
+        (await purgeActivity(query, beforeMs)),
       );
     },
 

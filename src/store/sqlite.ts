@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
+import { createSqliteActivity } from "./sqlite-activity.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { lockSqliteFile, type ProcessLock } from "./sqlite-process-lock.ts";
 import { migrateSqlite } from "./sqlite-schema.ts";
@@ -371,11 +372,18 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     v === null || v === undefined ? undefined : Number(v);
 
   const lineItems = createSqliteLineItems(db, transaction, q.insertDeadLetter);
+  const activity = createSqliteActivity(db, toDeadLetter);
 
   return {
     ...lineItems,
+    activity: activity.queries,
+
     async ingestBatch(items) {
-      return transaction("ingest", () => items.map(ingestOne));
+      return transaction("ingest", () => {
+        const outcomes = items.map(ingestOne);
+        activity.record(items, outcomes);
+        return outcomes;
+      });
     },
 
     async pendingSummary(nowMs, cap): Promise<PendingSummary> {
@@ -527,7 +535,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
           const a = Number(q.purgeDeliveries.run(beforeMs).changes);
           const b = Number(q.purgeDeadLetters.run(beforeMs).changes);
           const c = Number(q.purgeContacts.run(beforeMs).changes);
-          return bodies + a + b + c;
+          return bodies + a + b + c + activity.purge(beforeMs);
         },
         "relaxed",
       );

@@ -1,4 +1,5 @@
 import type { MapResult } from "../sync/mapping.ts";
+import type { ActivityQueries } from "./activity.ts";
 import type { BuyerContact } from "../sync/cart-event.ts";
 import type { CartState } from "../sync/merge.ts";
 import type { LineItemStore } from "./line-items.ts";
@@ -139,6 +140,8 @@ export interface SubjectRecords {
 }
 
 export interface Store extends LineItemStore {
+  /** What the operator console reads (store/activity.ts). */
+  readonly activity?: ActivityQueries;
   /** Commits a batch of deliveries in one transaction; outcomes are in input order. Throws StoreError. */
   ingestBatch(items: readonly IngestItem[]): Promise<IngestOutcome[]>;
 
