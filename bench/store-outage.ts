@@ -168,6 +168,19 @@ async function main(): Promise<void> {
         `after the store was back; every delivery 200 from ${lastBad === undefined ? "the start" : ms(lastBad.scheduledAt - restoreAt)} on`,
     );
     console.log(`peak RSS (VmHWM) ${mb(bridge.peakRssBytes())}`);
+    // Why deliveries were refused, from the bridge's own log.
+    const reasons: Record<string, number> = {};
+    for (const line of bridge.output().split("\n")) {
+      if (!line.includes("delivery could not be committed")) continue;
+      try {
+        const entry = JSON.parse(line) as { err?: { message?: string } };
+        const reason = (entry.err?.message ?? "?").replace(/\d+/g, "N").slice(0, 120);
+        reasons[reason] = (reasons[reason] ?? 0) + 1;
+      } catch {
+        // not a JSON log line
+      }
+    }
+    console.log(`503 reasons logged: ${JSON.stringify(reasons)}`);
   } finally {
     clearInterval(sampler);
     await pool.destroy();

@@ -30,7 +30,7 @@ export interface GroupCommitOptions {
   readonly maxBatch?: number;
   /** Deliveries waiting for a commit, beyond which new ones are refused at once (default 5,000). */
   readonly maxQueued?: number;
-  /** Body bytes waiting for a commit, beyond which new ones are refused at once (default 32 MiB). */
+  /** Body bytes waiting for a commit, beyond which new ones are refused at once (default 64 MiB: 32 bodies of MAX_BODY_BYTES). */
   readonly maxQueuedBytes?: number;
   /** Longest a delivery waits for its outcome before it is answered 503 (default 4 s; Shopify allows 5 s). */
   readonly maxWaitMs?: number;
@@ -56,7 +56,7 @@ export function createGroupCommitter(
 ): GroupCommitter {
   const maxBatch = opts.maxBatch ?? 1000;
   const maxQueued = opts.maxQueued ?? 5000;
-  const maxQueuedBytes = opts.maxQueuedBytes ?? 32 * 1024 * 1024;
+  const maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
   const maxWaitMs = opts.maxWaitMs ?? 4000;
   let queue: Waiter[] = [];
   let queuedBytes = 0;
@@ -157,7 +157,8 @@ export function createGroupCommitter(
       if (down && (storeCalled || queue.length > 0)) {
         return refuse("the store is unavailable");
       }
-      if (queue.length >= maxQueued || queuedBytes + item.body.length > maxQueuedBytes) {
+      const overBytes = queue.length > 0 && queuedBytes + item.body.length > maxQueuedBytes;
+      if (queue.length >= maxQueued || overBytes) {
         return refuse("too many deliveries are waiting for the store");
       }
       return new Promise<IngestOutcome>((resolve, reject) => {
