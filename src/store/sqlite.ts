@@ -9,6 +9,7 @@ import { lockSqliteFile, type ProcessLock } from "./sqlite-process-lock.ts";
 import { migrateSqlite } from "./sqlite-schema.ts";
 import { createSqliteLineItems, releaseSqliteLineClaims } from "./sqlite-line-items.ts";
 import { createSubjectMatcher } from "./subject-match.ts";
+import { isSqliteUnavailable } from "./sqlite-errors.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
 import type {
@@ -93,7 +94,11 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     if (path !== ":memory:") {
       db.exec("PRAGMA wal_autocheckpoint = 0");
       checkpointer = startCheckpointer(path, {
-        onFailure: () => {
+        onFailure: (error) => {
+          // Loud, and the WAL is bounded again: a failure to turn checkpoints back on ends the process.
+          process.emitWarning(
+            `SQLite checkpoint thread failed (${error.message}); automatic checkpoints are on`,
+          );
           if (db.isOpen) db.exec("PRAGMA wal_autocheckpoint = 1000");
         },
       });
@@ -201,7 +206,14 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
    */
   function transaction<T>(what: string, fn: () => T, mode: "durable" | "relaxed" = "durable"): T {
     try {
-      if (mode === "relaxed") db.exec("PRAGMA synchronous = NORMAL");
+      if (mode === "relaxed") {
+        syncRelaxed = true;
+        db.exec("PRAGMA synchronous = NORMAL");
+      } else if (syncRelaxed) {
+        // An earlier relaxed transaction could not restore FULL: a durable commit must not run without it.
+        db.exec("PRAGMA synchronous = FULL");
+        syncRelaxed = false;
+      }
       db.exec("BEGIN IMMEDIATE");
     } catch (cause) {
       restoreSync(mode);
@@ -217,18 +229,21 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       } catch {
         // The connection is unusable; the original error is what matters.
       }
-      throw new StoreError(`${what} failed`, { retryable: true, cause });
+      throw new StoreError(`${what} failed`, { retryable: isSqliteUnavailable(cause), cause });
     } finally {
       restoreSync(mode);
     }
   }
 
+  /** Whether synchronous may still be NORMAL (a relaxed transaction ran and FULL was not restored yet). */
+  let syncRelaxed = false;
   function restoreSync(mode: "durable" | "relaxed"): void {
     if (mode !== "relaxed") return;
     try {
       db.exec("PRAGMA synchronous = FULL");
+      syncRelaxed = false;
     } catch {
-      // Reported by the next transaction.
+      // syncRelaxed stays set: the next durable transaction restores FULL first, or fails (503, never 200).
     }
   }
 
@@ -675,9 +690,12 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     },
 
     async close() {
-      await checkpointer?.stop();
-      if (db.isOpen) db.close();
-      lock?.release();
+      try {
+        await checkpointer?.stop();
+      } finally {
+        if (db.isOpen) db.close();
+        lock?.release();
+      }
     },
   };
 }
