@@ -1,6 +1,7 @@
 import type { Config } from "./config.ts";
 import { createHubSpotClient } from "./hubspot/client.ts";
 import { HubSpotAuthError } from "./hubspot/errors.ts";
+import { adviceFor, ensureKeyProperty, keyPropertySpec, readKeyProperty } from "./hubspot/key-property.ts";
 import { allDeadLetterIds } from "./http/admin.ts";
 import { openStore } from "./store/open.ts";
 import { describeDeadLetter } from "./store/store.ts";
@@ -13,40 +14,11 @@ export async function setupHubSpot(config: Config, print: Print): Promise<number
   const client = createHubSpotClient({
     baseUrl: config.hubspotBaseUrl,
     accessToken: config.hubspotAccessToken,
+    apiVersion: config.hubspotApiVersion,
   });
-  const name = config.hubspotCartIdProperty;
   try {
-    const existing = (await client.listCartProperties()).find((p) => p.name === name);
-    if (existing?.hasUniqueValue === true) {
-      print(`cart property ${name} exists and is unique: nothing to do`);
-      return 0;
-    }
-    if (existing !== undefined) {
-      print(
-        `cart property ${name} exists but is not unique, and HubSpot cannot make it unique now.\n` +
-          `Choose another name with HUBSPOT_CART_ID_PROPERTY (e.g. shopify_cart_key) and run setup-hubspot again.`,
-      );
-      return 1;
-    }
-    const groups = await client.listCartPropertyGroups();
-    const groupName = groups.includes("cart_information")
-      ? "cart_information"
-      : (groups[0] ?? "cart_information");
-    const result = await client.createCartProperty({
-      name,
-      label: "Shopify cart key",
-      type: "string",
-      fieldType: "text",
-      groupName,
-      hasUniqueValue: true,
-      description: "<shop domain>:<cart token>, written by cartbridge; unique per cart",
-    });
-    print(
-      result === "created"
-        ? `created unique cart property ${name} in group ${groupName}`
-        : `cart property ${name} already exists`,
-    );
-    return 0;
+    // Line items (HUBSPOT_LINE_ITEM_ID_PROPERTY) join here with keyPropertySpec("line_items", …).
+    return await ensureKeyProperty(client, keyPropertySpec("carts", config.hubspotCartIdProperty), print);
   } catch (error) {
     if (error instanceof HubSpotAuthError) {
       print(
@@ -57,6 +29,26 @@ export async function setupHubSpot(config: Config, print: Print): Promise<number
     }
     print(`setup failed: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
+  } finally {
+    await client.close();
+  }
+}
+
+/** What `status` says about HubSpot: the key property's advice (as /readyz gives it), or why it was not read. */
+async function hubspotSetupProblems(config: Config): Promise<string[]> {
+  const client = createHubSpotClient({
+    baseUrl: config.hubspotBaseUrl,
+    accessToken: config.hubspotAccessToken,
+    apiVersion: config.hubspotApiVersion,
+    headersTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
+  });
+  try {
+    const spec = keyPropertySpec("carts", config.hubspotCartIdProperty);
+    const advice = adviceFor(spec, await readKeyProperty(client, spec));
+    return advice === undefined ? [] : [advice];
+  } catch (error) {
+    return [`HubSpot could not be read: ${error instanceof Error ? error.message : String(error)}`];
   } finally {
     await client.close();
   }
@@ -108,6 +100,7 @@ export async function status(config: Config, print: Print): Promise<number> {
   try {
     const now = Date.now();
     const s = await store.stats(now);
+    const hubspotSetup = await hubspotSetupProblems(config);
     print(
       JSON.stringify(
         {
@@ -116,6 +109,7 @@ export async function status(config: Config, print: Print): Promise<number> {
           oldestPendingAgeSeconds:
             s.oldestPendingSinceMs === undefined ? 0 : Math.round((now - s.oldestPendingSinceMs) / 1000),
           deadLetters: s.deadLetters,
+          hubspotSetup,
         },
         null,
         2,

@@ -1,15 +1,15 @@
 import { loadConfig } from "./config.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, StoreSchemaError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 import { deadLetters, setupHubSpot, status } from "./cli.ts";
 import { startService } from "./service.ts";
 
 const USAGE = `usage: cartbridge <command>
   serve                          run the bridge (default)
-  setup-hubspot                  create the unique cart id property in HubSpot when missing
+  setup-hubspot                  create the unique cart key property in HubSpot when missing (or say how by hand)
   dead-letters list              list dead letters
   dead-letters replay <id>…|--all  map and commit dead letters again
-  status                         pending carts and dead letters in the store`;
+  status                         pending carts, dead letters, and what HubSpot still needs set up`;
 
 const EXIT_CONFIG = 78;
 
@@ -52,7 +52,9 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
     service = await startService(config, log);
   } catch (error) {
     log.fatal({ err: error }, "cartbridge could not start");
-    return 1;
+    if (!(error instanceof StoreSchemaError)) return 1;
+    process.stderr.write(`cartbridge: ${error.message}\n`);
+    return EXIT_CONFIG;
   }
   const running = service;
   return new Promise<number>((resolve) => {
@@ -78,6 +80,6 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     process.stderr.write(`cartbridge: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+    process.exit(error instanceof StoreSchemaError ? EXIT_CONFIG : 1);
   },
 );

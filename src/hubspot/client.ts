@@ -8,6 +8,7 @@ import {
   HubSpotRequestRefusedError,
   HubSpotUnavailableError,
 } from "./errors.ts";
+import { hubspotPaths, type HubSpotObjectType } from "./paths.ts";
 import type {
   AssociationInput,
   BatchOutcome,
@@ -27,17 +28,23 @@ export interface HubSpotClient {
   upsertContacts(inputs: readonly UpsertInput[]): Promise<BatchOutcome>;
   associateCartsWithContacts(inputs: readonly AssociationInput[]): Promise<BatchOutcome>;
   listCartProperties(): Promise<PropertyDefinition[]>;
-  createCartProperty(def: {
-    name: string;
-    label: string;
-    type: string;
-    fieldType: string;
-    groupName: string;
-    hasUniqueValue: boolean;
-    description?: string;
-  }): Promise<"created" | "exists">;
+  createCartProperty(def: PropertyCreate): Promise<"created" | "exists">;
   listCartPropertyGroups(): Promise<string[]>;
+  /** The same three for any object type (line items' key property, say). */
+  listProperties(type: HubSpotObjectType): Promise<PropertyDefinition[]>;
+  createProperty(type: HubSpotObjectType, def: PropertyCreate): Promise<"created" | "exists">;
+  listPropertyGroups(type: HubSpotObjectType): Promise<string[]>;
   close(): Promise<void>;
+}
+
+export interface PropertyCreate {
+  readonly name: string;
+  readonly label: string;
+  readonly type: string;
+  readonly fieldType: string;
+  readonly groupName: string;
+  readonly hasUniqueValue: boolean;
+  readonly description?: string;
 }
 
 export interface HubSpotClientOptions {
@@ -46,6 +53,8 @@ export interface HubSpotClientOptions {
   readonly connections?: number;
   readonly headersTimeoutMs?: number;
   readonly bodyTimeoutMs?: number;
+  /** `v3` (default) or a HubSpot date version such as `2026-09`: see paths.ts. */
+  readonly apiVersion?: string;
 }
 
 const CART_TO_CONTACT = 586;
@@ -60,6 +69,7 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
   });
   const prefix = new URL(opts.baseUrl).pathname.replace(/\/+$/, "");
   const authorization = `Bearer ${opts.accessToken}`;
+  const paths = hubspotPaths(opts.apiVersion);
 
   async function call(method: "GET" | "POST", path: string, body?: unknown): Promise<Answer> {
     let res;
@@ -94,17 +104,20 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
     throw classify(res.statusCode, res.headers, json, text, rateLimit);
   }
 
-  async function batchUpsert(objectType: string, inputs: readonly UpsertInput[]): Promise<BatchOutcome> {
-    const answer = await call("POST", `/crm/v3/objects/${objectType}/batch/upsert`, { inputs });
+  async function batchUpsert(
+    objectType: HubSpotObjectType,
+    inputs: readonly UpsertInput[],
+  ): Promise<BatchOutcome> {
+    const answer = await call("POST", paths.batchUpsert(objectType), { inputs });
     return readBatch(answer, inputs[0]?.idProperty);
   }
 
-  return {
+  const client: HubSpotClient = {
     upsertCarts: (inputs) => batchUpsert("carts", inputs),
     upsertContacts: (inputs) => batchUpsert("contacts", inputs),
 
     async associateCartsWithContacts(inputs) {
-      const answer = await call("POST", "/crm/v4/associations/carts/contacts/batch/create", {
+      const answer = await call("POST", paths.associationsBatchCreate("carts", "contacts"), {
         inputs: inputs.map((a) => ({
           from: { id: a.cartId },
           to: { id: a.contactId },
@@ -114,8 +127,12 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       return readBatch(answer);
     },
 
-    async listCartProperties() {
-      const answer = await call("GET", "/crm/v3/properties/carts");
+    listCartProperties: () => client.listProperties("carts"),
+    createCartProperty: (def) => client.createProperty("carts", def),
+    listCartPropertyGroups: () => client.listPropertyGroups("carts"),
+
+    async listProperties(type) {
+      const answer = await call("GET", paths.properties(type));
       const results = (answer.json as { results?: unknown[] } | undefined)?.results ?? [];
       return results.flatMap((raw): PropertyDefinition[] => {
         const p = raw as Record<string, unknown>;
@@ -135,9 +152,9 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       });
     },
 
-    async createCartProperty(def) {
+    async createProperty(type, def) {
       try {
-        await call("POST", "/crm/v3/properties/carts", def);
+        await call("POST", paths.properties(type), def);
         return "created";
       } catch (error) {
         if (error instanceof HubSpotRequestRefusedError && error.status === 409) return "exists";
@@ -145,8 +162,8 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       }
     },
 
-    async listCartPropertyGroups() {
-      const answer = await call("GET", "/crm/v3/properties/carts/groups");
+    async listPropertyGroups(type) {
+      const answer = await call("GET", paths.propertyGroups(type));
       const results = (answer.json as { results?: Array<{ name?: unknown }> } | undefined)?.results ?? [];
       return results.flatMap((g) => (typeof g.name === "string" ? [g.name] : []));
     },
@@ -158,6 +175,7 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       if (!(await Promise.race([closed, late]))) await pool.destroy();
     },
   };
+  return client;
 }
 
 interface Answer {

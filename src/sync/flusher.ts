@@ -43,7 +43,7 @@ export interface LogSink {
 export interface SenderObserver {
   request?(operation: string, status: string, seconds: number, batchSize: number): void;
   rateLimitWait?(ms: number): void;
-  deadLettered?(count: number): void;
+  deadLettered?(count: number, reasons?: readonly string[]): void;
   droppedValue?(value: DroppedValue): void;
   sent?(carts: readonly SentCart[], claims: readonly ClaimedCart[]): void;
 }
@@ -423,7 +423,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
 
   async function deadLetter(rejected: RejectedCart[]): Promise<void> {
     await store.markRejected(rejected, owner, now());
-    observer.deadLettered?.(rejected.length);
+    observer.deadLettered?.(
+      rejected.length,
+      rejected.map((r) => r.reason),
+    );
     // HubSpot's message can quote values (tokens, e-mails): it goes to the dead letter, not the log.
     for (const r of rejected) log.warn({ category: r.category }, "cart rejected by HubSpot; dead-lettered");
   }

@@ -1,5 +1,6 @@
 import type { HubSpotClient } from "../hubspot/client.ts";
 import { HubSpotAuthError } from "../hubspot/errors.ts";
+import { keyPropertySpec, missingAdvice, notUniqueAdvice } from "../hubspot/key-property.ts";
 import type { LogSink } from "./flusher.ts";
 import { createPortalProperties, type PortalProperties } from "./portal-properties.ts";
 
@@ -36,12 +37,11 @@ export function createPortalWatcher(opts: {
 
   function problem(): string | undefined {
     if (portal === undefined) return lastError ?? "HubSpot cart properties not read yet";
-    if (portal.idPropertyStatus === "missing") {
-      return `cart property ${opts.idProperty} does not exist in HubSpot; run \`cartbridge setup-hubspot\` to create it`;
-    }
-    if (portal.idPropertyStatus === "not_unique") {
-      return `cart property ${opts.idProperty} is not a unique-value property in HubSpot; set HUBSPOT_CART_ID_PROPERTY to a unique property or run \`cartbridge setup-hubspot\` with a new name`;
-    }
+    // The same advice setup-hubspot and status give (a definition to create by hand, or another name).
+    if (portal.idPropertyStatus === "missing")
+      return missingAdvice(keyPropertySpec("carts", opts.idProperty));
+    if (portal.idPropertyStatus === "not_unique")
+      return notUniqueAdvice(keyPropertySpec("carts", opts.idProperty));
     return undefined;
   }
 

@@ -3,8 +3,11 @@ import type { LogSink } from "./flusher.ts";
 
 /**
  * Shopify's privacy topics: customers/redact erases what the store holds for one customer, shop/redact
- * and app/uninstalled erase everything for the shop, customers/data_request is acknowledged and logged
- * with what we hold (counts, never the data). Each answers once the erasure is committed.
+ * erases everything for the shop, customers/data_request is acknowledged and logged with what we hold
+ * (counts, never the data). Each answers once the erasure is committed.
+ *
+ * app/uninstalled erases nothing (SPEC §6): changes Shopify already got a 200 for are still sent; the
+ * shop's data goes with shop/redact, which Shopify sends 48 hours after the uninstall.
  */
 export const PRIVACY_TOPICS = new Set([
   "customers/redact",
@@ -27,7 +30,11 @@ export async function handlePrivacyDelivery(
 ): Promise<string | undefined> {
   if (!PRIVACY_TOPICS.has(delivery.topic)) return undefined;
   const shopDomain = delivery.shopDomain;
-  if (delivery.topic === "shop/redact" || delivery.topic === "app/uninstalled") {
+  if (delivery.topic === "app/uninstalled") {
+    log.info({ topic: delivery.topic, shop: shopDomain }, "app uninstalled; pending carts are still sent");
+    return "acknowledged";
+  }
+  if (delivery.topic === "shop/redact") {
     const erased = await store.redact({ shopDomain });
     log.info({ topic: delivery.topic, shop: shopDomain, erased }, "shop data erased");
     return "redacted";

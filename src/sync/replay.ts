@@ -1,4 +1,4 @@
-import { SHOPIFY_HEADERS } from "../shopify/headers.ts";
+import { headerValue, SHOPIFY_HEADERS } from "../shopify/headers.ts";
 import type { DeadLetter, Store } from "../store/store.ts";
 import { mapVerifiedDelivery } from "./delivery-mapping.ts";
 import { PRIVACY_TOPICS } from "./privacy.ts";
@@ -47,7 +47,7 @@ async function replayOne(
     shopDomain: letter.shopDomain,
     body: letter.body ?? Buffer.alloc(0),
     webhookId: letter.webhookId,
-    triggeredAt: letter.headers[SHOPIFY_HEADERS.triggeredAt],
+    triggeredAt: headerValue(letter.headers, SHOPIFY_HEADERS.triggeredAt),
     receivedAtMs: letter.createdAtMs,
     syncContacts,
   });
