@@ -17,6 +17,8 @@ export interface Config {
   readonly logLevel: string;
   readonly adminToken: string | undefined;
   readonly hubspotSyncContacts: boolean;
+  readonly hubspotSyncLineItems: boolean;
+  readonly hubspotLineItemIdProperty: string;
   readonly deliveryRetentionDays: number;
   readonly maxBodyBytes: number;
   readonly claimLeaseMs: number;
@@ -80,6 +82,18 @@ const schema = z.object({
     .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
     .default("true")
     .transform((v) => v === "true"),
+  HUBSPOT_SYNC_LINE_ITEMS: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
+    .default("true")
+    .transform((v) => v === "true"),
+  HUBSPOT_LINE_ITEM_ID_PROPERTY: z
+    .string()
+    .trim()
+    .regex(/^[a-z][a-z0-9_]*$/, "must be a HubSpot property name (lower-case letters, digits, _)")
+    .default("shopify_line_item_key"),
   DELIVERY_RETENTION_DAYS: integer(1, 3650).default(7),
   MAX_BODY_BYTES: integer(1, 1024 * 1024 * 1024).default(2_097_152),
   CLAIM_LEASE_MS: integer(1000, 3_600_000).default(30_000),
@@ -109,6 +123,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     logLevel: e.LOG_LEVEL,
     adminToken: e.ADMIN_TOKEN,
     hubspotSyncContacts: e.HUBSPOT_SYNC_CONTACTS,
+    hubspotSyncLineItems: e.HUBSPOT_SYNC_LINE_ITEMS,
+    hubspotLineItemIdProperty: e.HUBSPOT_LINE_ITEM_ID_PROPERTY,
     deliveryRetentionDays: e.DELIVERY_RETENTION_DAYS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     claimLeaseMs: e.CLAIM_LEASE_MS,

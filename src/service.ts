@@ -11,6 +11,7 @@ import { createGroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
 import { createContactSender, type ContactSender } from "./sync/contact-sender.ts";
+import { startLineItemLane, type LineItemLane } from "./sync/line-item-lane.ts";
 import {
   createFlusher,
   DEFAULT_TIMINGS,
@@ -79,6 +80,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
 
   let contactSender: ContactSender | undefined;
   const requiredCartProperties = createRequiredPropertyWatch({ objectType: "carts", log });
+  let lineItemLane: LineItemLane | undefined;
   const senderObserver: SenderObserver = {
     request(operation, status, seconds, size) {
       metrics.hubspotRequests.inc({ operation, status });
@@ -99,6 +101,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     sent() {
       requiredCartProperties.sent();
       contactSender?.wake();
+      lineItemLane?.wake();
     },
   };
 
@@ -131,6 +134,20 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     });
   }
 
+  if (config.hubspotSyncLineItems) {
+    lineItemLane = startLineItemLane({
+      store,
+      client,
+      budget,
+      log,
+      observer: senderObserver,
+      idProperty: config.hubspotLineItemIdProperty,
+      intervalMs: config.flushIntervalMs,
+      leaseMs: config.claimLeaseMs * 3,
+      timings: { ...DEFAULT_TIMINGS, ...opts.timings },
+    });
+  }
+
   const committer = createGroupCommitter(store, {
     onCommit(size, seconds) {
       metrics.groupCommitSize.observe(size);
@@ -153,7 +170,9 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     const health = flusher.health();
     if (health.state === "paused") reasons.push(health.reason);
     const contacts = contactSender?.degraded();
-    return { ready: reasons.length === 0, reasons, degraded: contacts === undefined ? [] : [contacts] };
+    const lines = lineItemLane?.degraded();
+    const degraded = [contacts, lines].filter((d) => d !== undefined);
+    return { ready: reasons.length === 0, reasons, degraded };
   }
 
   async function refreshGauges(): Promise<void> {
@@ -188,6 +207,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       onChanged: () => flusher.wake(),
       isShuttingDown: () => shuttingDown,
       syncContacts: config.hubspotSyncContacts,
+      syncLineItems: config.hubspotSyncLineItems,
       handleOther: (delivery) => handlePrivacyDelivery(store, log, delivery),
     },
     admin: {
@@ -228,6 +248,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   portal.start();
   flusher.start();
   contactSender?.start();
+  lineItemLane?.start();
   const purge = async (): Promise<void> => {
     try {
       const removed = await store.purgeExpired(Date.now() - config.deliveryRetentionDays * 86_400_000);
@@ -262,6 +283,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         await committer.drain();
         await flusher.stop({ deadlineMs: drainMs });
         await contactSender?.stop();
+        await lineItemLane?.stop();
         portal.stop();
         await client.close();
         await store.close();

@@ -1,3 +1,4 @@
+import { POSTGRES_LINE_ITEMS_MIGRATION } from "./postgres-line-items.ts";
 import type pg from "pg";
 import { StoreError, StoreSchemaError } from "../errors.ts";
 
@@ -118,6 +119,7 @@ CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
 CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_since IS NOT NULL;
 `,
   },
+  { version: 4, name: "line sets and known line items (SPEC §10)", sql: POSTGRES_LINE_ITEMS_MIGRATION },
 ];
 
 /** The newest schema version this code knows. */
