@@ -316,8 +316,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
         sent.push({ key: e.claim.key, version: e.claim.version, hubspotId: r.id });
       }
       const rejected: RejectedCart[] = [];
+      let unplacedErrors = 0;
       for (const err of outcome.errors) {
         const hit = [...err.traceIds.map((t) => byTrace.get(t)), ...err.ids.map((id) => byKey.get(id))];
+        if (!hit.some((e) => e !== undefined)) unplacedErrors++;
         for (const e of hit) {
           if (!e || settled.has(e)) continue;
           settled.add(e);
@@ -330,9 +332,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
         }
       }
       let unsettled = entries.filter((e) => !settled.has(e));
-      if (unsettled.length > 0 && outcome.errors.length === 0) {
-        // A 200 without errors wrote every input, even when its results name neither trace ids nor keys
-        // (HubSpot does not promise to echo them). Without a match the record id stays unknown: no guessing.
+      if (unsettled.length > 0 && unplacedErrors === 0) {
+        // A 200, or a 207 whose every error named its input, wrote every other input, even when its results
+        // name neither trace ids nor keys (HubSpot does not promise to echo them). Without a match the
+        // record id stays unknown: no guessing.
         for (const e of unsettled)
           sent.push({ key: e.claim.key, version: e.claim.version, hubspotId: undefined });
         unsettled = [];

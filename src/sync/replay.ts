@@ -1,6 +1,10 @@
 import { headerValue, SHOPIFY_HEADERS } from "../shopify/headers.ts";
 import type { DeadLetter, Store } from "../store/store.ts";
 import { mapVerifiedDelivery } from "./delivery-mapping.ts";
+import { PRIVACY_TOPICS } from "./privacy.ts";
+
+const PRIVACY_NOT_REPLAYED =
+  "a privacy request is not replayed; act on it by hand (it expires with DELIVERY_RETENTION_DAYS)";
 
 export interface ReplayResult {
   readonly id: number;
@@ -48,6 +52,10 @@ async function replayOne(
     syncContacts,
   });
   if (mapped.kind === "invalid") return { id: letter.id, outcome: "still_failing", reason: mapped.reason };
+  if (mapped.kind === "unhandled" && PRIVACY_TOPICS.has(letter.topic)) {
+    // An unreadable privacy request: deleting it would answer nothing. The operator acts on it by hand.
+    return { id: letter.id, outcome: "still_failing", reason: PRIVACY_NOT_REPLAYED };
+  }
   if (mapped.kind === "event") {
     await store.ingestBatch([
       {

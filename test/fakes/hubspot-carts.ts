@@ -32,6 +32,15 @@ export interface FakeCart {
   writes: number;
 }
 
+export interface UpsertEcho {
+  /** Results carry each input's `objectWriteTraceId`. */
+  traceIds: boolean;
+  /** Results' `properties` include the id property (so the input's id can be read back). */
+  idProperty: boolean;
+  /** How a 207 error names its input. */
+  errorsKeyedBy: "objectWriteTraceId" | "ids";
+}
+
 export const CARTS_TYPE_ID = "0-142";
 export const MAX_UNIQUE_PROPERTIES = 10;
 
@@ -66,6 +75,12 @@ export class FakeCartStore {
 
   /** When false, a bad input fails the whole batch with 400 even with trace ids (no 207 for upserts). */
   partialUpserts = true;
+
+  /**
+   * What upsert answers echo. HubSpot does not promise to echo `objectWriteTraceId` in results, nor every
+   * property; and a 207 error may name its input by `context.objectWriteTraceId` or by `context.ids`.
+   */
+  echo: UpsertEcho = { traceIds: true, idProperty: true, errorsKeyedBy: "objectWriteTraceId" };
 
   acceptCartId(id: string): void {
     this.rejectedCartIds.delete(id);
@@ -206,7 +221,8 @@ export class FakeCartStore {
       status: "error",
       category: "VALIDATION_ERROR",
       message,
-      context: { objectWriteTraceId: [input.traceId] },
+      context:
+        this.echo.errorsKeyedBy === "ids" ? { ids: [input.id] } : { objectWriteTraceId: [input.traceId] },
       errors: [],
       links: {},
     }));
@@ -306,10 +322,12 @@ export class FakeCartStore {
     cart.updatedAt = now;
     cart.properties.hs_lastmodifieddate = now;
     cart.writes += 1;
+    const result = this.cartResult(cart);
+    if (!this.echo.idProperty) delete (result.properties as Record<string, string>)[idProperty];
     return {
-      ...this.cartResult(cart),
+      ...result,
       new: created,
-      ...(input.traceId ? { objectWriteTraceId: input.traceId } : {}),
+      ...(input.traceId && this.echo.traceIds ? { objectWriteTraceId: input.traceId } : {}),
     };
   }
 }

@@ -14,7 +14,7 @@ import type { PropertyDefinition } from "./hubspot-properties.ts";
 import { errorBody } from "./hubspot-batch.ts";
 import type { FakeResponse } from "./hubspot-batch.ts";
 import { FakeCartStore } from "./hubspot-carts.ts";
-import type { FakeCart } from "./hubspot-carts.ts";
+import type { FakeCart, UpsertEcho } from "./hubspot-carts.ts";
 import { FakeContactStore } from "./hubspot-contacts.ts";
 import type { FakeAssociation, FakeContact } from "./hubspot-contacts.ts";
 import {
@@ -26,7 +26,7 @@ import { lineItemRoute, setUpLineItems, type FakeLineItems } from "./hubspot-lin
 
 export { defaultCartProperties } from "./hubspot-properties.ts";
 export type { PropertyDefinition, PropertyType } from "./hubspot-properties.ts";
-export type { FakeCart } from "./hubspot-carts.ts";
+export type { FakeCart, UpsertEcho } from "./hubspot-carts.ts";
 export type { FakeAssociation, FakeContact } from "./hubspot-contacts.ts";
 export type { FakeLineItem } from "./hubspot-line-items.ts";
 
@@ -105,6 +105,8 @@ export interface FakeHubSpot extends FakeLineItems {
   acceptCartId(id: string): void;
   /** false: a bad input fails the whole upsert with 400, trace ids or not (as if HubSpot gave no 207). */
   setPartialUpserts(enabled: boolean): void;
+  /** What cart upsert answers echo (trace ids, the id property, how 207 errors name inputs); see UpsertEcho. */
+  setUpsertEcho(echo: Partial<UpsertEcho>): void;
   /** Simulates a revoked or rotated token. */
   setAccessToken(token: string): void;
   addCartProperty(def: PropertyDefinition): void;
@@ -476,6 +478,9 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     },
     setPartialUpserts(enabled) {
       cartStore.partialUpserts = enabled;
+    },
+    setUpsertEcho(echo) {
+      cartStore.echo = { ...cartStore.echo, ...echo };
     },
     setAccessToken(token) {
       accessToken = token;

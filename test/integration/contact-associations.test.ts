@@ -9,7 +9,9 @@ import { waitFor } from "../helpers/wait.ts";
 
 const key = (token: string) => `${TEST_SHOP}:${token}`;
 const associationRequests = (hs: FakeHubSpot) =>
-  hs.requests.filter((r) => r.path.includes("/associations/") && r.path.endsWith("/batch/create"));
+  hs.requests.filter(
+    (r) => r.path.includes("/associations/") && r.path.endsWith("/carts/contacts/batch/create"),
+  );
 
 /** What the bridge's SQLite file keeps for a cart's buyer. */
 function contactLink(bridge: TestBridge, token: string): Record<string, unknown> | undefined {
@@ -103,7 +105,10 @@ describe("cart → contact associations", () => {
 
   it("a failed association request (503) is retried; the link lands once", async () => {
     await withBridge(
-      { ready: true, setup: (hs) => hs.failNext({ status: 503 }, { path: "/associations/", times: 2 }) },
+      {
+        ready: true,
+        setup: (hs) => hs.failNext({ status: 503 }, { path: "/carts/contacts/batch/create", times: 2 }),
+      },
       async (hs, bridge) => {
         await checkout(bridge, "assoc-503", "down@example.com");
         await waitFor(() => associated(hs, "assoc-503", "down@example.com"), { what: "the link after 503s" });

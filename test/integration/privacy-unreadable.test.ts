@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { replayDeadLetters } from "../../src/sync/replay.ts";
 import { withBridge } from "../helpers/bridge.ts";
 import { postDelivery, TEST_SHOP } from "../helpers/shopify.ts";
 
@@ -35,6 +36,17 @@ describe("privacy requests the bridge cannot read", () => {
           await (await fetch(`${bridge.url}/metrics`)).text(),
           /webhooks_received_total\{topic="customers\/redact",outcome="dead_lettered"\} 1/,
         );
+        // Replaying it erases nothing and does not delete it: it reports why.
+        const [replay] = await bridge.service.store
+          .listDeadLetters({ limit: 1 })
+          .then((l) =>
+            replayDeadLetters(bridge.service.store, [l[0]?.id ?? 0], {
+              nowMs: Date.now(),
+              syncContacts: true,
+            }),
+          );
+        assert.equal(replay?.outcome, "still_failing");
+        assert.match(replay?.reason ?? "", /act on it by hand/);
         const again = await postDelivery(bridge.url, { topic: "customers/redact", body, webhookId });
         assert.deepEqual(again.json, { outcome: "duplicate" });
         assert.equal((await bridge.service.store.listDeadLetters({ limit: 10 })).length, 1);
