@@ -79,7 +79,10 @@ export async function deadLetters(config: Config, args: readonly string[], print
         print("usage: cartbridge dead-letters replay <id>… | --all");
         return 64;
       }
-      const results = await replayDeadLetters(store, ids, { nowMs: Date.now() });
+      const results = await replayDeadLetters(store, ids, {
+        nowMs: Date.now(),
+        syncContacts: config.hubspotSyncContacts,
+      });
       for (const r of results) print(JSON.stringify(r));
       const replayed = results.filter((r) => r.outcome === "replayed").length;
       print(`${replayed} of ${results.length} replayed; a running bridge sends them with its next flush`);

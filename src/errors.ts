@@ -26,3 +26,21 @@ export class StoreError extends CartbridgeError {
     this.retryable = options.retryable;
   }
 }
+
+/**
+ * The store was written by a newer cartbridge (its schema records a migration this code does not know):
+ * reading it could misread it, so the process stops (exit 78) and says which versions.
+ */
+export class StoreSchemaError extends CartbridgeError {
+  readonly storeVersion: number;
+  readonly codeVersion: number;
+  constructor(storeVersion: number, codeVersion: number) {
+    super(
+      "STORE_SCHEMA_NEWER",
+      `the store's schema is version ${storeVersion}, newer than this cartbridge knows (${codeVersion}): ` +
+        "it was written by a newer release. Run that release (or newer); downgrading in place is not supported.",
+    );
+    this.storeVersion = storeVersion;
+    this.codeVersion = codeVersion;
+  }
+}

@@ -1,5 +1,5 @@
 import { loadConfig } from "./config.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, StoreSchemaError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 import { deadLetters, setupHubSpot, status } from "./cli.ts";
 import { startService } from "./service.ts";
@@ -52,7 +52,9 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
     service = await startService(config, log);
   } catch (error) {
     log.fatal({ err: error }, "cartbridge could not start");
-    return 1;
+    if (!(error instanceof StoreSchemaError)) return 1;
+    process.stderr.write(`cartbridge: ${error.message}\n`);
+    return EXIT_CONFIG;
   }
   const running = service;
   return new Promise<number>((resolve) => {
@@ -78,6 +80,6 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     process.stderr.write(`cartbridge: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+    process.exit(error instanceof StoreSchemaError ? EXIT_CONFIG : 1);
   },
 );

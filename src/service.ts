@@ -172,7 +172,11 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   }
 
   const replay = (ids: readonly number[]) =>
-    replayDeadLetters(store, ids, { nowMs: Date.now(), onChanged: () => flusher.wake() });
+    replayDeadLetters(store, ids, {
+      nowMs: Date.now(),
+      syncContacts: config.hubspotSyncContacts,
+      onChanged: () => flusher.wake(),
+    });
 
   const app = createApp({
     webhooks: {

@@ -5,6 +5,7 @@ import {
   HubSpotAuthError,
   HubSpotRateLimitError,
   HubSpotRejectedError,
+  HubSpotRequestRefusedError,
   HubSpotUnavailableError,
 } from "./errors.ts";
 import { hubspotPaths, type HubSpotObjectType } from "./paths.ts";
@@ -156,7 +157,7 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
         await call("POST", paths.properties(type), def);
         return "created";
       } catch (error) {
-        if (error instanceof HubSpotRejectedError && error.status === 409) return "exists";
+        if (error instanceof HubSpotRequestRefusedError && error.status === 409) return "exists";
         throw error;
       }
     },
@@ -206,6 +207,7 @@ function readBatch(answer: Answer, idProperty?: string): BatchOutcome {
       category: typeof e.category === "string" ? e.category : undefined,
       traceIds: stringList(e.context?.["objectWriteTraceId"]),
       ids: stringList(e.context?.["ids"] ?? e.context?.["id"]),
+      context: Object.fromEntries(Object.entries(e.context ?? {}).map(([k, v]) => [k, stringList(v)])),
     };
   });
   return { results, errors, rateLimit: answer.rateLimit };
@@ -289,6 +291,15 @@ function classify(
     return new HubSpotUnavailableError(message, { status, minDelayMs: retryAfterMs(headers) ?? 60_000 });
   if (status >= 500 || status === 408) {
     return new HubSpotUnavailableError(message, { status, minDelayMs: retryAfterMs(headers) ?? 0 });
+  }
+  // Only a validation error (400) or a request too large (413, split until the big input is alone)
+  // blames an input; any other 4xx blames the request or the setup (see HubSpotRequestRefusedError).
+  if (status !== 400 && status !== 413) {
+    return new HubSpotRequestRefusedError(message, {
+      status,
+      ...(category ? { category } : {}),
+      ...(rateLimit ? { rateLimit } : {}),
+    });
   }
   return new HubSpotRejectedError(message, {
     status,

@@ -1,4 +1,4 @@
-import { StoreError } from "../errors.ts";
+import { StoreError, StoreSchemaError } from "../errors.ts";
 import { openSqliteStore } from "./sqlite.ts";
 import type { Store } from "./store.ts";
 
@@ -11,6 +11,7 @@ export async function openStore(databaseUrl: string, opts: { server?: boolean } 
     try {
       return openSqliteStore(databaseUrl.slice("sqlite:".length), opts);
     } catch (cause) {
+      if (cause instanceof StoreSchemaError) throw cause;
       throw new StoreError(
         `could not open ${databaseUrl}: ${cause instanceof Error ? cause.message : String(cause)}`,
         {

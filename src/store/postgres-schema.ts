@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { StoreError } from "../errors.ts";
+import { StoreError, StoreSchemaError } from "../errors.ts";
 
 /**
  * The PostgreSQL schema and its migrations.
@@ -7,8 +7,9 @@ import { StoreError } from "../errors.ts";
  * Several replicas may start at once against one database, so `migrate` takes a transaction-scoped
  * advisory lock before it looks at anything: the first replica creates or upgrades the schema while the
  * others wait, then find every migration applied and do nothing. DDL is transactional in PostgreSQL, so a
- * replica that dies half-way leaves no half-made schema. Versions newer than this code knows are left alone
- * (an older replica during a rolling deploy keeps running on an additive newer schema).
+ * replica that dies half-way leaves no half-made schema. A database recording a version newer than this code
+ * knows was migrated by a newer release: starting on it throws StoreSchemaError (exit 78) instead of misreading
+ * it (replicas already running during a rolling deploy are not affected; they checked when they started).
  *
  * Tables live in the connection's current schema (`search_path`), so one database can hold several
  * independent bridges: `postgres://…/db?options=-c%20search_path%3Dcartbridge` (the schema must exist).
@@ -119,6 +120,9 @@ CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_
   },
 ];
 
+/** The newest schema version this code knows. */
+export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));
+
 /** Applies the migrations this database lacks; safe to run from several processes at once. */
 export async function migrate(client: pg.ClientBase): Promise<void> {
   await client.query("BEGIN");
@@ -141,6 +145,8 @@ export async function migrate(client: pg.ClientBase): Promise<void> {
     )`);
     const applied = await client.query<{ version: number }>("SELECT version FROM schema_migrations");
     const done = new Set(applied.rows.map((r) => r.version));
+    const newest = Math.max(0, ...done);
+    if (newest > SCHEMA_VERSION) throw new StoreSchemaError(newest, SCHEMA_VERSION);
     for (const m of MIGRATIONS) {
       if (done.has(m.version)) continue;
       await client.query(m.sql);

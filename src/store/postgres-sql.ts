@@ -1,3 +1,5 @@
+import { EMAIL_AFTER, EMAIL_BEFORE, PHONE_AFTER, PHONE_BEFORE } from "./subject-match.ts";
+
 /**
  * The PostgreSQL store's statements, besides ingest (postgres-ingest.ts). Array parameters (`unnest`,
  * `= ANY`) make every call one statement, whatever the number of rows. Updates of several carts lock them
@@ -160,14 +162,18 @@ const WHOLE_SHOP = "($2::text IS NULL AND $3::text IS NULL)";
 const LINK_MATCH = `(${WHOLE_SHOP} OR lower(email) = $2::text OR phone = $3::text)`;
 
 /**
- * Whether a kept body names the subject: the e-mail anywhere in it, ASCII letters compared without case,
- * or the phone as written (the same test as sqlite.ts's instr(lower(CAST(body AS TEXT)), …)). Bodies
- * are bytes, so both sides are compared in bytea's escape form, where non-ASCII bytes stay as they are.
+ * Whether a kept body names the subject exactly, as subject-match.ts defines it (the same patterns): the
+ * e-mail as a whole value, compared without case, or the phone as written. Bodies are bytes, so both
+ * sides are compared in bytea's escape form, where ASCII stays as it is (a backslash doubles) and other
+ * bytes become \ooo; every non-alphanumeric character of the value is escaped for the regular expression.
  */
 function bodyMatch(column: string): string {
+  const text = `encode(${column}, 'escape')`;
+  const value = (param: string): string =>
+    `regexp_replace(encode(convert_to(${param}, 'UTF8'), 'escape'), '([^a-zA-Z0-9])', '\\\\\\1', 'g')`;
   return `(${WHOLE_SHOP}
-    OR ($2::text IS NOT NULL AND position(encode(convert_to($2::text, 'UTF8'), 'escape') IN lower(encode(${column}, 'escape'))) > 0)
-    OR ($3::text IS NOT NULL AND position(convert_to($3::text, 'UTF8') IN ${column}) > 0))`;
+    OR ($2::text IS NOT NULL AND ${text} ~* ('${EMAIL_BEFORE}' || ${value("$2::text")} || '${EMAIL_AFTER}'))
+    OR ($3::text IS NOT NULL AND ${text} ~ ('${PHONE_BEFORE}' || ${value("$3::text")} || '${PHONE_AFTER}')))`;
 }
 
 /** The carts whose buyer link or kept delivery names the subject, locked in key order. */

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { StoreError } from "../errors.ts";
+import { StoreError, StoreSchemaError } from "../errors.ts";
 import type { CartState } from "../sync/merge.ts";
 import {
   LOCK_CARTS,
@@ -94,6 +94,7 @@ export async function openPostgresStore(
     await withClient((client) => migrate(client), false);
   } catch (cause) {
     await pool.end().catch(() => undefined);
+    if (cause instanceof StoreSchemaError) throw cause;
     throw new StoreError(`could not open the PostgreSQL store at ${where}: ${asError(cause).message}`, {
       retryable: isRetryable(cause),
       cause,

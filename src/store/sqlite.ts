@@ -4,6 +4,8 @@ import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
+import { migrateSqlite } from "./sqlite-schema.ts";
+import { createSubjectMatcher } from "./subject-match.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
 import type {
@@ -21,90 +23,16 @@ import type {
   SubjectRecords,
 } from "./store.ts";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS deliveries (
-  webhook_id  TEXT PRIMARY KEY,
-  received_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_received_at ON deliveries (received_at);
-
-CREATE TABLE IF NOT EXISTS carts (
-  key             TEXT PRIMARY KEY,
-  shop            TEXT NOT NULL,
-  state           TEXT NOT NULL,
-  version         INTEGER NOT NULL,
-  synced_version  INTEGER NOT NULL DEFAULT 0,
-  pending_since   INTEGER,
-  attempts        INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at INTEGER NOT NULL DEFAULT 0,
-  last_error      TEXT,
-  hubspot_id      TEXT,
-  updated_at      INTEGER NOT NULL
-);
-
--- A cart's newest delivery, kept until the cart and its buyer are in HubSpot (for a dead letter). Its own
--- table keeps the carts rows small: sent marks and retries rewrite a cart row, never a 5 kB body.
-CREATE TABLE IF NOT EXISTS cart_deliveries (
-  cart_key   TEXT PRIMARY KEY,
-  shop       TEXT NOT NULL,
-  topic      TEXT NOT NULL,
-  webhook_id TEXT,
-  headers    TEXT NOT NULL,
-  body       BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS cart_deliveries_shop ON cart_deliveries (shop);
-CREATE INDEX IF NOT EXISTS carts_pending ON carts (pending_since) WHERE pending_since IS NOT NULL;
-CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_since IS NOT NULL;
-CREATE INDEX IF NOT EXISTS carts_shop ON carts (shop);
-
-CREATE TABLE IF NOT EXISTS dead_letters (
-  id          INTEGER PRIMARY KEY AUTOINCREMENT,
-  created_at  INTEGER NOT NULL,
-  source      TEXT NOT NULL,
-  topic       TEXT NOT NULL,
-  shop        TEXT NOT NULL,
-  webhook_id  TEXT,
-  cart_key    TEXT,
-  reason      TEXT NOT NULL,
-  category    TEXT,
-  headers     TEXT NOT NULL,
-  body        BLOB
-);
-CREATE INDEX IF NOT EXISTS dead_letters_created_at ON dead_letters (created_at);
-CREATE INDEX IF NOT EXISTS dead_letters_shop ON dead_letters (shop);
-
-CREATE TABLE IF NOT EXISTS contact_links (
-  cart_key        TEXT PRIMARY KEY,
-  shop            TEXT NOT NULL,
-  email           TEXT,
-  firstname       TEXT,
-  lastname        TEXT,
-  phone           TEXT,
-  stamp_time      INTEGER NOT NULL,
-  stamp_rank      INTEGER NOT NULL,
-  stamp_webhook   TEXT NOT NULL,
-  version         INTEGER NOT NULL,
-  synced_version  INTEGER NOT NULL DEFAULT 0,
-  attempts        INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at INTEGER NOT NULL DEFAULT 0,
-  lease_owner     TEXT,
-  lease_until     INTEGER,
-  last_error      TEXT,
-  updated_at      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS contact_links_pending ON contact_links (updated_at) WHERE version > synced_version;
-CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
-`;
-
 /** Clears a cart's kept delivery once neither the cart nor its buyer waits to be sent. */
 const CLEAR_SENT_DELIVERY = `DELETE FROM cart_deliveries WHERE cart_key = ?1
     AND EXISTS (SELECT 1 FROM carts WHERE key = ?1 AND version <= synced_version)
     AND NOT EXISTS (SELECT 1 FROM contact_links WHERE cart_key = ?1 AND version > synced_version)`;
 
-/** Matches rows of a shop, and of one customer when an e-mail or phone is given (in ?2 / ?3). */
-const SUBJECT_BODY = `(?2 IS NULL AND ?3 IS NULL)
-  OR (?2 IS NOT NULL AND instr(lower(CAST(body AS TEXT)), ?2) > 0)
-  OR (?3 IS NOT NULL AND instr(CAST(body AS TEXT), ?3) > 0)`;
+/**
+ * Matches rows of a shop, and of one customer when an e-mail or phone is given (in ?2 / ?3): the body names
+ * that e-mail or phone exactly (subject-match.ts), never as part of a longer one.
+ */
+const SUBJECT_BODY = "(?2 IS NULL AND ?3 IS NULL) OR cartbridge_names_subject(body, ?2, ?3)";
 
 type Row = Record<string, unknown>;
 
@@ -124,7 +52,17 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = FULL");
   db.exec("PRAGMA foreign_keys = ON");
-  db.exec(SCHEMA);
+  migrateSqlite(db);
+  const namesSubject = createSubjectMatcher();
+  db.function("cartbridge_names_subject", { deterministic: true, directOnly: true }, (body, email, phone) =>
+    namesSubject(
+      body instanceof Uint8Array ? body : null,
+      typeof email === "string" ? email : null,
+      typeof phone === "string" ? phone : null,
+    )
+      ? 1
+      : 0,
+  );
   let checkpointer: Checkpointer | undefined;
   if (opts.server === true) {
     db.exec("UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");

@@ -3,6 +3,7 @@ import {
   HubSpotAuthError,
   HubSpotRateLimitError,
   HubSpotRejectedError,
+  HubSpotRequestRefusedError,
   HubSpotUnavailableError,
 } from "../hubspot/errors.ts";
 import type { HubSpotClient } from "../hubspot/client.ts";
@@ -168,8 +169,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       await sleep(60_000); // a finishing batch interrupts
       return;
     }
-    const summary = await store.pendingSummary(t, maxBatch);
+    // Wakes that arrive while the summary is read may describe changes it did not see: they count
+    // against the threshold set below instead of being dropped (else a new cart could wait 30 s).
     hints = 0;
+    const summary = await store.pendingSummary(t, maxBatch);
     const dueAt =
       summary.oldestDueSinceMs === undefined
         ? Number.POSITIVE_INFINITY
@@ -185,6 +188,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       // With nothing due, the first change must wake us to start its interval; otherwise wake early
       // only when a full batch has accumulated.
       hintThreshold = draining || summary.dueCount === 0 ? 1 : Math.max(1, maxBatch - summary.dueCount);
+      if (hints >= hintThreshold) return;
       await sleep(until - t);
       return;
     }
@@ -327,7 +331,8 @@ export function createFlusher(opts: FlusherOptions): Flusher {
         "carts_upsert",
         error instanceof HubSpotRejectedError ||
           error instanceof HubSpotAuthError ||
-          error instanceof HubSpotRateLimitError
+          error instanceof HubSpotRateLimitError ||
+          error instanceof HubSpotRequestRefusedError
           ? String(error.status)
           : "error",
         seconds(started),
@@ -393,6 +398,11 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     }
     const minDelay = error instanceof HubSpotUnavailableError ? error.minDelayMs : 0;
     const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof HubSpotRequestRefusedError)
+      log.error(
+        { status: error.status, category: error.category, carts: entries.length },
+        "HubSpot refused the request, not the carts; will retry (check HUBSPOT_BASE_URL and the portal)",
+      );
     log.warn({ err: message, carts: entries.length }, "batch failed; will retry");
     await retryLater(entries, message, minDelay);
   }

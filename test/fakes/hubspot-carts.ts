@@ -84,6 +84,10 @@ export class FakeCartStore {
     return this.cartsById.has(id);
   }
 
+  keyOfCartId(id: string): string | undefined {
+    return this.cartsById.get(id)?.key;
+  }
+
   // ---- properties -------------------------------------------------------------------------------------------
 
   listCartProperties(): FakeResponse {

@@ -91,6 +91,8 @@ export interface FakeHubSpot {
   associations(): FakeAssociation[];
   /** The next `times` (default 1) requests whose path contains `path` (default: any) get this answer. */
   failNext(fault: FakeFault, opts?: { times?: number; path?: string }): void;
+  /** Drops every queued fault (`failNext`) not yet used. */
+  clearFaults(): void;
   /** Upserts containing this id get a per-input error (207 with trace ids, else a whole-batch 400). */
   rejectCartId(id: string, message?: string): void;
   /** Undoes rejectCartId. */
@@ -110,6 +112,9 @@ export interface FakeHubSpot {
   setScopes(scopes: { contacts?: boolean; carts?: boolean; schemas?: boolean }): void;
   /** A contacts upsert containing this e-mail fails as a whole (400). */
   rejectContactEmail(email: string): void;
+  /** Associations from this cart (id or key) get a per-input error in a 207 (see FakeContactStore). */
+  rejectAssociation(cart: string, opts?: { message?: string; category?: string; times?: number }): void;
+  acceptAssociation(cart: string): void;
   /** Clears the recorded requests (not the state). */
   reset(): void;
   close(): Promise<void>;
@@ -218,7 +223,10 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
   const cartStore = new FakeCartStore(properties);
   for (const name of opts.requiredCartProperties ?? []) cartStore.requireCartProperty(name);
   const servedVersion = opts.apiVersion ?? testHubSpotApiVersion();
-  const contactStore = new FakeContactStore((id) => cartStore.hasCartId(id));
+  const contactStore = new FakeContactStore(
+    (id) => cartStore.hasCartId(id),
+    (id) => cartStore.keyOfCartId(id),
+  );
   const scopes = { contacts: true, carts: true, schemas: true };
   const windows = new Map<string, RollingWindow>();
   let dailyUsed = 0;
@@ -446,6 +454,9 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     failNext(fault, options = {}) {
       faults.push({ fault, remaining: options.times ?? 1, path: options.path });
     },
+    clearFaults() {
+      faults.length = 0;
+    },
     rejectCartId(id, message = `Cart ${id} rejected by the fake HubSpot`) {
       cartStore.rejectCartId(id, message);
     },
@@ -471,6 +482,12 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     },
     rejectContactEmail(email) {
       contactStore.rejectContactEmail(email);
+    },
+    rejectAssociation(cart, rejection) {
+      contactStore.rejectAssociation(cart, rejection);
+    },
+    acceptAssociation(cart) {
+      contactStore.acceptAssociation(cart);
     },
     reset() {
       requests.length = 0;

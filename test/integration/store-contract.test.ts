@@ -1053,6 +1053,56 @@ for (const factory of factories) {
         );
       });
 
+      it("matches a customer's e-mail (any case) and phone exactly, never inside a longer one", async (t) => {
+        const store = await open(t);
+        if (!store) return;
+        const checkout = (token: string, email: string, phone?: string) =>
+          checkoutDelivery({ token, webhookId: `w-${token}`, atMs: T0, email, ...(phone ? { phone } : {}) });
+        const broken = (id: string, text: string) =>
+          delivery("checkouts/update", Buffer.from(`{"note": "${text}", "oops"`), id, T0);
+        await store.ingestBatch([
+          checkout("ann", "ann@x.com", "+4477"),
+          checkout("joann", "joann@x.com", "+44771"),
+          checkout("au", "ann@x.com.au"),
+          checkout("plus", "x+ann@x.com"),
+          broken("dl-ann", "write to Ann@X.com."),
+          broken("dl-joann", "write to JOANN@x.com"),
+          broken("dl-phone", "call 0+44770 or +447712"),
+        ]);
+        const ann = { shopDomain: SHOP, email: "ann@x.com" };
+        assert.deepEqual(await store.describeSubject(ann), {
+          carts: 0,
+          contacts: 1,
+          deadLetters: 1,
+          pendingDeliveries: 1,
+        });
+        assert.deepEqual(await store.redact(ann), {
+          carts: 0,
+          contacts: 1,
+          deadLetters: 1,
+          pendingDeliveries: 1,
+        });
+        for (const email of ["joann@x.com", "ann@x.com.au", "x+ann@x.com"]) {
+          const held = await store.describeSubject({ shopDomain: SHOP, email });
+          assert.equal(held.contacts, 1, `${email}'s buyer is kept`);
+          assert.equal(held.pendingDeliveries, 1, `${email}'s delivery is kept`);
+        }
+        assert.equal(
+          (await store.describeSubject({ shopDomain: SHOP, email: "joann@x.com" })).deadLetters,
+          1,
+        );
+        assert.deepEqual(await store.redact({ shopDomain: SHOP, phone: "+4477" }), {
+          carts: 0,
+          contacts: 0,
+          deadLetters: 0,
+          pendingDeliveries: 0,
+        });
+        assert.deepEqual((await store.listDeadLetters({ limit: 10 })).map((l) => l.webhookId).sort(), [
+          "dl-joann",
+          "dl-phone",
+        ]);
+      });
+
       it("erases everything of a shop on shop/redact", async (t) => {
         const store = await open(t);
         if (!store) return;

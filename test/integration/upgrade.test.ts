@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { describe, it } from "node:test";
+import pg from "pg";
+import { SQLITE_MIGRATIONS } from "../../src/store/sqlite-schema.ts";
+import { startFakeHubSpot, type FakeHubSpot } from "../fakes/hubspot-server.ts";
+import { startTestBridge } from "../helpers/bridge.ts";
+import { bridgeEnv, MAIN } from "../helpers/child.ts";
+import { postgresRequired, testDatabaseUrl } from "../helpers/stores.ts";
+import { TEST_SHOP } from "../helpers/shopify.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+/**
+ * Upgrades from what a released version wrote. The fixtures in test/fixtures/upgrade/ were recorded by
+ * running v0.1.0 itself (test/fixtures/upgrade/record.ts): Shopify's samples plus five carts and five
+ * checkouts of its own, sent while HubSpot was unreachable, so all 12 carts are pending, 6 buyers wait to be
+ * sent and one unparseable delivery is a dead letter.
+ */
+const FIXTURES = new URL("../fixtures/upgrade/", import.meta.url);
+
+/** What v0.1.0 was sent, written out by hand: cart i is i × i.50, checkout i totals "i0.25". */
+function expectedTotals(): Map<string, string> {
+  const totals = new Map<string, string>([
+    [`${TEST_SHOP}:upgrade-cart-1`, "1.50"],
+    [`${TEST_SHOP}:upgrade-cart-2`, "5.00"],
+    [`${TEST_SHOP}:upgrade-cart-3`, "10.50"],
+    [`${TEST_SHOP}:upgrade-cart-4`, "18.00"],
+    [`${TEST_SHOP}:upgrade-cart-5`, "27.50"],
+  ]);
+  for (let i = 1; i <= 5; i++) totals.set(`${TEST_SHOP}:upgrade-checkout-${i}`, `${i}0.25`);
+  return totals;
+}
+
+async function assertPendingCartsLand(hs: FakeHubSpot): Promise<void> {
+  const expected = expectedTotals();
+  await waitFor(() => [...expected.keys()].every((k) => hs.cartByKey(k) !== undefined), {
+    what: "the carts v0.1.0 left pending",
+    timeoutMs: 20_000,
+  });
+  for (const [key, total] of expected) {
+    assert.equal(hs.cartByKey(key)?.properties["hs_total_price"], total, key);
+  }
+  // Shopify's own samples (two more carts) were pending too.
+  await waitFor(() => hs.carts().size === 12, { what: "12 carts", timeoutMs: 20_000 });
+  // The buyers v0.1.0 had not sent yet.
+  await waitFor(() => hs.contacts().has("buyer-upgrade-checkout-3@example.com"), { what: "buyers" });
+}
+
+describe("upgrades from a released version's store", () => {
+  it("SQLite: a v0.1.0 file is migrated in place, its pending carts and buyers are sent", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-upgrade-"));
+    copyFileSync(new URL("sqlite-v0.1.0.db", FIXTURES), join(dir, "cartbridge.db"));
+    const hs = await startFakeHubSpot();
+    const bridge = await startTestBridge({ hubspotUrl: hs.url, dir });
+    try {
+      await assertPendingCartsLand(hs);
+      const letters = await bridge.service.store.listDeadLetters({ limit: 10 });
+      assert.equal(letters.length, 1);
+      assert.equal(letters[0]?.source, "mapping");
+    } finally {
+      await bridge.stop({ keepDir: true, drainMs: 500 });
+      await hs.close();
+    }
+    const db = new DatabaseSync(join(dir, "cartbridge.db"));
+    const versions = db.prepare("SELECT version FROM schema_migrations ORDER BY version").all();
+    db.close();
+    // Every migration this code knows is recorded, the first one included (the file had none recorded).
+    assert.deepEqual(
+      versions.map((r) => Number(r["version"])),
+      SQLITE_MIGRATIONS.map((m) => m.version),
+    );
+    assert.equal(versions[0]?.["version"], 1);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("SQLite: a file from a newer release stops the process with exit 78 and says why", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-upgrade-"));
+    const path = join(dir, "cartbridge.db");
+    copyFileSync(new URL("sqlite-v0.1.0.db", FIXTURES), path);
+    const db = new DatabaseSync(path);
+    db.exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+      applied_at INTEGER NOT NULL); INSERT INTO schema_migrations VALUES (1, 'initial', 0), (999, 'future', 0)`);
+    db.close();
+    try {
+      const run = spawnSync(process.execPath, [MAIN, "serve"], {
+        env: bridgeEnv({ hubspotUrl: "http://127.0.0.1:9", dbPath: path, port: 0 }),
+        encoding: "utf8",
+        timeout: 20_000,
+      });
+      assert.equal(run.status, 78, run.stdout + run.stderr);
+      assert.match(run.stdout + run.stderr, /schema is version 999, newer than this cartbridge knows/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("PostgreSQL: a v0.1.0 database is migrated in place and its pending carts are sent", async (t) => {
+    const base = testDatabaseUrl();
+    const admin = new pg.Client({ connectionString: base });
+    try {
+      await admin.connect();
+    } catch (error) {
+      if (postgresRequired()) throw error;
+      t.skip(`no PostgreSQL at ${base} (start one with scripts/start-postgres.sh)`);
+      return;
+    }
+    const schema = `upgrade_${process.pid}_${Date.now()}`;
+    const dump = readFileSync(new URL("postgres-v0.1.0.sql", FIXTURES), "utf8").replaceAll(
+      "__SCHEMA__",
+      schema,
+    );
+    const url = new URL(base);
+    url.searchParams.set("options", `-c search_path=${schema}`);
+    const hs = await startFakeHubSpot();
+    try {
+      await admin.query(dump);
+      const bridge = await startTestBridge({ hubspotUrl: hs.url, env: { DATABASE_URL: url.toString() } });
+      try {
+        await assertPendingCartsLand(hs);
+        assert.equal((await bridge.service.store.listDeadLetters({ limit: 10 })).length, 1);
+      } finally {
+        await bridge.stop({ drainMs: 500 });
+      }
+      // A newer release's database: refused with exit 78.
+      await admin.query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES (999, 'future')`);
+      const run = spawnSync(process.execPath, [MAIN, "serve"], {
+        env: {
+          ...bridgeEnv({ hubspotUrl: "http://127.0.0.1:9", dbPath: "x", port: 0 }),
+          DATABASE_URL: url.toString(),
+        },
+        encoding: "utf8",
+        timeout: 20_000,
+      });
+      assert.equal(run.status, 78, run.stdout + run.stderr);
+      assert.match(run.stdout + run.stderr, /schema is version 999, newer than this cartbridge knows/);
+    } finally {
+      await hs.close();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    }
+  });
+});
