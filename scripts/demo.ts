@@ -39,6 +39,11 @@ try {
   );
 
   await tellStory({ bridgeUrl: service.url, adminToken: ADMIN_TOKEN, sandbox, print: (l) => console.log(l) });
+  // In a terminal, keep everything up so a newcomer can click through it in the console (SPEC §7, §11).
+  if (process.stdout.isTTY) {
+    console.log(`\nOperator console: ${service.url}/admin/  token: ${ADMIN_TOKEN}\nCtrl-C stops the demo.`);
+    await new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));
+  }
 } catch (error) {
   console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
   exitCode = 1;

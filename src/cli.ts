@@ -1,7 +1,13 @@
 import type { Config } from "./config.ts";
 import { createHubSpotClient } from "./hubspot/client.ts";
 import { HubSpotAuthError } from "./hubspot/errors.ts";
-import { adviceFor, ensureKeyProperty, keyPropertySpec, readKeyProperty } from "./hubspot/key-property.ts";
+import {
+  adviceFor,
+  ensureKeyProperty,
+  keyPropertySpec,
+  readKeyProperty,
+  type KeyPropertySpec,
+} from "./hubspot/key-property.ts";
 import { allDeadLetterIds } from "./http/admin.ts";
 import { openStore } from "./store/open.ts";
 import { describeDeadLetter } from "./store/store.ts";
@@ -17,20 +23,35 @@ export async function setupHubSpot(config: Config, print: Print): Promise<number
     apiVersion: config.hubspotApiVersion,
   });
   try {
-    // Line items (HUBSPOT_LINE_ITEM_ID_PROPERTY) join here with keyPropertySpec("line_items", …).
-    return await ensureKeyProperty(client, keyPropertySpec("carts", config.hubspotCartIdProperty), print);
+    const carts = await ensureOne(client, keyPropertySpec("carts", config.hubspotCartIdProperty), print);
+    if (carts !== 0 || !config.hubspotSyncLineItems) return carts;
+    return await ensureOne(client, keyPropertySpec("line_items", config.hubspotLineItemIdProperty), print);
+  } finally {
+    await client.close();
+  }
+}
+
+/** ensureKeyProperty, with a refused token or a failure said in words (exit code 1). */
+async function ensureOne(
+  client: ReturnType<typeof createHubSpotClient>,
+  spec: KeyPropertySpec,
+  print: Print,
+): Promise<number> {
+  try {
+    return await ensureKeyProperty(client, spec, print);
   } catch (error) {
     if (error instanceof HubSpotAuthError) {
+      const type = spec.objectType;
       print(
         `HubSpot refused (${error.status}): ${error.message}\n` +
-          `The access token needs the crm.objects.carts.read/write scopes, and crm.schemas.carts.write to create properties.`,
+          `The access token needs the crm.objects.${type}.read/write scopes, and crm.schemas.${type}.write to ` +
+          `create properties` +
+          (type === "line_items" ? " (or set HUBSPOT_SYNC_LINE_ITEMS=false)." : "."),
       );
       return 1;
     }
     print(`setup failed: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
-  } finally {
-    await client.close();
   }
 }
 

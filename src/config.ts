@@ -16,7 +16,11 @@ export interface Config {
   readonly flushIntervalMs: number;
   readonly logLevel: string;
   readonly adminToken: string | undefined;
+  /** The console trusts X-Forwarded-Proto (a TLS-terminating proxy in front) for its cookie's Secure flag. */
+  readonly adminTrustProxy: boolean;
   readonly hubspotSyncContacts: boolean;
+  readonly hubspotSyncLineItems: boolean;
+  readonly hubspotLineItemIdProperty: string;
   readonly deliveryRetentionDays: number;
   readonly maxBodyBytes: number;
   readonly claimLeaseMs: number;
@@ -73,6 +77,13 @@ const schema = z.object({
     .string()
     .optional()
     .transform((t) => (t === undefined || t.trim() === "" ? undefined : t)),
+  ADMIN_TRUST_PROXY: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
+    .default("false")
+    .transform((v) => v === "true"),
   HUBSPOT_SYNC_CONTACTS: z
     .string()
     .trim()
@@ -80,6 +91,18 @@ const schema = z.object({
     .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
     .default("true")
     .transform((v) => v === "true"),
+  HUBSPOT_SYNC_LINE_ITEMS: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
+    .default("true")
+    .transform((v) => v === "true"),
+  HUBSPOT_LINE_ITEM_ID_PROPERTY: z
+    .string()
+    .trim()
+    .regex(/^[a-z][a-z0-9_]*$/, "must be a HubSpot property name (lower-case letters, digits, _)")
+    .default("shopify_line_item_key"),
   DELIVERY_RETENTION_DAYS: integer(1, 3650).default(7),
   MAX_BODY_BYTES: integer(1, 1024 * 1024 * 1024).default(2_097_152),
   CLAIM_LEASE_MS: integer(1000, 3_600_000).default(30_000),
@@ -108,7 +131,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     flushIntervalMs: e.FLUSH_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
     adminToken: e.ADMIN_TOKEN,
+    adminTrustProxy: e.ADMIN_TRUST_PROXY,
     hubspotSyncContacts: e.HUBSPOT_SYNC_CONTACTS,
+    hubspotSyncLineItems: e.HUBSPOT_SYNC_LINE_ITEMS,
+    hubspotLineItemIdProperty: e.HUBSPOT_LINE_ITEM_ID_PROPERTY,
     deliveryRetentionDays: e.DELIVERY_RETENTION_DAYS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     claimLeaseMs: e.CLAIM_LEASE_MS,

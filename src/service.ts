@@ -5,12 +5,15 @@ import type { Logger } from "pino";
 import type { Config } from "./config.ts";
 import { createHubSpotClient, type HubSpotClient } from "./hubspot/client.ts";
 import { createApp } from "./http/app.ts";
+import { isErrorStatus, createRecentErrors } from "./http/console/recent-errors.ts";
+import { createRefusalCounter } from "./http/console/refusals.ts";
 import type { Readiness } from "./http/health.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
 import { createContactSender, type ContactSender } from "./sync/contact-sender.ts";
+import { startLineItemLane, type LineItemLane } from "./sync/line-item-lane.ts";
 import {
   createFlusher,
   DEFAULT_TIMINGS,
@@ -78,9 +81,12 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   let shuttingDown = false;
 
   let contactSender: ContactSender | undefined;
+  const recentErrors = createRecentErrors();
   const requiredCartProperties = createRequiredPropertyWatch({ objectType: "carts", log });
+  let lineItemLane: LineItemLane | undefined;
   const senderObserver: SenderObserver = {
     request(operation, status, seconds, size) {
+      if (isErrorStatus(status)) recentErrors.record({ atMs: Date.now(), operation, status });
       metrics.hubspotRequests.inc({ operation, status });
       metrics.hubspotRequestDuration.observe({ operation }, seconds);
       if (operation === "carts_upsert") metrics.batchSize.observe(size);
@@ -99,6 +105,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     sent() {
       requiredCartProperties.sent();
       contactSender?.wake();
+      lineItemLane?.wake();
     },
   };
 
@@ -131,6 +138,20 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     });
   }
 
+  if (config.hubspotSyncLineItems) {
+    lineItemLane = startLineItemLane({
+      store,
+      client,
+      budget,
+      log,
+      observer: senderObserver,
+      idProperty: config.hubspotLineItemIdProperty,
+      intervalMs: config.flushIntervalMs,
+      leaseMs: config.claimLeaseMs * 3,
+      timings: { ...DEFAULT_TIMINGS, ...opts.timings },
+    });
+  }
+
   const committer = createGroupCommitter(store, {
     onCommit(size, seconds) {
       metrics.groupCommitSize.observe(size);
@@ -153,7 +174,9 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     const health = flusher.health();
     if (health.state === "paused") reasons.push(health.reason);
     const contacts = contactSender?.degraded();
-    return { ready: reasons.length === 0, reasons, degraded: contacts === undefined ? [] : [contacts] };
+    const lines = lineItemLane?.degraded();
+    const degraded = [contacts, lines].filter((d) => d !== undefined);
+    return { ready: reasons.length === 0, reasons, degraded };
   }
 
   async function refreshGauges(): Promise<void> {
@@ -188,12 +211,23 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       onChanged: () => flusher.wake(),
       isShuttingDown: () => shuttingDown,
       syncContacts: config.hubspotSyncContacts,
+      syncLineItems: config.hubspotSyncLineItems,
       handleOther: (delivery) => handlePrivacyDelivery(store, log, delivery),
     },
     admin: {
       adminToken: config.adminToken,
       store,
       replay,
+      console: {
+        sender: () => flusher.health(),
+        budget: () => ({
+          maxPer10s: config.hubspotMaxRequestsPer10s,
+          inUse: Math.max(0, config.hubspotMaxRequestsPer10s - budget.available(Date.now())),
+        }),
+        refusals: createRefusalCounter(),
+        recentErrors,
+        trustProxy: config.adminTrustProxy,
+      },
       status: async () => ({
         ...(await store.stats(Date.now())),
         sender: flusher.health(),
@@ -228,6 +262,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   portal.start();
   flusher.start();
   contactSender?.start();
+  lineItemLane?.start();
   const purge = async (): Promise<void> => {
     try {
       const removed = await store.purgeExpired(Date.now() - config.deliveryRetentionDays * 86_400_000);
@@ -262,6 +297,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         await committer.drain();
         await flusher.stop({ deadlineMs: drainMs });
         await contactSender?.stop();
+        await lineItemLane?.stop();
         portal.stop();
         await client.close();
         await store.close();

@@ -21,6 +21,8 @@ export interface WebhookDeps {
   readonly isShuttingDown: () => boolean;
   /** When false, buyers are never kept (HUBSPOT_SYNC_CONTACTS=false). */
   readonly syncContacts: boolean;
+  /** false: line sets are not kept (HUBSPOT_SYNC_LINE_ITEMS=false). Default true. */
+  readonly syncLineItems?: boolean;
   /** Topics handled outside cart mapping (privacy/compliance); answers the outcome or undefined. */
   readonly handleOther?: (delivery: VerifiedDelivery) => Promise<string | undefined>;
 }
@@ -101,6 +103,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
         triggeredAt: headerValue(req.headers, SHOPIFY_HEADERS.triggeredAt),
         receivedAtMs,
         syncContacts: deps.syncContacts,
+        syncLineItems: deps.syncLineItems !== false,
       });
       if (mapped.kind === "event") reportMappingWarnings(topic, mapped.warnings);
       let outcome: IngestOutcome;

@@ -13,6 +13,7 @@ import type {
   AssociationInput,
   BatchOutcome,
   InputError,
+  LineItemAssociation,
   PropertyDefinition,
   RateLimitInfo,
   UpsertInput,
@@ -34,6 +35,13 @@ export interface HubSpotClient {
   listProperties(type: HubSpotObjectType): Promise<PropertyDefinition[]>;
   createProperty(type: HubSpotObjectType, def: PropertyCreate): Promise<"created" | "exists">;
   listPropertyGroups(type: HubSpotObjectType): Promise<string[]>;
+  upsertLineItems(inputs: readonly UpsertInput[]): Promise<BatchOutcome>;
+  /** HubSpot's default line item → cart association (no type needed). */
+  associateLineItemsWithCarts(inputs: readonly LineItemAssociation[]): Promise<BatchOutcome>;
+  /** Archives line items by HubSpot id (204; archiving an archived one is a no-op). */
+  archiveLineItems(ids: readonly string[]): Promise<{ rateLimit: RateLimitInfo | undefined }>;
+  listLineItemProperties(): Promise<PropertyDefinition[]>;
+  createLineItemProperty(def: PropertyCreate): Promise<"created" | "exists">;
   close(): Promise<void>;
 }
 
@@ -126,6 +134,25 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       });
       return readBatch(answer);
     },
+
+    upsertLineItems: (inputs) => batchUpsert("line_items", inputs),
+
+    async associateLineItemsWithCarts(inputs) {
+      const answer = await call("POST", paths.associationsBatchDefault("line_items", "carts"), {
+        inputs: inputs.map((a) => ({ from: { id: a.lineItemId }, to: { id: a.cartId } })),
+      });
+      return readBatch(answer);
+    },
+
+    async archiveLineItems(ids) {
+      const answer = await call("POST", paths.batchArchive("line_items"), {
+        inputs: ids.map((id) => ({ id })),
+      });
+      return { rateLimit: answer.rateLimit };
+    },
+
+    listLineItemProperties: () => client.listProperties("line_items"),
+    createLineItemProperty: (def) => client.createProperty("line_items", def),
 
     listCartProperties: () => client.listProperties("carts"),
     createCartProperty: (def) => client.createProperty("carts", def),

@@ -21,6 +21,8 @@ export interface KeyPropertySpec {
   readonly preferredGroup: string;
   /** What HubSpot's settings call the object ("Carts", "Line items"). */
   readonly objectLabel: string;
+  /** One of them, in a sentence ("cart", "line item"). */
+  readonly noun: string;
 }
 
 const SPECS: Record<
@@ -34,6 +36,7 @@ const SPECS: Record<
     envVar: "HUBSPOT_CART_ID_PROPERTY",
     preferredGroup: "cart_information",
     objectLabel: "Carts",
+    noun: "cart",
   },
   line_items: {
     defaultName: "shopify_line_item_key",
@@ -42,6 +45,7 @@ const SPECS: Record<
     envVar: "HUBSPOT_LINE_ITEM_ID_PROPERTY",
     preferredGroup: "lineiteminformation",
     objectLabel: "Line items",
+    noun: "line item",
   },
 };
 
@@ -66,7 +70,7 @@ export function manualDefinition(spec: KeyPropertySpec, groupName = spec.preferr
 /** The token may not create properties (403): what to do instead. */
 export function cannotCreateAdvice(spec: KeyPropertySpec, groupName?: string): string {
   return (
-    `HubSpot refused to create the ${spec.objectLabel.toLowerCase()} property ${spec.name} (403): this token ` +
+    `HubSpot refused to create the ${spec.noun} property ${spec.name} (403): this token ` +
     `cannot create properties (it lacks crm.schemas.${spec.objectType}.write, which service keys may not ` +
     `offer). Create it by hand once:\n${manualDefinition(spec, groupName)}\n` +
     `then run setup-hubspot again to check it.`
@@ -76,7 +80,7 @@ export function cannotCreateAdvice(spec: KeyPropertySpec, groupName?: string): s
 /** The property exists but is not unique: it cannot be fixed in place. */
 export function notUniqueAdvice(spec: KeyPropertySpec): string {
   return (
-    `${spec.objectLabel.toLowerCase()} property ${spec.name} exists in HubSpot but without unique values, ` +
+    `${spec.noun} property ${spec.name} exists in HubSpot but without unique values, ` +
     `and HubSpot cannot make an existing property unique. Choose another name with ${spec.envVar} ` +
     `(e.g. ${spec.envVar}=${spec.name}_unique), then run setup-hubspot to create it, or create it by hand ` +
     `as below:\n${manualDefinition({ ...spec, name: `${spec.name}_unique` })}`
@@ -86,7 +90,7 @@ export function notUniqueAdvice(spec: KeyPropertySpec): string {
 /** The property does not exist yet. */
 export function missingAdvice(spec: KeyPropertySpec): string {
   return (
-    `${spec.objectLabel.toLowerCase()} property ${spec.name} does not exist in HubSpot; run ` +
+    `${spec.noun} property ${spec.name} does not exist in HubSpot; run ` +
     `\`cartbridge setup-hubspot\` to create it, or, if the token cannot create properties, create it by ` +
     `hand:\n${manualDefinition(spec)}`
   );
@@ -121,7 +125,7 @@ export async function ensureKeyProperty(
 ): Promise<number> {
   const state = await readKeyProperty(client, spec);
   if (state === "ok") {
-    print(`${spec.objectLabel.toLowerCase()} property ${spec.name} exists and is unique: nothing to do`);
+    print(`${spec.noun} property ${spec.name} exists and is unique: nothing to do`);
     return 0;
   }
   if (state === "not_unique") {
@@ -144,8 +148,8 @@ export async function ensureKeyProperty(
     });
     print(
       result === "created"
-        ? `created unique ${spec.objectLabel.toLowerCase()} property ${spec.name} in group ${groupName}`
-        : `${spec.objectLabel.toLowerCase()} property ${spec.name} already exists`,
+        ? `created unique ${spec.noun} property ${spec.name} in group ${groupName}`
+        : `${spec.noun} property ${spec.name} already exists`,
     );
     return 0;
   } catch (error) {

@@ -51,3 +51,8 @@ export interface AssociationInput {
   readonly cartId: string;
   readonly contactId: string;
 }
+
+export interface LineItemAssociation {
+  readonly lineItemId: string;
+  readonly cartId: string;
+}

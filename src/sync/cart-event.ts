@@ -1,3 +1,5 @@
+import type { LineDraft } from "./line-items.ts";
+
 /**
  * The value every delivery is turned into: one change to one HubSpot cart.
  *
@@ -59,4 +61,6 @@ export interface CartEvent {
    */
   readonly properties: Readonly<Record<string, string>>;
   readonly contact?: BuyerContact;
+  /** The event's line set (SPEC §10), when it carries `line_items`; see sync/line-items.ts. */
+  readonly lines?: readonly LineDraft[];
 }

@@ -7,7 +7,8 @@ import { mapDelivery, type MapResult } from "./mapping.ts";
  * when it arrived:
  * - ties between equal-time events break on the webhook id, or, when Shopify sent none, on the body's
  *   SHA-256 digest (so every delivery order gives the same cart);
- * - with contact sync off (`HUBSPOT_SYNC_CONTACTS=false`) the buyer is dropped before anything is stored.
+ * - with contact sync off (`HUBSPOT_SYNC_CONTACTS=false`) the buyer is dropped before anything is stored,
+ *   and with line item sync off (`HUBSPOT_SYNC_LINE_ITEMS=false`) the line set.
  */
 export interface VerifiedDeliveryInput {
   readonly topic: string;
@@ -17,6 +18,8 @@ export interface VerifiedDeliveryInput {
   readonly triggeredAt: string | undefined;
   readonly receivedAtMs: number;
   readonly syncContacts: boolean;
+  /** Default true. */
+  readonly syncLineItems?: boolean;
 }
 
 export function mapVerifiedDelivery(input: VerifiedDeliveryInput): MapResult {
@@ -28,11 +31,17 @@ export function mapVerifiedDelivery(input: VerifiedDeliveryInput): MapResult {
     triggeredAt: input.triggeredAt,
     receivedAtMs: input.receivedAtMs,
   });
-  if (!input.syncContacts && mapped.kind === "event" && mapped.event.contact !== undefined) {
-    const { contact: _dropped, ...event } = mapped.event;
-    return { ...mapped, event };
+  if (mapped.kind !== "event") return mapped;
+  let event = mapped.event;
+  if (!input.syncContacts && event.contact !== undefined) {
+    const { contact: _dropped, ...rest } = event;
+    event = rest;
   }
-  return mapped;
+  if (input.syncLineItems === false && event.lines !== undefined) {
+    const { lines: _dropped, ...rest } = event;
+    event = rest;
+  }
+  return event === mapped.event ? mapped : { ...mapped, event };
 }
 
 /** Hex SHA-256 of the raw body: the tie-breaker for deliveries without a webhook id. */

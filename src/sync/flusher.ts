@@ -202,12 +202,19 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     const claims = await store.claimDue({ limit: maxBatch, nowMs: t, leaseMs, owner });
     if (claims.length === 0) return;
     // Keep the claims alive while the batch is out (a slow HubSpot, a narrowed rejection), so another
-    // replica never takes over carts this one is still sending; a dead replica's claims just expire.
+    // replica never takes over carts this one is still sending; a dead replica's claims just expire. A
+    // claim the renewal did not find held (or a renewal that failed) is lost: see `lost`.
     const keys = claims.map((c) => c.key);
     const renewal = setInterval(() => {
-      store
-        .renewClaims(keys, owner, now() + leaseMs)
-        .catch((error: unknown) => log.warn({ err: error }, "claim renewal failed"));
+      store.renewClaims(keys, owner, { nowMs: now(), leaseMs }).then(
+        (held) => {
+          if (held.length < claims.length) loseClaims(claims.filter((c) => !held.includes(c.key)));
+        },
+        (error: unknown) => {
+          log.warn({ err: error }, "claim renewal failed");
+          loseClaims(claims);
+        },
+      );
     }, leaseMs / 3);
     const batch = sendClaims(claims)
       .catch((error: unknown) => log.error({ err: error }, "batch failed unexpectedly"))
@@ -220,6 +227,28 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   }
 
   const takeSlot = (): Promise<void> => takeBudgetSlot(budget, now, (ms) => observer.rateLimitWait?.(ms));
+
+  /**
+   * Claims whose renewal failed or found the lease gone: another sender may own the cart now, so this
+   * batch must not mark it sent, nor send it again (narrowing); the cart is made pending to be sent again.
+   */
+  const lost = new WeakSet<ClaimedCart>();
+  function loseClaims(claims: readonly ClaimedCart[]): void {
+    const fresh = claims.filter((c) => !lost.has(c));
+    if (fresh.length === 0) return;
+    log.warn({ count: fresh.length }, "claims lost while sending; those carts will be sent again");
+    for (const c of fresh) lost.add(c);
+  }
+
+  /** Makes lost claims' carts pending again (a new version) and gives their claims back if still held. */
+  async function sendAgainLater(entries: readonly Entry[]): Promise<void> {
+    if (entries.length === 0) return;
+    for (const e of entries) await store.markPending(e.claim.key, now());
+    await store.release(
+      entries.map((e) => e.claim.key),
+      owner,
+    );
+  }
 
   function toEntries(claims: readonly ClaimedCart[], portal: PortalProperties): Entry[] {
     return claims.map((claim) => {
@@ -258,7 +287,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   }
 
   /** One upsert for `entries` (the caller holds a budget slot); settles every entry's claim. */
-  async function send(entries: readonly Entry[]): Promise<void> {
+  async function send(all: readonly Entry[]): Promise<void> {
+    await sendAgainLater(all.filter((e) => lost.has(e.claim)));
+    const entries = all.filter((e) => !lost.has(e.claim));
+    if (entries.length === 0) return;
     const started = performance.now();
     const keys = entries.map((e) => e.claim.key);
     try {
@@ -305,10 +337,18 @@ export function createFlusher(opts: FlusherOptions): Flusher {
           sent.push({ key: e.claim.key, version: e.claim.version, hubspotId: undefined });
         unsettled = [];
       }
-      if (sent.length > 0) {
-        await store.markSent(sent, owner);
+      const lostNow = new Set(entries.filter((e) => lost.has(e.claim)).map((e) => e.claim.key));
+      await sendAgainLater(entries.filter((e) => lostNow.has(e.claim.key)));
+      const held = sent.filter((c) => !lostNow.has(c.key));
+      if (held.length > 0) {
+        const marked = await store.markSent(held, owner);
+        if (marked.length < held.length)
+          log.warn(
+            { count: held.length - marked.length },
+            "claims lost while sending; those carts will be sent again",
+          );
         observer.sent?.(
-          sent,
+          marked,
           entries.map((e) => e.claim),
         );
       }

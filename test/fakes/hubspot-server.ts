@@ -3,7 +3,7 @@
  *
  * Every request goes through, in order: authentication (401, not counted), the rate limits (daily, then the
  * rolling 10 s window per token; 429), queued faults (`failNext`), then routing to the CRM rules in
- * `hubspot-carts.ts` and `hubspot-contacts.ts`. Every request is recorded, rejected ones included. Nothing happens at import time.
+ * `hubspot-carts.ts`, `hubspot-contacts.ts` and `hubspot-line-items.ts`. Every request is recorded, rejected ones included. Nothing happens at import time.
  */
 import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -22,11 +22,13 @@ import {
   testHubSpotApiVersion,
   versionEnforcesRequiredProperties,
 } from "./hubspot-versions.ts";
+import { lineItemRoute, setUpLineItems, type FakeLineItems } from "./hubspot-line-items-routes.ts";
 
 export { defaultCartProperties } from "./hubspot-properties.ts";
 export type { PropertyDefinition, PropertyType } from "./hubspot-properties.ts";
 export type { FakeCart } from "./hubspot-carts.ts";
 export type { FakeAssociation, FakeContact } from "./hubspot-contacts.ts";
+export type { FakeLineItem } from "./hubspot-line-items.ts";
 
 export interface FakeHubSpotOptions {
   /** Default "test-token". Requests need `Authorization: Bearer <token>`. */
@@ -52,6 +54,8 @@ export interface FakeHubSpotOptions {
   apiVersion?: string;
   /** Cart properties the portal requires: enforced on every write through a 2026-09 or later path. */
   requiredCartProperties?: string[];
+  /** Add the unique custom line item property `shopify_line_item_key` (default true). */
+  withLineItemKeyProperty?: boolean;
 }
 
 export interface RecordedRequest {
@@ -78,9 +82,11 @@ export interface FakeFault {
   destroySocket?: boolean;
   /** Never answer (the client must time out). */
   hang?: boolean;
+  /** Only slow: after `delayMs`, the request is handled as HubSpot would (`status` is ignored). */
+  slowOnly?: boolean;
 }
 
-export interface FakeHubSpot {
+export interface FakeHubSpot extends FakeLineItems {
   readonly url: string;
   readonly requests: RecordedRequest[];
   /** Carts by the id-property value they were created with (e.g. "shop.myshopify.com:token"). */
@@ -107,9 +113,9 @@ export interface FakeHubSpot {
   /**
    * `contacts: false` → contacts and associations endpoints answer 403 MISSING_SCOPES; same for `carts`;
    * `schemas: false` → creating a property answers 403 (a token without crm.schemas.carts.write, as service
-   * keys may be).
+   * keys may be); `lineItems: false` → line item endpoints answer 403.
    */
-  setScopes(scopes: { contacts?: boolean; carts?: boolean; schemas?: boolean }): void;
+  setScopes(scopes: { contacts?: boolean; carts?: boolean; schemas?: boolean; lineItems?: boolean }): void;
   /** A contacts upsert containing this e-mail fails as a whole (400). */
   rejectContactEmail(email: string): void;
   /** Associations from this cart (id or key) get a per-input error in a 207 (see FakeContactStore). */
@@ -160,7 +166,7 @@ interface QueuedFault {
 
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
-function missingScopes(scope: string): FakeResponse {
+export function missingScopes(scope: string): FakeResponse {
   return {
     status: 403,
     body: errorBody(
@@ -227,7 +233,8 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     (id) => cartStore.hasCartId(id),
     (id) => cartStore.keyOfCartId(id),
   );
-  const scopes = { contacts: true, carts: true, schemas: true };
+  const scopes = { contacts: true, carts: true, schemas: true, lineItems: true };
+  const lineItems = setUpLineItems(opts.withLineItemKeyProperty !== false, (id) => cartStore.hasCartId(id));
   const windows = new Map<string, RollingWindow>();
   let dailyUsed = 0;
   const faults: QueuedFault[] = [];
@@ -309,6 +316,8 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
         body: errorBody("VALIDATION_ERROR", "Invalid input JSON: the request body must be a JSON object"),
       };
     }
+    const lineItemAnswer = lineItemRoute(lineItems.store, method, path, body, scopes.lineItems);
+    if (lineItemAnswer !== undefined) return lineItemAnswer;
     const isContacts = ROUTES.contactUpsert.test(path) || ROUTES.associate.test(path);
     if (isContacts && !scopes.contacts) return missingScopes("crm.objects.contacts.write");
     if (!isContacts && path.startsWith("/crm/") && !scopes.carts)
@@ -404,6 +413,8 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
         req.socket.destroy();
         return;
       }
+    }
+    if (fault && fault.slowOnly !== true) {
       const headers = { ...rateLimitHeaders(token, at), ...fault.headers };
       send(res, rec, fault.status, fault.body ?? defaultFaultBody(fault.status), headers);
       return;
@@ -479,7 +490,9 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
       if (next.contacts !== undefined) scopes.contacts = next.contacts;
       if (next.carts !== undefined) scopes.carts = next.carts;
       if (next.schemas !== undefined) scopes.schemas = next.schemas;
+      if (next.lineItems !== undefined) scopes.lineItems = next.lineItems;
     },
+    ...lineItems.api,
     rejectContactEmail(email) {
       contactStore.rejectContactEmail(email);
     },

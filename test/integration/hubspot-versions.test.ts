@@ -24,14 +24,27 @@ describe("HubSpot API versions", () => {
       { fake: { apiVersion: "2026-09" }, env: { HUBSPOT_API_VERSION: "2026-09" }, ready: true },
       async (hs, bridge) => {
         await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("dated-1") });
-        await waitFor(() => hs.associations().length === 1, { what: "cart, contact and association" });
+        await waitFor(
+          () => {
+            const cart = hs.cartByKey(`${TEST_SHOP}:dated-1`);
+            return (
+              hs.associations().length === 1 && cart !== undefined && hs.lineItemsOfCart(cart.id).length === 1
+            );
+          },
+          {
+            what: "cart, contact, line item and associations",
+          },
+        );
         assert.equal(hs.cartByKey(`${TEST_SHOP}:dated-1`)?.properties["hs_total_price"], "10.00");
         const paths = new Set(hs.requests.map((r) => r.path.split("?")[0]));
         assert.deepEqual([...paths].sort(), [
           "/crm/associations/2026-09/carts/contacts/batch/create",
+          "/crm/associations/2026-09/line_items/carts/batch/associate/default",
           "/crm/objects/2026-09/carts/batch/upsert",
           "/crm/objects/2026-09/contacts/batch/upsert",
+          "/crm/objects/2026-09/line_items/batch/upsert",
           "/crm/properties/2026-09/carts",
+          "/crm/properties/2026-09/line_items",
         ]);
         assert.ok(hs.requests.every((r) => r.status >= 200 && r.status < 300));
       },

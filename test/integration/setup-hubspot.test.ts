@@ -117,7 +117,7 @@ describe("setup-hubspot with today's tokens", () => {
         assert.equal(fixed.code, 0, fixed.text);
         assert.match(
           fixed.text,
-          /created unique carts property shopify_cart_key_unique in group cart_information/,
+          /created unique cart property shopify_cart_key_unique in group cart_information/,
         );
       },
     );
