@@ -11,6 +11,7 @@ import { mapDelivery } from "../../src/sync/mapping.ts";
 import { createPortalProperties } from "../../src/sync/portal-properties.ts";
 import { createRateBudget } from "../../src/sync/rate-budget.ts";
 import { startFakeHubSpot } from "../fakes/hubspot-server.ts";
+import { testHubSpotApiVersion } from "../fakes/hubspot-versions.ts";
 import { checkoutBody, TEST_SHOP } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -30,7 +31,11 @@ describe("flusher wake-ups", () => {
     const dir = mkdtempSync(join(tmpdir(), "cartbridge-wake-"));
     const real = openSqliteStore(join(dir, "store.db"));
     const hs = await startFakeHubSpot();
-    const client = createHubSpotClient({ baseUrl: hs.url, accessToken: "test-token" });
+    const client = createHubSpotClient({
+      baseUrl: hs.url,
+      accessToken: "test-token",
+      apiVersion: testHubSpotApiVersion(),
+    });
 
     // The first summary is read before the cart is committed, then held until the wake has been given:
     // a slow database round trip that a delivery overtakes.
