@@ -23,6 +23,8 @@ import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.t
 import { takeSlot } from "./sync/pacing.ts";
 import { createRateBudget, type SharedSlots } from "./sync/rate-budget.ts";
 import { replayDeadLetters } from "./sync/replay.ts";
+import { setUpReconciliation } from "./reconcile-setup.ts";
+import type { Reconciler } from "./sync/reconcile/reconciler.ts";
 
 /** A running bridge: HTTP server, store, flusher. `stop()` is the SIGTERM path. */
 export interface Service {
@@ -32,6 +34,8 @@ export interface Service {
   readonly flusher: Flusher;
   readonly portal: PortalWatcher;
   readonly metrics: Metrics;
+  /** Undefined when no shop is configured for reconciliation. */
+  readonly reconciler: Reconciler | undefined;
   readiness(): Promise<Readiness>;
   /** Stop accepting, finish in-flight requests, send what is pending within `drainMs`, close. */
   stop(opts?: { drainMs?: number }): Promise<void>;
@@ -126,6 +130,15 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     });
   }
 
+  const reconciler = setUpReconciliation({
+    config: config.reconcile,
+    store,
+    log,
+    syncContacts: config.hubspotSyncContacts,
+    registry: metrics.registry,
+    onChanged: () => flusher.wake(),
+  });
+
   const committer = createGroupCommitter(store, {
     onCommit(size, seconds) {
       metrics.groupCommitSize.observe(size);
@@ -146,7 +159,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     const health = flusher.health();
     if (health.state === "paused") reasons.push(health.reason);
     const contacts = contactSender?.degraded();
-    return { ready: reasons.length === 0, reasons, degraded: contacts === undefined ? [] : [contacts] };
+    const degraded = [...(contacts === undefined ? [] : [contacts]), ...(reconciler?.degraded() ?? [])];
+    return { ready: reasons.length === 0, reasons, degraded };
   }
 
   async function refreshGauges(): Promise<void> {
@@ -186,6 +200,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       status: async () => ({
         ...(await store.stats(Date.now())),
         sender: flusher.health(),
+        reconciliation: reconciler?.status() ?? [],
         readiness: await readiness(),
       }),
     },
@@ -217,6 +232,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   portal.start();
   flusher.start();
   contactSender?.start();
+  reconciler?.start();
   const purge = async (): Promise<void> => {
     try {
       const removed = await store.purgeExpired(Date.now() - config.deliveryRetentionDays * 86_400_000);
@@ -238,6 +254,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     flusher,
     portal,
     metrics,
+    reconciler,
     readiness,
     stop({ drainMs = 10_000 } = {}) {
       stopping ??= (async () => {
@@ -249,6 +266,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
         server.closeAllConnections();
         await committer.drain();
+        await reconciler?.stop();
         await flusher.stop({ deadlineMs: drainMs });
         await contactSender?.stop();
         portal.stop();

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { StoreError, StoreSchemaError } from "../errors.ts";
+import { reconcileSchema } from "./reconcile-store.ts";
 
 /**
  * The PostgreSQL schema and its migrations.
@@ -118,6 +119,7 @@ CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
 CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_since IS NOT NULL;
 `,
   },
+  { version: 4, name: "reconciliation", sql: reconcileSchema("BIGINT") },
 ];
 
 /** The newest schema version this code knows. */

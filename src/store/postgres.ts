@@ -13,6 +13,7 @@ import {
   writeParams,
 } from "./postgres-ingest.ts";
 import { migrate } from "./postgres-schema.ts";
+import { createPostgresReconcileStore } from "./postgres-reconcile.ts";
 import * as sql from "./postgres-sql.ts";
 import type {
   ClaimedCart,
@@ -193,6 +194,7 @@ export async function openPostgresStore(
   ];
 
   const store: PostgresStore = {
+    reconcile: createPostgresReconcileStore((name, text, values) => run(name, () => query(name, text, values))),
     ingestBatch(items) {
       if (items.length === 0) return Promise.resolve([]);
       return run("ingest", () => ingest(items));

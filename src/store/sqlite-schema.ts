@@ -1,5 +1,6 @@
 import type { DatabaseSync } from "node:sqlite";
 import { StoreSchemaError } from "../errors.ts";
+import { reconcileSchema } from "./reconcile-store.ts";
 
 /**
  * The SQLite schema and its migrations: the same versioned, recorded steps as PostgreSQL's
@@ -99,6 +100,7 @@ CREATE INDEX IF NOT EXISTS contact_links_pending ON contact_links (updated_at) W
 CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
 `,
   },
+  { version: 2, name: "reconciliation", sql: reconcileSchema("INTEGER") },
 ];
 
 /** The newest schema version this code knows. */

@@ -5,6 +5,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { migrateSqlite } from "./sqlite-schema.ts";
+import { createSqliteReconcileStore } from "./sqlite-reconcile.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
 import type {
@@ -322,6 +323,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     v === null || v === undefined ? undefined : Number(v);
 
   return {
+    reconcile: createSqliteReconcileStore(db),
     async ingestBatch(items) {
       return transaction("ingest", () => items.map(ingestOne));
     },

@@ -1,6 +1,7 @@
 import type { MapResult } from "../sync/mapping.ts";
 import type { BuyerContact } from "../sync/cart-event.ts";
 import type { CartState } from "../sync/merge.ts";
+import type { ReconcileStore } from "./reconcile-store.ts";
 
 /**
  * The store port: everything cartbridge keeps, behind one interface that SQLite and PostgreSQL implement.
@@ -134,6 +135,9 @@ export interface SubjectRecords {
 }
 
 export interface Store {
+  /** Reconciliation's watermarks, checkout links and leases (SPEC §9). */
+  readonly reconcile: ReconcileStore;
+
   /** Commits a batch of deliveries in one transaction; outcomes are in input order. Throws StoreError. */
   ingestBatch(items: readonly IngestItem[]): Promise<IngestOutcome[]>;
 
