@@ -46,7 +46,10 @@ export const reconcileEnvShape = {
         const shop = pair.slice(0, Math.max(at, 0)).trim().toLowerCase();
         const token = pair.slice(at + 1).trim();
         if (at < 0 || !SHOP_PATTERN.test(shop) || token === "") {
-          ctx.addIssue({ code: "custom", message: "must be <shop>.myshopify.com=<token> pairs, comma-separated" });
+          ctx.addIssue({
+            code: "custom",
+            message: "must be <shop>.myshopify.com=<token> pairs, comma-separated",
+          });
           return z.NEVER;
         }
         tokens.set(shop, token);

@@ -1,6 +1,11 @@
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
-import { readReconcileConfig, reconcileEnvShape, reconcileProblems, type ReconcileConfig } from "./config-reconcile.ts";
+import {
+  readReconcileConfig,
+  reconcileEnvShape,
+  reconcileProblems,
+  type ReconcileConfig,
+} from "./config-reconcile.ts";
 
 /** Validated configuration; see .env.example and README for each variable's meaning. */
 export interface Config {

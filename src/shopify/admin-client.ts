@@ -51,7 +51,9 @@ export interface ShopifyAdminOptions {
 
 export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
   const baseUrlOf = (shop: string): string =>
-    opts.adminApiUrl === undefined ? `https://${shop}` : opts.adminApiUrl.replaceAll("{shop}", shop).replace(/\/+$/, "");
+    opts.adminApiUrl === undefined
+      ? `https://${shop}`
+      : opts.adminApiUrl.replaceAll("{shop}", shop).replace(/\/+$/, "");
   const tokens: AdminTokenSource = createAdminTokenSource({
     staticTokens: opts.adminTokens,
     clientCredentials:
@@ -76,7 +78,9 @@ export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
       // The library warns on console about versions newer than it knows; the version is validated by config.
       logger: () => {},
       customFetchApi: (url, init) => {
-        const target = url.startsWith(libraryOrigin) ? baseUrlOf(shop) + url.slice(libraryOrigin.length) : url;
+        const target = url.startsWith(libraryOrigin)
+          ? baseUrlOf(shop) + url.slice(libraryOrigin.length)
+          : url;
         return fetch(target, {
           ...init,
           signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
@@ -100,15 +104,23 @@ export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
     if (errors === undefined) return { kind: "ok", data: answer.data as T, cost };
     const status = errors.networkStatusCode;
     if (errors.response !== undefined && !errors.response.bodyUsed) await errors.response.body?.cancel();
-    if (status === 401) return { kind: "unauthorized", reason: "Admin API answered 401 (token invalid or revoked)" };
+    if (status === 401)
+      return { kind: "unauthorized", reason: "Admin API answered 401 (token invalid or revoked)" };
     if (status === 403) {
-      return { kind: "auth", reason: "Admin API answered 403 (the app lacks read_orders or was uninstalled)" };
+      return {
+        kind: "auth",
+        reason: "Admin API answered 403 (the app lacks read_orders or was uninstalled)",
+      };
     }
-    const graphQLErrors = (errors.graphQLErrors ?? []) as { message?: string; extensions?: { code?: string; cost?: number } }[];
+    const graphQLErrors = (errors.graphQLErrors ?? []) as {
+      message?: string;
+      extensions?: { code?: string; cost?: number };
+    }[];
     const codes = graphQLErrors.map((e) => e.extensions?.code);
     if (codes.includes("THROTTLED")) return { kind: "throttled", cost };
     if (codes.includes("MAX_COST_EXCEEDED")) {
-      const requested = graphQLErrors.find((e) => e.extensions?.code === "MAX_COST_EXCEEDED")?.extensions?.cost;
+      const requested = graphQLErrors.find((e) => e.extensions?.code === "MAX_COST_EXCEEDED")?.extensions
+        ?.cost;
       return { kind: "max_cost", requestedCost: requested ?? cost?.requestedQueryCost };
     }
     const message = graphQLErrors[0]?.message ?? errors.message ?? "unknown error";
@@ -117,7 +129,11 @@ export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
 
   return {
     shops,
-    async query<T>(shop: string, operation: string, variables: Record<string, unknown>): Promise<AdminAnswer<T>> {
+    async query<T>(
+      shop: string,
+      operation: string,
+      variables: Record<string, unknown>,
+    ): Promise<AdminAnswer<T>> {
       try {
         const first = await attempt<T>(shop, operation, variables);
         if (first.kind !== "unauthorized") return first;

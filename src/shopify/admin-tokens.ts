@@ -45,7 +45,8 @@ export function createAdminTokenSource(opts: AdminTokenOptions): AdminTokenSourc
       signal: AbortSignal.timeout(opts.timeoutMs ?? 20_000),
     });
     const text = await res.text();
-    let json: { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } = {};
+    let json: { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } =
+      {};
     try {
       json = JSON.parse(text) as typeof json;
     } catch {
@@ -66,7 +67,8 @@ export function createAdminTokenSource(opts: AdminTokenOptions): AdminTokenSourc
       const given = opts.staticTokens.get(shop);
       if (given !== undefined) return { kind: "token", token: given };
       const held = granted.get(shop);
-      if (held !== undefined && held.expiresAtMs - RENEW_BEFORE_MS > nowMs) return { kind: "token", token: held.token };
+      if (held !== undefined && held.expiresAtMs - RENEW_BEFORE_MS > nowMs)
+        return { kind: "token", token: held.token };
       let pending = inFlight.get(shop);
       if (pending === undefined) {
         pending = grant(shop, nowMs).finally(() => inFlight.delete(shop));

@@ -1,7 +1,11 @@
 import type pg from "pg";
 import type { ReconcileStore } from "./reconcile-store.ts";
 
-type Query = (name: string, text: string, values: unknown[]) => Promise<pg.QueryResult<Record<string, unknown>>>;
+type Query = (
+  name: string,
+  text: string,
+  values: unknown[],
+) => Promise<pg.QueryResult<Record<string, unknown>>>;
 
 /**
  * Reconciliation's rows on PostgreSQL (see reconcile-store.ts; tables from migration "reconciliation").
@@ -41,7 +45,12 @@ export function createPostgresReconcileStore(query: Query): ReconcileStore {
         `INSERT INTO checkout_links (shop, checkout_token, cart_token, updated_at)
          SELECT DISTINCT ON (s, c) s, c, t, $4::bigint FROM unnest($1::text[], $2::text[], $3::text[]) AS x(s, c, t)
          ON CONFLICT (shop, checkout_token) DO UPDATE SET cart_token = EXCLUDED.cart_token, updated_at = EXCLUDED.updated_at`,
-        [links.map((l) => l.shopDomain), links.map((l) => l.checkoutToken), links.map((l) => l.cartToken), nowMs],
+        [
+          links.map((l) => l.shopDomain),
+          links.map((l) => l.checkoutToken),
+          links.map((l) => l.cartToken),
+          nowMs,
+        ],
       );
     },
     async acquireReconcileLease(shop, owner, nowMs, untilMs) {
@@ -56,10 +65,11 @@ export function createPostgresReconcileStore(query: Query): ReconcileStore {
       return r.rowCount === 1;
     },
     async releaseReconcileLease(shop, owner) {
-      await query("cartbridge_reconcile_release", "DELETE FROM reconcile_leases WHERE shop = $1 AND owner = $2", [
-        shop,
-        owner,
-      ]);
+      await query(
+        "cartbridge_reconcile_release",
+        "DELETE FROM reconcile_leases WHERE shop = $1 AND owner = $2",
+        [shop, owner],
+      );
     },
   };
 }

@@ -194,7 +194,9 @@ export async function openPostgresStore(
   ];
 
   const store: PostgresStore = {
-    reconcile: createPostgresReconcileStore((name, text, values) => run(name, () => query(name, text, values))),
+    reconcile: createPostgresReconcileStore((name, text, values) =>
+      run(name, () => query(name, text, values)),
+    ),
     ingestBatch(items) {
       if (items.length === 0) return Promise.resolve([]);
       return run("ingest", () => ingest(items));

@@ -5,7 +5,8 @@ import type { CheckoutLink, ReconcileSource, ReconcileStore } from "./reconcile-
 export function createSqliteReconcileStore(db: DatabaseSync): ReconcileStore {
   const q = {
     watermark: db.prepare("SELECT watermark_ms FROM reconcile_watermarks WHERE shop = ? AND source = ?"),
-    setWatermark: db.prepare(`INSERT INTO reconcile_watermarks (shop, source, watermark_ms) VALUES (?1, ?2, ?3)
+    setWatermark:
+      db.prepare(`INSERT INTO reconcile_watermarks (shop, source, watermark_ms) VALUES (?1, ?2, ?3)
       ON CONFLICT (shop, source) DO UPDATE SET watermark_ms = ?3`),
     link: db.prepare("SELECT cart_token FROM checkout_links WHERE shop = ? AND checkout_token = ?"),
     learn: db.prepare(`INSERT INTO checkout_links (shop, checkout_token, cart_token, updated_at)

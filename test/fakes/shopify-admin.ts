@@ -67,6 +67,8 @@ export interface ShopifyAdminSandbox {
   forbid(shop: string, status: 401 | 403 | undefined): void;
   /** Expire every granted token now (the next GraphQL request with one answers 401). */
   expireTokens(): void;
+  /** Takes points out of a shop's bucket, as another query of the same app would. */
+  spend(shop: string, points: number): void;
   /** Points currently in a shop's bucket. */
   available(shop: string): number;
   /** Total points charged to a shop after refunds (the queries' actual cost). */
@@ -134,7 +136,11 @@ export async function startShopifyAdminSandbox(
         return send(400, { error: "unsupported_grant_type" }, record);
       }
       if (form.get("client_id") !== clientId || form.get("client_secret") !== clientSecret) {
-        return send(400, { error: "invalid_client", error_description: "Client authentication failed" }, record);
+        return send(
+          400,
+          { error: "invalid_client", error_description: "Client authentication failed" },
+          record,
+        );
       }
       if (opts.permittedShops !== undefined && !opts.permittedShops.includes(shop)) {
         return send(
@@ -152,13 +158,18 @@ export async function startShopifyAdminSandbox(
       return send(200, { access_token: token, scope: "read_orders", expires_in: ttlS }, record);
     }
     const api = /^admin\/api\/(\d{4}-\d{2})\/graphql\.json$/.exec(rest);
-    if (req.method !== "POST" || api === null) return send(404, { errors: "Not Found" }, { shop, kind: "graphql" });
+    if (req.method !== "POST" || api === null)
+      return send(404, { errors: "Not Found" }, { shop, kind: "graphql" });
     const version = api[1] ?? "";
     const record = { shop, kind: "graphql" as const };
     const token = req.headers["x-shopify-access-token"];
     const grant = typeof token === "string" ? tokens.get(token) : undefined;
     if (grant === undefined || grant.shop !== shop || grant.expiresAtMs <= Date.now()) {
-      return send(401, { errors: "[API] Invalid API key or access token (unrecognized login or wrong password)" }, record);
+      return send(
+        401,
+        { errors: "[API] Invalid API key or access token (unrecognized login or wrong password)" },
+        record,
+      );
     }
     const denied = forbidden.get(shop);
     if (denied !== undefined) {
@@ -210,7 +221,12 @@ export async function startShopifyAdminSandbox(
       return send(
         200,
         {
-          errors: [{ message: "Throttled", extensions: { code: "THROTTLED", documentation: "https://shopify.dev/api/usage/rate-limits" } }],
+          errors: [
+            {
+              message: "Throttled",
+              extensions: { code: "THROTTLED", documentation: "https://shopify.dev/api/usage/rate-limits" },
+            },
+          ],
           extensions: {
             cost: { requestedQueryCost: requested, actualQueryCost: null, throttleStatus: throttleStatus(b) },
           },
@@ -225,7 +241,11 @@ export async function startShopifyAdminSandbox(
       for (const field of fields) out[field.alias ?? field.name] = resolveRoot(shop, field, cost);
     } catch (error) {
       b.available += requested;
-      return send(200, { errors: [{ message: (error as Error).message }] }, { ...record, root, code: "INVALID", variables });
+      return send(
+        200,
+        { errors: [{ message: (error as Error).message }] },
+        { ...record, root, code: "INVALID", variables },
+      );
     }
     b.available = Math.min(bucketSize, b.available + (requested - cost.actual));
     charged.set(shop, (charged.get(shop) ?? 0) + cost.actual);
@@ -234,7 +254,11 @@ export async function startShopifyAdminSandbox(
       {
         data: out,
         extensions: {
-          cost: { requestedQueryCost: requested, actualQueryCost: cost.actual, throttleStatus: throttleStatus(b) },
+          cost: {
+            requestedQueryCost: requested,
+            actualQueryCost: cost.actual,
+            throttleStatus: throttleStatus(b),
+          },
         },
       },
       { ...record, root, requestedCost: requested, variables },
@@ -259,13 +283,18 @@ export async function startShopifyAdminSandbox(
   function resolveRoot(shop: string, field: Field, cost: { actual: number }): unknown {
     const source = field.name === "orders" ? shopData(shop).orders : shopData(shop).checkouts;
     const sortKey = typeof field.args["sortKey"] === "string" ? field.args["sortKey"] : "ID";
-    const allowed = field.name === "orders" ? ["ID", "UPDATED_AT", "CREATED_AT"] : ["ID", "CREATED_AT", "CHECKOUT_ID"];
+    const allowed =
+      field.name === "orders" ? ["ID", "UPDATED_AT", "CREATED_AT"] : ["ID", "CREATED_AT", "CHECKOUT_ID"];
     if (!allowed.includes(sortKey)) {
       throw new Error(`Argument 'sortKey' on Field '${field.name}' has an invalid value (${sortKey}).`);
     }
     const filter = parseFilter(typeof field.args["query"] === "string" ? field.args["query"] : "");
     const sortValue = (n: SandboxNode): number =>
-      sortKey === "UPDATED_AT" ? Date.parse(n.updatedAt) : sortKey === "CREATED_AT" ? Date.parse(n.createdAt) : 0;
+      sortKey === "UPDATED_AT"
+        ? Date.parse(n.updatedAt)
+        : sortKey === "CREATED_AT"
+          ? Date.parse(n.createdAt)
+          : 0;
     const compare = (a: [number, number], b: [number, number]): number => a[0] - b[0] || a[1] - b[1];
     const keyOf = (n: SandboxNode): [number, number] => [sortValue(n), numericId(n.id)];
     const reverse = field.args["reverse"] === true;
@@ -316,6 +345,10 @@ export async function startShopifyAdminSandbox(
     expireTokens() {
       for (const t of tokens.values()) if (t.expiresAtMs !== Infinity) t.expiresAtMs = 0;
     },
+    spend(shop, points) {
+      const b = bucket(shop, Date.now());
+      b.available = Math.max(0, b.available - points);
+    },
     available: (shop) => Math.floor(bucket(shop, Date.now()).available),
     actualCost: (shop) => charged.get(shop) ?? 0,
     close: () =>
@@ -341,7 +374,15 @@ function parseFilter(query: string): (node: SandboxNode) => boolean {
     if (!Number.isFinite(at)) throw new Error(`Invalid date in query: ${m[3]}`);
     terms.push((n) => {
       const t = Date.parse(n[field]);
-      return op === ">" ? t > at : op === ">=" ? t >= at : op === "<" ? t < at : op === "<=" ? t <= at : t === at;
+      return op === ">"
+        ? t > at
+        : op === ">="
+          ? t >= at
+          : op === "<"
+            ? t < at
+            : op === "<="
+              ? t <= at
+              : t === at;
     });
   }
   return (n) => terms.every((t) => t(n));

@@ -90,7 +90,12 @@ interface SourceSpec {
 }
 
 const SOURCES: readonly SourceSpec[] = [
-  { source: "checkouts", query: ABANDONED_CHECKOUTS_QUERY, nodeCost: CHECKOUT_NODE_COST, root: "abandonedCheckouts" },
+  {
+    source: "checkouts",
+    query: ABANDONED_CHECKOUTS_QUERY,
+    nodeCost: CHECKOUT_NODE_COST,
+    root: "abandonedCheckouts",
+  },
   { source: "orders", query: ORDERS_QUERY, nodeCost: ORDER_NODE_COST, root: "orders" },
 ];
 
@@ -120,7 +125,8 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
   for (const spec of SOURCES) {
     const watermark = await deps.store.reconcile.watermark(shop, spec.source);
     const sinceMs =
-      opts.sinceMs ?? (watermark === undefined ? startedAtMs - opts.lookbackDays * 86_400_000 : watermark - OVERLAP_MS);
+      opts.sinceMs ??
+      (watermark === undefined ? startedAtMs - opts.lookbackDays * 86_400_000 : watermark - OVERLAP_MS);
     // The first pass over a source is a backfill: what it finds was not missed, it was never asked for.
     const countsMissed = watermark !== undefined;
     let pageSize = pageSizeFor(spec.nodeCost);
@@ -132,14 +138,17 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
       const requested = requestedCostOf(pageSize, spec.nodeCost);
       await pace(requested);
       if (stopped(deps)) return { outcome: "stopped", summary };
-      const answer: AdminAnswer<Record<string, Connection<unknown>>> = await deps.admin.query<Record<string, Connection<unknown>>>(shop, spec.query, {
+      const answer: AdminAnswer<Record<string, Connection<unknown>>> = await deps.admin.query<
+        Record<string, Connection<unknown>>
+      >(shop, spec.query, {
         first: pageSize,
         after,
         query: updatedSince(sinceMs),
       });
       if (answer.kind === "auth") return { outcome: "paused", reason: answer.reason, summary };
       if (answer.kind === "max_cost") {
-        if (pageSize === 1) return { outcome: "failed", reason: "a single node exceeds the query cost limit", summary };
+        if (pageSize === 1)
+          return { outcome: "failed", reason: "a single node exceeds the query cost limit", summary };
         pageSize = Math.max(1, Math.floor(pageSize / 2));
         continue;
       }
@@ -162,7 +171,8 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
       failures = 0;
       if (answer.cost !== undefined) bucket = { cost: answer.cost, atMs: deps.now() };
       const connection: Connection<unknown> | undefined = answer.data[spec.root];
-      if (connection === undefined) return { outcome: "failed", reason: `answer without ${spec.root}`, summary };
+      if (connection === undefined)
+        return { outcome: "failed", reason: `answer without ${spec.root}`, summary };
       page += 1;
       await ingestPage(deps, shop, spec.source, connection.nodes, summary, countsMissed);
       deps.onPage?.({
@@ -206,7 +216,10 @@ async function ingestPage(
       .map((n) => tokenFromCheckoutUrl(n.abandonedCheckoutUrl))
       .filter((t) => t?.kind === "checkout")
       .map((t) => t?.token ?? "");
-    const links = checkoutTokens.length === 0 ? new Map<string, string>() : await deps.store.reconcile.cartTokensOf(shop, checkoutTokens);
+    const links =
+      checkoutTokens.length === 0
+        ? new Map<string, string>()
+        : await deps.store.reconcile.cartTokensOf(shop, checkoutTokens);
     deliveries = checkouts.map((n) => mapAbandonedCheckout(shop, n, (token) => links.get(token)));
   } else {
     deliveries = (nodes as readonly OrderNode[]).map((n) => mapOrder(shop, n));
@@ -246,7 +259,13 @@ async function ingestPage(
     const updatedAtMs = item.mapped.event.stamp.timeMs;
     if (countsMissed && updatedAtMs < nowMs - MISSED_AFTER_MS) {
       summary.missed += 1;
-      deps.onMissed?.({ shopDomain: shop, topic: source, cartKey: item.mapped.event.key, updatedAtMs, foundAtMs: nowMs });
+      deps.onMissed?.({
+        shopDomain: shop,
+        topic: source,
+        cartKey: item.mapped.event.key,
+        updatedAtMs,
+        foundAtMs: nowMs,
+      });
     }
   }
   if (changed) deps.onChanged?.();

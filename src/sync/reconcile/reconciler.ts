@@ -116,7 +116,12 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
           signal,
           ...(opts.onChanged === undefined ? {} : { onChanged: opts.onChanged }),
           onMissed: (m) => {
-            state.lastMissed = { topic: m.topic, cartKey: m.cartKey, updatedAtMs: m.updatedAtMs, foundAtMs: m.foundAtMs };
+            state.lastMissed = {
+              topic: m.topic,
+              cartKey: m.cartKey,
+              updatedAtMs: m.updatedAtMs,
+              foundAtMs: m.foundAtMs,
+            };
             opts.onMissed?.(m.topic);
           },
           onPage: (p) => {
@@ -137,7 +142,11 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         },
       );
     } catch (error) {
-      result = { outcome: "failed", reason: error instanceof Error ? error.message : String(error), summary: EMPTY };
+      result = {
+        outcome: "failed",
+        reason: error instanceof Error ? error.message : String(error),
+        summary: EMPTY,
+      };
     } finally {
       await opts.store.reconcile.releaseReconcileLease(shop, opts.owner).catch(() => undefined);
     }
@@ -154,7 +163,8 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       delete state.pausedReason;
       state.lastPassAtMs = Date.now();
       state.lastPassSummary = { ...result.summary };
-      if (result.outcome === "failed") opts.log.warn({ ...fields, reason: result.reason }, "reconciliation pass failed");
+      if (result.outcome === "failed")
+        opts.log.warn({ ...fields, reason: result.reason }, "reconciliation pass failed");
       else opts.log.info(fields, "reconciliation pass completed");
     }
     return result;
