@@ -120,7 +120,9 @@ function nodeCost(selections: readonly Field[], cost: (f: Field) => number): num
   for (const s of selections) {
     if (s.name === "nodes") total += 1 + sum((s.selections ?? []).map(cost));
     else if (s.name === "edges")
-      total += sum((s.selections ?? []).map((e) => (e.name === "node" ? 1 + sum((e.selections ?? []).map(cost)) : 0)));
+      total += sum(
+        (s.selections ?? []).map((e) => (e.name === "node" ? 1 + sum((e.selections ?? []).map(cost)) : 0)),
+      );
   }
   return total;
 }

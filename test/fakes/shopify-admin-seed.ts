@@ -7,15 +7,26 @@ import type { SandboxNode } from "./shopify-admin.ts";
 
 type Json = Record<string, unknown>;
 
-const str = (v: unknown): string | null => (typeof v === "string" ? v : typeof v === "number" ? String(v) : null);
+const str = (v: unknown): string | null =>
+  typeof v === "string" ? v : typeof v === "number" ? String(v) : null;
 
 function person(p: unknown): Json | null {
   if (p === null || typeof p !== "object" || Array.isArray(p)) return null;
   const o = p as Json;
-  return { email: str(o["email"]), firstName: str(o["first_name"]), lastName: str(o["last_name"]), phone: str(o["phone"]) };
+  return {
+    email: str(o["email"]),
+    firstName: str(o["first_name"]),
+    lastName: str(o["last_name"]),
+    phone: str(o["phone"]),
+  };
 }
 
-function moneyBag(amount: unknown, currency: string | null, shopAmount?: unknown, shopCurrency?: string | null): Json | null {
+function moneyBag(
+  amount: unknown,
+  currency: string | null,
+  shopAmount?: unknown,
+  shopCurrency?: string | null,
+): Json | null {
   const a = str(amount);
   if (a === null) return null;
   return {
@@ -25,7 +36,8 @@ function moneyBag(amount: unknown, currency: string | null, shopAmount?: unknown
 }
 
 function presentment(set: unknown, fallback: unknown): unknown {
-  const p = (set as { presentment_money?: { amount?: unknown } } | null | undefined)?.presentment_money?.amount;
+  const p = (set as { presentment_money?: { amount?: unknown } } | null | undefined)?.presentment_money
+    ?.amount;
   return p ?? fallback;
 }
 

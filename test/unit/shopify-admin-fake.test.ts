@@ -1,10 +1,15 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument -- the sandbox's JSON answers are read field by field */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { startShopifyAdminSandbox, type SandboxNode, type ShopifyAdminSandbox } from "../fakes/shopify-admin.ts";
+import {
+  startShopifyAdminSandbox,
+  type SandboxNode,
+  type ShopifyAdminSandbox,
+} from "../fakes/shopify-admin.ts";
 
 const SHOP = "fake-test.myshopify.com";
-const URL_OF = (s: ShopifyAdminSandbox, version = "2026-10") => `${s.url}/${SHOP}/admin/api/${version}/graphql.json`;
+const URL_OF = (s: ShopifyAdminSandbox, version = "2026-10") =>
+  `${s.url}/${SHOP}/admin/api/${version}/graphql.json`;
 
 function order(id: number, updatedAt: string): SandboxNode {
   return {
@@ -21,12 +26,22 @@ async function grant(s: ShopifyAdminSandbox, shop = SHOP, secret = "sandbox-clie
   const res = await fetch(`${s.url}/${shop}/admin/oauth/access_token`, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "client_credentials", client_id: "sandbox-client-id", client_secret: secret }),
+    body: new URLSearchParams({
+      grant_type: "client_credentials",
+      client_id: "sandbox-client-id",
+      client_secret: secret,
+    }),
   });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
-async function gql(s: ShopifyAdminSandbox, token: string, query: string, variables: object = {}, version?: string) {
+async function gql(
+  s: ShopifyAdminSandbox,
+  token: string,
+  query: string,
+  variables: object = {},
+  version?: string,
+) {
   const res = await fetch(URL_OF(s, version), {
     method: "POST",
     headers: { "content-type": "application/json", "x-shopify-access-token": token },
@@ -46,8 +61,17 @@ describe("Shopify Admin sandbox", () => {
   let s: ShopifyAdminSandbox;
   let token: string;
   before(async () => {
-    s = await startShopifyAdminSandbox({ bucketSize: 100, restoreRatePerS: 10, maxQueryCost: 100, permittedShops: [SHOP] });
-    s.putOrders(SHOP, [order(3, "2026-11-03T00:00:00Z"), order(1, "2026-11-01T00:00:00Z"), order(2, "2026-11-02T00:00:00Z")]);
+    s = await startShopifyAdminSandbox({
+      bucketSize: 100,
+      restoreRatePerS: 10,
+      maxQueryCost: 100,
+      permittedShops: [SHOP],
+    });
+    s.putOrders(SHOP, [
+      order(3, "2026-11-03T00:00:00Z"),
+      order(1, "2026-11-01T00:00:00Z"),
+      order(2, "2026-11-02T00:00:00Z"),
+    ]);
     const g = await grant(s);
     assert.equal(g.status, 200);
     token = g.json["access_token"] as string;
@@ -73,7 +97,10 @@ describe("Shopify Admin sandbox", () => {
   it("pages with cursors, filters on updated_at and projects only the selection", async () => {
     const first = await gql(s, token, ORDERS, { first: 2, query: "updated_at:>'2026-11-01T12:00:00Z'" });
     const page = first.json["data"].orders;
-    assert.deepEqual(page.nodes.map((n: { id: string }) => n.id), ["gid://shopify/Order/2", "gid://shopify/Order/3"]);
+    assert.deepEqual(
+      page.nodes.map((n: { id: string }) => n.id),
+      ["gid://shopify/Order/2", "gid://shopify/Order/3"],
+    );
     assert.deepEqual(Object.keys(page.nodes[0]).sort(), ["cartToken", "id", "totalPriceSet", "updatedAt"]);
     assert.equal(page.pageInfo.hasNextPage, false);
     const all = await gql(s, token, ORDERS, { first: 1 });
