@@ -3,6 +3,10 @@
  * the shop's watermark (minus an overlap), page by page; ingest each page through the same store ingest as
  * webhooks; move the watermarks only when both sources were read to the end.
  *
+ * A change counts as missed (webhooks did not bring it) when it changed the store, is more than
+ * MISSED_AFTER_MS old, and falls inside the window the shop's regular passes cover (after its watermark
+ * minus the overlap): the first pass and a backfill's reach further back find history, not misses.
+ *
  * Per request, the answers of the Admin client lead to:
  * - ok: map, ingest, next page;
  * - throttled: wait until the bucket holds the query's cost again (from throttleStatus), ask again;
@@ -127,8 +131,9 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
     const sinceMs =
       opts.sinceMs ??
       (watermark === undefined ? startedAtMs - opts.lookbackDays * 86_400_000 : watermark - OVERLAP_MS);
-    // The first pass over a source is a backfill: what it finds was not missed, it was never asked for.
-    const countsMissed = watermark !== undefined;
+    // Only changes inside the window regular passes cover can be missed ones: the first pass over a source
+    // and a backfill's reach before the watermark find history that was never asked for.
+    const missedFromMs = watermark === undefined ? undefined : watermark - OVERLAP_MS;
     let pageSize = pageSizeFor(spec.nodeCost);
     let after: string | null = null;
     let page = 0;
@@ -174,7 +179,7 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
       if (connection === undefined)
         return { outcome: "failed", reason: `answer without ${spec.root}`, summary };
       page += 1;
-      await ingestPage(deps, shop, spec.source, connection.nodes, summary, countsMissed);
+      await ingestPage(deps, shop, spec.source, connection.nodes, summary, missedFromMs);
       deps.onPage?.({
         shopDomain: shop,
         source: spec.source,
@@ -207,7 +212,7 @@ async function ingestPage(
   source: ReconcileSource,
   nodes: readonly unknown[],
   summary: PassSummary,
-  countsMissed: boolean,
+  missedFromMs: number | undefined,
 ): Promise<void> {
   let deliveries: ReconciledDelivery[];
   if (source === "checkouts") {
@@ -257,7 +262,7 @@ async function ingestPage(
     const item = items[i];
     if (item?.mapped.kind !== "event") continue;
     const updatedAtMs = item.mapped.event.stamp.timeMs;
-    if (countsMissed && updatedAtMs < nowMs - MISSED_AFTER_MS) {
+    if (missedFromMs !== undefined && updatedAtMs >= missedFromMs && updatedAtMs < nowMs - MISSED_AFTER_MS) {
       summary.missed += 1;
       deps.onMissed?.({
         shopDomain: shop,

@@ -173,10 +173,15 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   function schedule(shop: string, state: ShopState, delayMs: number): void {
     if (abort.signal.aborted) return;
     state.timer = setTimeout(() => {
-      const running = pass(shop, state, {})
+      const before = state.running;
+      const running: Promise<unknown> = (async () => {
+        // A pass asked for meanwhile (runOnce) ends first: never two at once in one process.
+        if (before !== undefined) await before.catch(() => undefined);
+        return pass(shop, state, {});
+      })()
         .catch((error: unknown) => opts.log.warn({ shop, err: error }, "reconciliation pass failed"))
         .finally(() => {
-          state.running = undefined;
+          if (state.running === running) state.running = undefined;
           schedule(shop, state, opts.intervalMs);
         });
       state.running = running;
@@ -204,7 +209,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       try {
         return await running;
       } finally {
-        state.running = undefined;
+        if (state.running === running) state.running = undefined;
       }
     },
     status() {
