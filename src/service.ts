@@ -25,6 +25,8 @@ import { createRateBudget, type SharedSlots } from "./sync/rate-budget.ts";
 import { replayDeadLetters } from "./sync/replay.ts";
 import { setUpReconciliation } from "./reconcile-setup.ts";
 import type { Reconciler } from "./sync/reconcile/reconciler.ts";
+import { createLinkLearner } from "./sync/reconcile/link-learner.ts";
+import type { CartEvent } from "./sync/cart-event.ts";
 
 /** A running bridge: HTTP server, store, flusher. `stop()` is the SIGTERM path. */
 export interface Service {
@@ -138,6 +140,13 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     registry: metrics.registry,
     onChanged: () => flusher.wake(),
   });
+  const links =
+    reconciler === undefined
+      ? undefined
+      : createLinkLearner({
+          store: store.reconcile,
+          onError: (err) => log.warn({ err }, "checkout links not saved"),
+        });
 
   const committer = createGroupCommitter(store, {
     onCommit(size, seconds) {
@@ -190,6 +199,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       log,
       onChanged: () => flusher.wake(),
       isShuttingDown: () => shuttingDown,
+      ...(links === undefined ? {} : { onCheckoutEvent: (event: CartEvent) => links.learn(event) }),
       syncContacts: config.hubspotSyncContacts,
       handleOther: (delivery) => handlePrivacyDelivery(store, log, delivery),
     },
@@ -267,6 +277,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         server.closeAllConnections();
         await committer.drain();
         await reconciler?.stop();
+        await links?.stop();
         await flusher.stop({ deadlineMs: drainMs });
         await contactSender?.stop();
         portal.stop();

@@ -59,4 +59,6 @@ export interface CartEvent {
    */
   readonly properties: Readonly<Record<string, string>>;
   readonly contact?: BuyerContact;
+  /** checkouts/*: the checkout token when the key uses the cart token (a link reconciliation learns, §9). */
+  readonly checkoutToken?: string;
 }

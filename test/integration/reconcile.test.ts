@@ -194,6 +194,40 @@ describe("reconciliation through the Shopify Admin sandbox", () => {
     });
   });
 
+  it("an abandoned checkout with the older /checkouts/<token>/recover URL joins its cart through the link a checkout webhook taught", async () => {
+    await withReconcilingBridge({}, async ({ sandbox, hs, bridge }) => {
+      const t = Date.now() - 3_600_000;
+      const older = `https://checkout.local/548380009/checkouts/chk-7/recover?key=k`;
+      const webhook = { ...checkoutBody(7, t, "100.00"), abandoned_checkout_url: older };
+      assert.equal(
+        (
+          await postDelivery(bridge.url, {
+            topic: "checkouts/update",
+            body: JSON.stringify(webhook),
+            shop: SHOP,
+          })
+        ).status,
+        200,
+      );
+      await waitFor(
+        async () =>
+          (await bridge.service.store.reconcile.cartTokensOf(SHOP, ["chk-7"])).get("chk-7") === "cart-7",
+        { what: "link learned" },
+      );
+      const newer = checkoutNode(SHOP, 7, {
+        ...checkoutBody(7, t + 60_000, "150.00"),
+        abandoned_checkout_url: older,
+      });
+      sandbox.putCheckouts(SHOP, [{ ...newer, abandonedCheckoutUrl: older }]);
+      const result = await reconcilerOf(bridge).runOnce(SHOP);
+      assert.equal(result.summary.changed, 1);
+      await waitFor(() => hs.cartByKey(`${SHOP}:cart-7`)?.properties["hs_total_price"] === "150.00", {
+        what: "newer total sent",
+      });
+      assert.equal(hs.carts().size, 1, "no cart keyed by the checkout token");
+    });
+  });
+
   it("THROTTLED and MAX_COST_EXCEEDED never fail a pass", async () => {
     await withReconcilingBridge(
       { sandbox: { maxQueryCost: 400, restoreRatePerS: 500 } },

@@ -135,6 +135,28 @@ describe("reconciliation mapping", () => {
     assert.equal(pos.mapped.kind, "unkeyed");
   });
 
+  it("writes presentment money, not shop money", () => {
+    const bag = (shop: string, presented: string) => ({
+      shopMoney: { amount: shop, currencyCode: "USD" },
+      presentmentMoney: { amount: presented, currencyCode: "EUR" },
+    });
+    const r = mapOrder(SHOP, {
+      id: "gid://shopify/Order/2",
+      updatedAt: "2026-11-01T00:00:00Z",
+      cartToken: "c2",
+      presentmentCurrencyCode: "EUR",
+      totalPriceSet: bag("11.00", "10.00"),
+      totalTaxSet: bag("2.20", "2.00"),
+      totalShippingPriceSet: bag("5.50", "5.00"),
+    });
+    assert.ok(r.mapped.kind === "event");
+    const p = r.mapped.event.properties;
+    assert.deepEqual(
+      [p["hs_currency_code"], p["hs_total_price"], p["hs_tax"], p["hs_shipping_cost"]],
+      ["EUR", "10.00", "2.00", "5.00"],
+    );
+  });
+
   it("treats every customer field as optional", () => {
     const r = mapOrder(SHOP, {
       id: "gid://shopify/Order/1",
