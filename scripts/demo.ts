@@ -12,6 +12,7 @@ import { startService } from "../src/service.ts";
 import { startFakeHubSpot } from "../test/fakes/hubspot-server.ts";
 import { loadFixtures, postDelivery, TEST_SECRET } from "../test/helpers/shopify.ts";
 import { waitFor } from "../test/helpers/wait.ts";
+import { demoReconciliation } from "./demo-reconcile.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cartbridge-demo-"));
 const sandbox = await startFakeHubSpot({ accessToken: "demo-token" });
@@ -81,6 +82,7 @@ try {
   const upserts = sandbox.requests.filter((r) => r.path.endsWith("/batch/upsert"));
   console.log(`\nHubSpot carts (${rows.length}, written with ${upserts.length} batch upsert request(s)):`);
   console.table(rows);
+  await demoReconciliation((line) => console.log(line));
 } catch (error) {
   console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
   exitCode = 1;
