@@ -6,6 +6,7 @@ import { headersToKeep, headerValue, SHOPIFY_HEADERS } from "../shopify/headers.
 import { verifyShopifyHmac } from "../shopify/verify.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
 import type { IngestOutcome } from "../store/store.ts";
+import type { CartEvent } from "../sync/cart-event.ts";
 import { MAPPED_TOPICS, mapDelivery, type MapResult } from "../sync/mapping.ts";
 import { PRIVACY_TOPICS } from "../sync/privacy.ts";
 
@@ -13,6 +14,8 @@ export interface WebhookDeps {
   readonly secrets: readonly string[];
   readonly maxBodyBytes: number;
   readonly committer: GroupCommitter;
+  /** A verified checkout delivery that names both a cart and a checkout token (reconciliation's links). */
+  readonly onCheckoutEvent?: (event: CartEvent) => void;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** A delivery changed a cart (the flusher may want to send). */
@@ -95,6 +98,9 @@ export function webhookRouter(deps: WebhookDeps): Router {
         mapped = { ...mapped, event };
       }
       let outcome: IngestOutcome;
+      if (mapped.kind === "event" && mapped.event.checkoutToken !== undefined) {
+        deps.onCheckoutEvent?.(mapped.event);
+      }
       if (mapped.kind === "unhandled") outcome = "ignored";
       else if (mapped.kind === "unkeyed") outcome = "unkeyed";
       else {
