@@ -8,7 +8,10 @@
  *   `connections` connections (coordinated omission is avoided: a slow answer does not slow the schedule).
  *
  * A run stops by itself after `durationMs` or `count` deliveries, whichever comes first, and never runs past
- * `durationMs` + the request timeout. Latency is measured per delivery from dispatch to the end of the answer.
+ * `durationMs` + the request timeout. Latency is measured per delivery to the end of the answer: in the open
+ * loop from the delivery's scheduled send time (start + seq / rate; coordinated omission corrected: a
+ * generator that wakes late, or a connection held by a slow answer, counts against the server's figure
+ * rather than hiding it), in the closed loop from dispatch.
  */
 import { randomUUID } from "node:crypto";
 import { Pool } from "undici";
@@ -84,13 +87,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     sentAt = biggerSent;
   }
 
-  async function deliver(i: number): Promise<void> {
+  async function deliver(i: number, scheduledAt?: number): Promise<void> {
     const seq = first + i;
     const d = opts.source(seq);
     const headers = deliveryHeaders(d, `${runId}-${seq}`);
     if (i >= sentAt.length) grow();
-    const started = performance.now();
-    sentAt[i] = performance.timeOrigin + started;
+    const dispatched = performance.now();
+    const started = Math.min(scheduledAt ?? dispatched, dispatched);
+    sentAt[i] = performance.timeOrigin + dispatched;
     let status: string;
     try {
       const res = await pool.request({ method: "POST", path: "/webhooks/shopify", headers, body: d.body });
@@ -125,7 +129,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         const due = Math.min(count, Math.floor(((now - startedAt) * rate) / 1000) + 1);
         if (due > sent) maxLagMs = Math.max(maxLagMs, now - (startedAt + (sent * 1000) / rate));
         while (sent < due) {
-          const p = deliver(sent++).finally(() => inFlight.delete(p));
+          const p = deliver(sent, startedAt + (sent++ * 1000) / rate).finally(() => inFlight.delete(p));
           inFlight.add(p);
         }
         const nextDueAt = startedAt + (sent * 1000) / rate;

@@ -4,7 +4,7 @@
  *
  *   npm run bench                        quick mode (a few minutes on 2 cores)
  *   npm run bench -- --full              full mode (longer runs, memory through 200,000 deliveries)
- *   npm run bench -- --only=ingest,sync  a subset: verify, ingest, postgres, latency, burst, change, sync,
+ *   npm run bench -- --only=ingest,sync  a subset: verify, ingest, postgres, latency, burst, lines, change, sync,
  *                                        memory (always run in that order)
  *   npm run bench -- --profile           CPU-profile each bridge run (bench/out/profiles/) and summarise it
  *
@@ -18,6 +18,7 @@ import { measureChangeLatency } from "./change-latency.ts";
 import type { BenchContext } from "./context.ts";
 import { buildDelivery } from "./deliveries.ts";
 import { measureIngest } from "./ingest.ts";
+import { measureLineItemBurst } from "./line-items-burst.ts";
 import { measureFixedRateLatency } from "./latency.ts";
 import { cpuSnapshot, loadAverage1m, machineInfo, otherCpuShare } from "./machine.ts";
 import { measureMemory } from "./memory.ts";
@@ -40,6 +41,7 @@ const MEASURE_FNS: Record<MeasureName, (ctx: BenchContext) => Promise<Row[]>> = 
   postgres: measurePostgresIngest,
   latency: measureFixedRateLatency,
   burst: measureBurst,
+  lines: measureLineItemBurst,
   change: measureChangeLatency,
   sync: measureSync,
   memory: measureMemory,

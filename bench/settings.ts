@@ -14,6 +14,7 @@ export const MEASURES = [
   "postgres",
   "latency",
   "burst",
+  "lines",
   "change",
   "sync",
   "memory",

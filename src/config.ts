@@ -6,6 +6,7 @@ import {
   reconcileProblems,
   type ReconcileConfig,
 } from "./config-reconcile.ts";
+import { DEFAULT_HUBSPOT_API_VERSION, HUBSPOT_API_VERSION_PATTERN } from "./hubspot/paths.ts";
 
 /** Validated configuration; see .env.example and README for each variable's meaning. */
 export interface Config {
@@ -13,13 +14,19 @@ export interface Config {
   readonly hubspotAccessToken: string;
   readonly hubspotBaseUrl: string;
   readonly hubspotCartIdProperty: string;
+  /** `v3` or a HubSpot date version (`2026-03`, `2026-09`): which paths every HubSpot request uses. */
+  readonly hubspotApiVersion: string;
   readonly hubspotMaxRequestsPer10s: number;
   readonly databaseUrl: string;
   readonly port: number;
   readonly flushIntervalMs: number;
   readonly logLevel: string;
   readonly adminToken: string | undefined;
+  /** The console trusts X-Forwarded-Proto (a TLS-terminating proxy in front) for its cookie's Secure flag. */
+  readonly adminTrustProxy: boolean;
   readonly hubspotSyncContacts: boolean;
+  readonly hubspotSyncLineItems: boolean;
+  readonly hubspotLineItemIdProperty: string;
   readonly deliveryRetentionDays: number;
   readonly maxBodyBytes: number;
   readonly claimLeaseMs: number;
@@ -56,6 +63,11 @@ const schema = z.object({
     .trim()
     .regex(/^[a-z][a-z0-9_]*$/, "must be a HubSpot property name (lower-case letters, digits, _)")
     .default("shopify_cart_key"),
+  HUBSPOT_API_VERSION: z
+    .string()
+    .trim()
+    .regex(HUBSPOT_API_VERSION_PATTERN, "must be v3 or a HubSpot date version such as 2026-03 or 2026-09")
+    .default(DEFAULT_HUBSPOT_API_VERSION),
   HUBSPOT_MAX_REQUESTS_PER_10S: integer(1, 100_000).default(100),
   DATABASE_URL: z
     .string()
@@ -72,6 +84,13 @@ const schema = z.object({
     .string()
     .optional()
     .transform((t) => (t === undefined || t.trim() === "" ? undefined : t)),
+  ADMIN_TRUST_PROXY: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
+    .default("false")
+    .transform((v) => v === "true"),
   HUBSPOT_SYNC_CONTACTS: z
     .string()
     .trim()
@@ -79,6 +98,18 @@ const schema = z.object({
     .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
     .default("true")
     .transform((v) => v === "true"),
+  HUBSPOT_SYNC_LINE_ITEMS: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
+    .default("true")
+    .transform((v) => v === "true"),
+  HUBSPOT_LINE_ITEM_ID_PROPERTY: z
+    .string()
+    .trim()
+    .regex(/^[a-z][a-z0-9_]*$/, "must be a HubSpot property name (lower-case letters, digits, _)")
+    .default("shopify_line_item_key"),
   DELIVERY_RETENTION_DAYS: integer(1, 3650).default(7),
   MAX_BODY_BYTES: integer(1, 1024 * 1024 * 1024).default(2_097_152),
   CLAIM_LEASE_MS: integer(1000, 3_600_000).default(30_000),
@@ -103,13 +134,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     hubspotAccessToken: e.HUBSPOT_ACCESS_TOKEN,
     hubspotBaseUrl: e.HUBSPOT_BASE_URL,
     hubspotCartIdProperty: e.HUBSPOT_CART_ID_PROPERTY,
+    hubspotApiVersion: e.HUBSPOT_API_VERSION,
     hubspotMaxRequestsPer10s: e.HUBSPOT_MAX_REQUESTS_PER_10S,
     databaseUrl: e.DATABASE_URL,
     port: e.PORT,
     flushIntervalMs: e.FLUSH_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
     adminToken: e.ADMIN_TOKEN,
+    adminTrustProxy: e.ADMIN_TRUST_PROXY,
     hubspotSyncContacts: e.HUBSPOT_SYNC_CONTACTS,
+    hubspotSyncLineItems: e.HUBSPOT_SYNC_LINE_ITEMS,
+    hubspotLineItemIdProperty: e.HUBSPOT_LINE_ITEM_ID_PROPERTY,
     deliveryRetentionDays: e.DELIVERY_RETENTION_DAYS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     claimLeaseMs: e.CLAIM_LEASE_MS,

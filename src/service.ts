@@ -5,12 +5,15 @@ import type { Logger } from "pino";
 import type { Config } from "./config.ts";
 import { createHubSpotClient, type HubSpotClient } from "./hubspot/client.ts";
 import { createApp } from "./http/app.ts";
+import { isErrorStatus, createRecentErrors } from "./http/console/recent-errors.ts";
+import { createRefusalCounter } from "./http/console/refusals.ts";
 import type { Readiness } from "./http/health.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
 import { createContactSender, type ContactSender } from "./sync/contact-sender.ts";
+import { startLineItemLane, type LineItemLane } from "./sync/line-item-lane.ts";
 import {
   createFlusher,
   DEFAULT_TIMINGS,
@@ -27,6 +30,7 @@ import { setUpReconciliation } from "./reconcile-setup.ts";
 import type { Reconciler } from "./sync/reconcile/reconciler.ts";
 import { createLinkLearner } from "./sync/reconcile/link-learner.ts";
 import type { CartEvent } from "./sync/cart-event.ts";
+import { createRequiredPropertyWatch } from "./sync/required-properties.ts";
 
 /** A running bridge: HTTP server, store, flusher. `stop()` is the SIGTERM path. */
 export interface Service {
@@ -58,6 +62,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   const client: HubSpotClient = createHubSpotClient({
     baseUrl: config.hubspotBaseUrl,
     accessToken: config.hubspotAccessToken,
+    apiVersion: config.hubspotApiVersion,
     // A request must end well within the claim lease (renewed every third of it).
     headersTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
     bodyTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
@@ -82,8 +87,12 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   let shuttingDown = false;
 
   let contactSender: ContactSender | undefined;
+  const recentErrors = createRecentErrors();
+  const requiredCartProperties = createRequiredPropertyWatch({ objectType: "carts", log });
+  let lineItemLane: LineItemLane | undefined;
   const senderObserver: SenderObserver = {
     request(operation, status, seconds, size) {
+      if (isErrorStatus(status)) recentErrors.record({ atMs: Date.now(), operation, status });
       metrics.hubspotRequests.inc({ operation, status });
       metrics.hubspotRequestDuration.observe({ operation }, seconds);
       if (operation === "carts_upsert") metrics.batchSize.observe(size);
@@ -92,14 +101,17 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       metrics.rateLimitWaits.inc();
       metrics.rateLimitWaitSeconds.inc(ms / 1000);
     },
-    deadLettered(count) {
+    deadLettered(count, reasons) {
       metrics.deadLettersCreated.inc({ source: "hubspot" }, count);
+      requiredCartProperties.rejected(reasons ?? []);
     },
     droppedValue(d) {
       metrics.droppedValues.inc({ property: d.property, reason: d.reason });
     },
     sent() {
+      requiredCartProperties.sent();
       contactSender?.wake();
+      lineItemLane?.wake();
     },
   };
 
@@ -147,6 +159,19 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
           store: store.reconcile,
           onError: (err) => log.warn({ err }, "checkout links not saved"),
         });
+  if (config.hubspotSyncLineItems) {
+    lineItemLane = startLineItemLane({
+      store,
+      client,
+      budget,
+      log,
+      observer: senderObserver,
+      idProperty: config.hubspotLineItemIdProperty,
+      intervalMs: config.flushIntervalMs,
+      leaseMs: config.claimLeaseMs * 3,
+      timings: { ...DEFAULT_TIMINGS, ...opts.timings },
+    });
+  }
 
   const committer = createGroupCommitter(store, {
     onCommit(size, seconds) {
@@ -165,10 +190,13 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     }
     const portalProblem = portal.problem();
     if (portalProblem !== undefined) reasons.push(portalProblem);
+    const required = requiredCartProperties.problem();
+    if (required !== undefined) reasons.push(required);
     const health = flusher.health();
     if (health.state === "paused") reasons.push(health.reason);
     const contacts = contactSender?.degraded();
-    const degraded = [...(contacts === undefined ? [] : [contacts]), ...(reconciler?.degraded() ?? [])];
+    const lines = lineItemLane?.degraded();
+    const degraded = [...[contacts, lines].filter((d) => d !== undefined), ...(reconciler?.degraded() ?? [])];
     return { ready: reasons.length === 0, reasons, degraded };
   }
 
@@ -188,7 +216,11 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   }
 
   const replay = (ids: readonly number[]) =>
-    replayDeadLetters(store, ids, { nowMs: Date.now(), onChanged: () => flusher.wake() });
+    replayDeadLetters(store, ids, {
+      nowMs: Date.now(),
+      syncContacts: config.hubspotSyncContacts,
+      onChanged: () => flusher.wake(),
+    });
 
   const app = createApp({
     webhooks: {
@@ -201,12 +233,23 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       isShuttingDown: () => shuttingDown,
       ...(links === undefined ? {} : { onCheckoutEvent: (event: CartEvent) => links.learn(event) }),
       syncContacts: config.hubspotSyncContacts,
+      syncLineItems: config.hubspotSyncLineItems,
       handleOther: (delivery) => handlePrivacyDelivery(store, log, delivery),
     },
     admin: {
       adminToken: config.adminToken,
       store,
       replay,
+      console: {
+        sender: () => flusher.health(),
+        budget: () => ({
+          maxPer10s: config.hubspotMaxRequestsPer10s,
+          inUse: Math.max(0, config.hubspotMaxRequestsPer10s - budget.available(Date.now())),
+        }),
+        refusals: createRefusalCounter(),
+        recentErrors,
+        trustProxy: config.adminTrustProxy,
+      },
       status: async () => ({
         ...(await store.stats(Date.now())),
         sender: flusher.health(),
@@ -243,6 +286,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   flusher.start();
   contactSender?.start();
   reconciler?.start();
+  lineItemLane?.start();
   const purge = async (): Promise<void> => {
     try {
       const removed = await store.purgeExpired(Date.now() - config.deliveryRetentionDays * 86_400_000);
@@ -280,6 +324,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         await links?.stop();
         await flusher.stop({ deadlineMs: drainMs });
         await contactSender?.stop();
+        await lineItemLane?.stop();
         portal.stop();
         await client.close();
         await store.close();

@@ -2,22 +2,47 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import express, { type RequestHandler, type Router } from "express";
 import { describeDeadLetter, type Store } from "../store/store.ts";
 import type { ReplayResult } from "../sync/replay.ts";
+import { consoleApiRouter, type ConsoleDeps } from "./console/api.ts";
+import { consoleRouter, securityHeaders } from "./console/console-router.ts";
+import { createConsoleSessions, csrfProblem } from "./console/session.ts";
 
 export interface AdminDeps {
   readonly adminToken: string | undefined;
   readonly store: Store;
   readonly status: () => Promise<object>;
   readonly replay: (ids: readonly number[]) => Promise<ReplayResult[]>;
+  /** The operator console (GET /admin/ and its JSON); without it only the bearer API is served. */
+  readonly console?: ConsoleDeps;
 }
 
 /** /admin/*: status, dead letters and replay behind a bearer token; 404 everywhere when no token is set. */
 export function adminRouter(deps: AdminDeps): Router {
   const router = express.Router();
   const expected = deps.adminToken === undefined ? undefined : digest(deps.adminToken);
+  const sessions =
+    deps.adminToken === undefined || deps.console === undefined
+      ? undefined
+      : createConsoleSessions({
+          adminToken: deps.adminToken,
+          sessionMs: 8 * 3_600_000,
+          trustProxy: deps.console.trustProxy,
+        });
 
   const authorize: RequestHandler = (req, res, next) => {
     if (expected === undefined) {
       res.status(404).json({ error: "not found" });
+      return;
+    }
+    // The console's session cookie; a state-changing request must also prove it is not cross-site.
+    const session = sessions?.read(req, Date.now());
+    if (sessions !== undefined && session !== undefined && req.get("authorization") === undefined) {
+      const problem =
+        req.method === "GET" || req.method === "HEAD" ? undefined : csrfProblem(sessions, req, session);
+      if (problem !== undefined) {
+        res.status(403).json({ error: `refused: ${problem}` });
+        return;
+      }
+      next();
       return;
     }
     const header = req.get("authorization") ?? "";
@@ -31,7 +56,9 @@ export function adminRouter(deps: AdminDeps): Router {
     next();
   };
 
+  if (sessions !== undefined) router.use("/admin", securityHeaders).use(consoleRouter({ sessions }));
   router.use("/admin", authorize, express.json({ limit: "1mb" }));
+  if (deps.console !== undefined) router.use(consoleApiRouter(deps.store, deps.console));
 
   router.get("/admin/status", async (_req, res) => {
     res.json(await deps.status());
@@ -40,10 +67,24 @@ export function adminRouter(deps: AdminDeps): Router {
   router.get("/admin/dead-letters", async (req, res) => {
     const limit = clampInt(req.query["limit"], 1, 1000, 100);
     const afterId = clampInt(req.query["after"], 0, Number.MAX_SAFE_INTEGER, 0);
-    const letters = await deps.store.listDeadLetters({ limit, afterId });
+    const filter = deadLetterFilter(req.query);
+    // Filters and newest-first paging (?order=newest&before=<id>) are the console's (store/activity.ts).
+    const letters =
+      deps.store.activity === undefined
+        ? await deps.store.listDeadLetters({ limit, afterId })
+        : await deps.store.activity.findDeadLetters({
+            ...filter,
+            limit,
+            afterId,
+            newestFirst: req.query["order"] === "newest",
+            beforeId: clampInt(req.query["before"], 1, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+          });
     res.json({
       deadLetters: letters.map(describeDeadLetter),
       next: letters.length === limit ? letters[letters.length - 1]?.id : null,
+      ...(deps.store.activity === undefined
+        ? {}
+        : { total: await deps.store.activity.countDeadLetters(filter) }),
     });
   });
 
@@ -51,7 +92,11 @@ export function adminRouter(deps: AdminDeps): Router {
     const body = (req.body ?? {}) as { ids?: unknown; all?: unknown };
     let ids: number[];
     if (body.all === true) {
-      ids = await allDeadLetterIds(deps.store);
+      const filter = deadLetterFilter(body);
+      ids =
+        deps.store.activity !== undefined && (filter.shopDomain !== undefined || filter.reason !== undefined)
+          ? await deps.store.activity.deadLetterIds(filter)
+          : await allDeadLetterIds(deps.store);
     } else if (Array.isArray(body.ids) && body.ids.every((id) => Number.isSafeInteger(id))) {
       ids = body.ids as number[];
     } else {
@@ -77,6 +122,15 @@ export async function allDeadLetterIds(store: Store): Promise<number[]> {
     for (const l of page) ids.push(l.id);
     afterId = page[page.length - 1]?.id ?? afterId;
   }
+}
+
+/** `shop` and `reason` from a query string or a JSON body (empty means no filter). */
+function deadLetterFilter(source: Record<string, unknown>): { shopDomain?: string; reason?: string } {
+  const text = (v: unknown): string | undefined =>
+    typeof v === "string" && v.trim() !== "" ? v.trim().slice(0, 512) : undefined;
+  const shopDomain = text(source["shop"])?.toLowerCase();
+  const reason = text(source["reason"]);
+  return { ...(shopDomain === undefined ? {} : { shopDomain }), ...(reason === undefined ? {} : { reason }) };
 }
 
 function digest(s: string): Buffer {

@@ -24,6 +24,7 @@ export function createApp(deps: AppDeps): Express {
     const started = process.hrtime.bigint();
     res.on("finish", () => {
       if (req.path !== "/webhooks/shopify") return;
+      if (res.statusCode === 401) deps.admin.console?.refusals.record(Date.now());
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       deps.metrics.webhookDuration.observe({ status: String(res.statusCode) }, seconds);
     });

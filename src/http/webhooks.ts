@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import express, { type RequestHandler, type Router } from "express";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
@@ -7,7 +6,9 @@ import { verifyShopifyHmac } from "../shopify/verify.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
 import type { IngestOutcome } from "../store/store.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
-import { MAPPED_TOPICS, mapDelivery, type MapResult } from "../sync/mapping.ts";
+import { mapVerifiedDelivery } from "../sync/delivery-mapping.ts";
+import { MAPPED_TOPICS, type MapResult } from "../sync/mapping.ts";
+import { createMappingWarningReporter } from "../sync/mapping-warnings.ts";
 import { PRIVACY_TOPICS } from "../sync/privacy.ts";
 
 export interface WebhookDeps {
@@ -23,6 +24,8 @@ export interface WebhookDeps {
   readonly isShuttingDown: () => boolean;
   /** When false, buyers are never kept (HUBSPOT_SYNC_CONTACTS=false). */
   readonly syncContacts: boolean;
+  /** false: line sets are not kept (HUBSPOT_SYNC_LINE_ITEMS=false). Default true. */
+  readonly syncLineItems?: boolean;
   /** Topics handled outside cart mapping (privacy/compliance); answers the outcome or undefined. */
   readonly handleOther?: (delivery: VerifiedDelivery) => Promise<string | undefined>;
 }
@@ -33,6 +36,8 @@ export interface VerifiedDelivery {
   readonly webhookId: string | undefined;
   readonly body: Buffer;
   readonly receivedAtMs: number;
+  /** The headers kept with a dead letter (never the HMAC). */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -45,6 +50,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
   const router = express.Router();
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
   const { metrics, log } = deps;
+  const reportMappingWarnings = createMappingWarningReporter(log);
 
   const receive: RequestHandler = async (req, res) => {
     const receivedAtMs = Date.now();
@@ -75,28 +81,34 @@ export function webhookRouter(deps: WebhookDeps): Router {
       return;
     }
     const webhookId = headerValue(req.headers, SHOPIFY_HEADERS.webhookId);
-    const delivery: VerifiedDelivery = { topic, shopDomain, webhookId, body, receivedAtMs };
+    const delivery: VerifiedDelivery = {
+      topic,
+      shopDomain,
+      webhookId,
+      body,
+      receivedAtMs,
+      headers: headersToKeep(req.headers),
+    };
     const metricTopic = topicLabel(topic);
 
     try {
       const other = await deps.handleOther?.(delivery);
       if (other !== undefined) {
+        if (other === "dead_lettered") metrics.deadLettersCreated.inc({ source: "mapping" });
         answer(200, other, metricTopic, { outcome: other });
         return;
       }
-      let mapped: MapResult = mapDelivery({
+      const mapped: MapResult = mapVerifiedDelivery({
         topic,
         shopDomain,
         body,
-        // Without a webhook id, the body's digest still orders equal-time events the same in any order.
-        webhookId: webhookId ?? createHash("sha256").update(body).digest("hex"),
+        webhookId,
         triggeredAt: headerValue(req.headers, SHOPIFY_HEADERS.triggeredAt),
         receivedAtMs,
+        syncContacts: deps.syncContacts,
+        syncLineItems: deps.syncLineItems !== false,
       });
-      if (!deps.syncContacts && mapped.kind === "event" && mapped.event.contact !== undefined) {
-        const { contact: _dropped, ...event } = mapped.event;
-        mapped = { ...mapped, event };
-      }
+      if (mapped.kind === "event") reportMappingWarnings(topic, mapped.warnings);
       let outcome: IngestOutcome;
       if (mapped.kind === "event" && mapped.event.checkoutToken !== undefined) {
         deps.onCheckoutEvent?.(mapped.event);

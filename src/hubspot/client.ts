@@ -5,12 +5,15 @@ import {
   HubSpotAuthError,
   HubSpotRateLimitError,
   HubSpotRejectedError,
+  HubSpotRequestRefusedError,
   HubSpotUnavailableError,
 } from "./errors.ts";
+import { hubspotPaths, type HubSpotObjectType } from "./paths.ts";
 import type {
   AssociationInput,
   BatchOutcome,
   InputError,
+  LineItemAssociation,
   PropertyDefinition,
   RateLimitInfo,
   UpsertInput,
@@ -26,17 +29,30 @@ export interface HubSpotClient {
   upsertContacts(inputs: readonly UpsertInput[]): Promise<BatchOutcome>;
   associateCartsWithContacts(inputs: readonly AssociationInput[]): Promise<BatchOutcome>;
   listCartProperties(): Promise<PropertyDefinition[]>;
-  createCartProperty(def: {
-    name: string;
-    label: string;
-    type: string;
-    fieldType: string;
-    groupName: string;
-    hasUniqueValue: boolean;
-    description?: string;
-  }): Promise<"created" | "exists">;
+  createCartProperty(def: PropertyCreate): Promise<"created" | "exists">;
   listCartPropertyGroups(): Promise<string[]>;
+  /** The same three for any object type (line items' key property, say). */
+  listProperties(type: HubSpotObjectType): Promise<PropertyDefinition[]>;
+  createProperty(type: HubSpotObjectType, def: PropertyCreate): Promise<"created" | "exists">;
+  listPropertyGroups(type: HubSpotObjectType): Promise<string[]>;
+  upsertLineItems(inputs: readonly UpsertInput[]): Promise<BatchOutcome>;
+  /** HubSpot's default line item → cart association (no type needed). */
+  associateLineItemsWithCarts(inputs: readonly LineItemAssociation[]): Promise<BatchOutcome>;
+  /** Archives line items by HubSpot id (204; archiving an archived one is a no-op). */
+  archiveLineItems(ids: readonly string[]): Promise<{ rateLimit: RateLimitInfo | undefined }>;
+  listLineItemProperties(): Promise<PropertyDefinition[]>;
+  createLineItemProperty(def: PropertyCreate): Promise<"created" | "exists">;
   close(): Promise<void>;
+}
+
+export interface PropertyCreate {
+  readonly name: string;
+  readonly label: string;
+  readonly type: string;
+  readonly fieldType: string;
+  readonly groupName: string;
+  readonly hasUniqueValue: boolean;
+  readonly description?: string;
 }
 
 export interface HubSpotClientOptions {
@@ -45,6 +61,8 @@ export interface HubSpotClientOptions {
   readonly connections?: number;
   readonly headersTimeoutMs?: number;
   readonly bodyTimeoutMs?: number;
+  /** `v3` (default) or a HubSpot date version such as `2026-09`: see paths.ts. */
+  readonly apiVersion?: string;
 }
 
 const CART_TO_CONTACT = 586;
@@ -59,6 +77,7 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
   });
   const prefix = new URL(opts.baseUrl).pathname.replace(/\/+$/, "");
   const authorization = `Bearer ${opts.accessToken}`;
+  const paths = hubspotPaths(opts.apiVersion);
 
   async function call(method: "GET" | "POST", path: string, body?: unknown): Promise<Answer> {
     let res;
@@ -93,17 +112,20 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
     throw classify(res.statusCode, res.headers, json, text, rateLimit);
   }
 
-  async function batchUpsert(objectType: string, inputs: readonly UpsertInput[]): Promise<BatchOutcome> {
-    const answer = await call("POST", `/crm/v3/objects/${objectType}/batch/upsert`, { inputs });
+  async function batchUpsert(
+    objectType: HubSpotObjectType,
+    inputs: readonly UpsertInput[],
+  ): Promise<BatchOutcome> {
+    const answer = await call("POST", paths.batchUpsert(objectType), { inputs });
     return readBatch(answer, inputs[0]?.idProperty);
   }
 
-  return {
+  const client: HubSpotClient = {
     upsertCarts: (inputs) => batchUpsert("carts", inputs),
     upsertContacts: (inputs) => batchUpsert("contacts", inputs),
 
     async associateCartsWithContacts(inputs) {
-      const answer = await call("POST", "/crm/v4/associations/carts/contacts/batch/create", {
+      const answer = await call("POST", paths.associationsBatchCreate("carts", "contacts"), {
         inputs: inputs.map((a) => ({
           from: { id: a.cartId },
           to: { id: a.contactId },
@@ -113,8 +135,31 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       return readBatch(answer);
     },
 
-    async listCartProperties() {
-      const answer = await call("GET", "/crm/v3/properties/carts");
+    upsertLineItems: (inputs) => batchUpsert("line_items", inputs),
+
+    async associateLineItemsWithCarts(inputs) {
+      const answer = await call("POST", paths.associationsBatchDefault("line_items", "carts"), {
+        inputs: inputs.map((a) => ({ from: { id: a.lineItemId }, to: { id: a.cartId } })),
+      });
+      return readBatch(answer);
+    },
+
+    async archiveLineItems(ids) {
+      const answer = await call("POST", paths.batchArchive("line_items"), {
+        inputs: ids.map((id) => ({ id })),
+      });
+      return { rateLimit: answer.rateLimit };
+    },
+
+    listLineItemProperties: () => client.listProperties("line_items"),
+    createLineItemProperty: (def) => client.createProperty("line_items", def),
+
+    listCartProperties: () => client.listProperties("carts"),
+    createCartProperty: (def) => client.createProperty("carts", def),
+    listCartPropertyGroups: () => client.listPropertyGroups("carts"),
+
+    async listProperties(type) {
+      const answer = await call("GET", paths.properties(type));
       const results = (answer.json as { results?: unknown[] } | undefined)?.results ?? [];
       return results.flatMap((raw): PropertyDefinition[] => {
         const p = raw as Record<string, unknown>;
@@ -134,18 +179,18 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       });
     },
 
-    async createCartProperty(def) {
+    async createProperty(type, def) {
       try {
-        await call("POST", "/crm/v3/properties/carts", def);
+        await call("POST", paths.properties(type), def);
         return "created";
       } catch (error) {
-        if (error instanceof HubSpotRejectedError && error.status === 409) return "exists";
+        if (error instanceof HubSpotRequestRefusedError && error.status === 409) return "exists";
         throw error;
       }
     },
 
-    async listCartPropertyGroups() {
-      const answer = await call("GET", "/crm/v3/properties/carts/groups");
+    async listPropertyGroups(type) {
+      const answer = await call("GET", paths.propertyGroups(type));
       const results = (answer.json as { results?: Array<{ name?: unknown }> } | undefined)?.results ?? [];
       return results.flatMap((g) => (typeof g.name === "string" ? [g.name] : []));
     },
@@ -157,6 +202,7 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       if (!(await Promise.race([closed, late]))) await pool.destroy();
     },
   };
+  return client;
 }
 
 interface Answer {
@@ -188,6 +234,7 @@ function readBatch(answer: Answer, idProperty?: string): BatchOutcome {
       category: typeof e.category === "string" ? e.category : undefined,
       traceIds: stringList(e.context?.["objectWriteTraceId"]),
       ids: stringList(e.context?.["ids"] ?? e.context?.["id"]),
+      context: Object.fromEntries(Object.entries(e.context ?? {}).map(([k, v]) => [k, stringList(v)])),
     };
   });
   return { results, errors, rateLimit: answer.rateLimit };
@@ -271,6 +318,15 @@ function classify(
     return new HubSpotUnavailableError(message, { status, minDelayMs: retryAfterMs(headers) ?? 60_000 });
   if (status >= 500 || status === 408) {
     return new HubSpotUnavailableError(message, { status, minDelayMs: retryAfterMs(headers) ?? 0 });
+  }
+  // Only a validation error (400) or a request too large (413, split until the big input is alone)
+  // blames an input; any other 4xx blames the request or the setup (see HubSpotRequestRefusedError).
+  if (status !== 400 && status !== 413) {
+    return new HubSpotRequestRefusedError(message, {
+      status,
+      ...(category ? { category } : {}),
+      ...(rateLimit ? { rateLimit } : {}),
+    });
   }
   return new HubSpotRejectedError(message, {
     status,

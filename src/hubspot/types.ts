@@ -27,6 +27,8 @@ export interface InputError {
   readonly category: string | undefined;
   readonly traceIds: readonly string[];
   readonly ids: readonly string[];
+  /** Every list in the error's `context` (associations name `fromObjectId` / `toObjectId`). */
+  readonly context: Readonly<Record<string, readonly string[]>>;
 }
 
 /** A 200 or 207 answer to a batch upsert. */
@@ -48,4 +50,9 @@ export interface PropertyDefinition {
 export interface AssociationInput {
   readonly cartId: string;
   readonly contactId: string;
+}
+
+export interface LineItemAssociation {
+  readonly lineItemId: string;
+  readonly cartId: string;
 }

@@ -12,8 +12,15 @@ import {
   readLocked,
   writeParams,
 } from "./postgres-ingest.ts";
+import { createPostgresActivity, purgeActivity, recordActivity } from "./postgres-activity.ts";
 import { migrate } from "./postgres-schema.ts";
 import { createPostgresReconcileStore } from "./postgres-reconcile.ts";
+import {
+  createPostgresLineItems,
+  ingestLineSetsStatement,
+  MARK_LINE_SET_PENDING,
+  REDACT_LINE_SETS,
+} from "./postgres-line-items.ts";
 import * as sql from "./postgres-sql.ts";
 import type {
   ClaimedCart,
@@ -167,8 +174,12 @@ export async function openPostgresStore(
         client.query<Row>({ name: "cartbridge_lock_carts", text: LOCK_CARTS, values: lockParams(items) }),
       ]);
       const plan = planIngest(items, readLocked(locked.rows), Date.now());
+      const lineSets = ingestLineSetsStatement(items, plan.outcomes, Date.now());
+      const activity = recordActivity(items, plan.outcomes);
       await Promise.all([
         client.query({ name: "cartbridge_write_carts", text: WRITE_CARTS, values: writeParams(plan) }),
+        ...(lineSets === undefined ? [] : [client.query(lineSets)]),
+        ...(activity === undefined ? [] : [client.query(activity)]),
         client.query("COMMIT"),
       ]);
       return plan.outcomes;
@@ -187,6 +198,12 @@ export async function openPostgresStore(
     values: [[...keys]],
   });
 
+  const markSentStatement = (sent: readonly SentCart[], owner: string): pg.QueryConfig => ({
+    name: "cartbridge_mark_sent",
+    text: sql.MARK_SENT,
+    values: [sent.map((c) => c.key), sent.map((c) => c.version), sent.map((c) => c.hubspotId ?? null), owner],
+  });
+
   const subjectParams = (subject: DataSubject): unknown[] => [
     subject.shopDomain,
     subject.email?.toLowerCase() ?? null,
@@ -197,6 +214,9 @@ export async function openPostgresStore(
     reconcile: createPostgresReconcileStore((name, text, values) =>
       run(name, () => query(name, text, values)),
     ),
+    ...createPostgresLineItems({ run, query, transaction }),
+    activity: createPostgresActivity(query, toDeadLetter),
+
     ingestBatch(items) {
       if (items.length === 0) return Promise.resolve([]);
       return run("ingest", () => ingest(items));
@@ -217,7 +237,7 @@ export async function openPostgresStore(
     claimDue({ limit, nowMs, leaseMs, owner }) {
       if (limit <= 0) return Promise.resolve([]);
       return run("claim", async () => {
-        const { rows } = await query("cartbridge_claim", sql.CLAIM, [nowMs, limit, owner, nowMs + leaseMs]);
+        const { rows } = await query("cartbridge_claim", sql.CLAIM, [nowMs, limit, owner, leaseMs]);
         rows.sort(
           (a, b) =>
             Number(a["pending_since"]) - Number(b["pending_since"]) || compareText(a["key"], b["key"]),
@@ -233,28 +253,42 @@ export async function openPostgresStore(
     },
 
     async markSent(carts: readonly SentCart[], owner) {
-      if (carts.length === 0) return;
+      if (carts.length === 0) return [];
       const sent = newestPerKey(carts, (c) => c.key);
-      await run("mark sent", () =>
-        query("cartbridge_mark_sent", sql.MARK_SENT, [
-          sent.map((c) => c.key),
-          sent.map((c) => c.version),
-          sent.map((c) => c.hubspotId ?? null),
-          owner,
+      const keys = sent.map((c) => c.key);
+      const [, , marked] = await run("mark sent", () =>
+        transaction([
+          lockCarts(keys),
+          { name: "cartbridge_repend_unheld", text: sql.REPEND_UNHELD, values: [keys, owner] },
+          markSentStatement(sent, owner),
         ]),
       );
+      const markedKeys = new Set((marked?.rows ?? []).map((row) => String(row["key"])));
+      return sent.filter((c) => markedKeys.has(c.key));
     },
 
     async markFailed(keys, owner, { nextAttemptAtMs, error }) {
       if (keys.length === 0) return;
       await run("mark failed", () =>
-        query("cartbridge_mark_failed", sql.MARK_FAILED, [[...keys], owner, nextAttemptAtMs, error]),
+        transaction([
+          lockCarts(keys),
+          // As in markSent: a lost claim's failed write may still have landed after a newer one.
+          { name: "cartbridge_repend_unheld", text: sql.REPEND_UNHELD, values: [[...keys], owner] },
+          {
+            name: "cartbridge_mark_failed",
+            text: sql.MARK_FAILED,
+            values: [[...keys], owner, nextAttemptAtMs, error],
+          },
+        ]),
       );
     },
 
-    async renewClaims(keys, owner, untilMs) {
-      if (keys.length === 0) return;
-      await run("renew claims", () => query("cartbridge_renew", sql.RENEW, [[...keys], owner, untilMs]));
+    async renewClaims(keys, owner, { leaseMs }) {
+      if (keys.length === 0) return [];
+      const { rows } = await run("renew claims", () =>
+        query("cartbridge_renew", sql.RENEW, [[...keys], owner, leaseMs]),
+      );
+      return rows.map((row) => String(row["key"]));
     },
 
     async release(keys, owner) {
@@ -276,13 +310,14 @@ export async function openPostgresStore(
               carts.map((c) => c.reason),
               carts.map((c) => c.category ?? null),
               nowMs,
+              owner,
             ],
           },
-          {
-            name: "cartbridge_mark_sent",
-            text: sql.MARK_SENT,
-            values: [newest.map((c) => c.key), newest.map((c) => c.version), newest.map(() => null), owner],
-          },
+          // A lost claim's rejection is dropped: HubSpot wrote nothing, the new owner sends the cart.
+          markSentStatement(
+            newest.map((c) => ({ key: c.key, version: c.version, hubspotId: undefined })),
+            owner,
+          ),
         ]),
       );
     },
@@ -314,7 +349,12 @@ export async function openPostgresStore(
     },
 
     async markPending(key, nowMs) {
-      await run("mark pending", () => query("cartbridge_mark_pending", sql.MARK_PENDING, [key, nowMs]));
+      await run("mark pending", () =>
+        transaction([
+          { name: "cartbridge_mark_pending", text: sql.MARK_PENDING, values: [key, nowMs] },
+          { name: "cartbridge_mark_line_set_pending", text: MARK_LINE_SET_PENDING, values: [key, nowMs] },
+        ]),
+      );
     },
 
     claimContactsDue({ limit, nowMs, leaseMs, owner }) {
@@ -324,7 +364,7 @@ export async function openPostgresStore(
           nowMs,
           limit,
           owner,
-          nowMs + leaseMs,
+          leaseMs,
         ]);
         rows.sort(
           (a, b) =>
@@ -386,7 +426,7 @@ export async function openPostgresStore(
       );
     },
 
-    async markContactsRejected(contacts, _owner, nowMs) {
+    async markContactsRejected(contacts, owner, nowMs) {
       if (contacts.length === 0) return;
       const keys = contacts.map((c) => c.cartKey);
       await run("mark contacts rejected", () =>
@@ -395,10 +435,16 @@ export async function openPostgresStore(
           {
             name: "cartbridge_dead_letter_rejected_contacts",
             text: sql.DEAD_LETTER_REJECTED_CONTACTS,
-            values: [keys, contacts.map((c) => c.reason), contacts.map((c) => c.category ?? null), nowMs],
+            values: [
+              keys,
+              contacts.map((c) => c.reason),
+              contacts.map((c) => c.category ?? null),
+              nowMs,
+              owner,
+            ],
           },
           // Forget the buyer entirely, so a replay of the dead letter links it again.
-          { name: "cartbridge_delete_contacts", text: sql.DELETE_CONTACTS, values: [keys] },
+          { name: "cartbridge_delete_contacts", text: sql.DELETE_CONTACTS, values: [keys, owner] },
           clearSentDeliveries(keys),
         ]),
       );
@@ -413,6 +459,7 @@ export async function openPostgresStore(
           { name: "cartbridge_redact_dead_letters", text: sql.REDACT_DEAD_LETTERS, values: p },
           { name: "cartbridge_redact_deliveries", text: sql.REDACT_DELIVERIES, values: p },
           { name: "cartbridge_redact_carts", text: sql.REDACT_CARTS, values: p },
+          { name: "cartbridge_redact_line_sets", text: REDACT_LINE_SETS, values: p },
         ]);
         return {
           carts: carts?.rowCount ?? 0,
@@ -438,8 +485,11 @@ export async function openPostgresStore(
     },
 
     purgeExpired(beforeMs) {
-      return run("purge", async () =>
-        Number((await query("cartbridge_purge", sql.PURGE, [beforeMs])).rows[0]?.["n"] ?? 0),
+      return run(
+        "purge",
+        async () =>
+          Number((await query("cartbridge_purge", sql.PURGE, [beforeMs])).rows[0]?.["n"] ?? 0) +
+          (await purgeActivity(query, beforeMs)),
       );
     },
 

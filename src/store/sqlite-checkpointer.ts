@@ -15,7 +15,9 @@ const { workerData, parentPort } = require("node:worker_threads");
 const { DatabaseSync } = require("node:sqlite");
 const db = new DatabaseSync(workerData.path, { timeout: 5000 });
 db.exec("PRAGMA cache_size = -512");
-const checkpoint = (mode) => { try { db.exec("PRAGMA wal_checkpoint(" + mode + ")"); } catch {} };
+// A failed checkpoint is not retried quietly: the WAL would grow without bound. The error ends the thread
+// and the parent hears of it (automatic checkpoints come back on).
+const checkpoint = (mode) => db.exec("PRAGMA wal_checkpoint(" + mode + ")");
 const timer = setInterval(() => checkpoint("PASSIVE"), workerData.intervalMs);
 parentPort.on("message", () => {
   clearInterval(timer);
@@ -25,10 +27,13 @@ parentPort.on("message", () => {
 });
 `;
 
-/** Starts the checkpointer; `onFailure` runs if the worker dies (the caller turns automatic checkpoints back on). */
+/**
+ * Starts the checkpointer; `onFailure` runs once if the worker fails or dies (the caller turns automatic
+ * checkpoints back on). A failure of the last checkpoint while stopping makes `stop()` reject.
+ */
 export function startCheckpointer(
   path: string,
-  opts: { intervalMs?: number; onFailure: () => void },
+  opts: { intervalMs?: number; onFailure: (error: Error) => void },
 ): Checkpointer {
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
@@ -38,12 +43,14 @@ export function startCheckpointer(
   });
   worker.unref();
   let stopping = false;
-  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
-  worker.once("error", () => {
-    if (!stopping) opts.onFailure();
+  let failure: Error | undefined;
+  const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
+  worker.once("error", (error: Error) => {
+    failure = error;
   });
-  void exited.then(() => {
-    if (!stopping) opts.onFailure();
+  void exited.then((code) => {
+    if (stopping) return;
+    opts.onFailure(failure ?? new Error(`the checkpoint thread exited with code ${code}`));
   });
   return {
     async stop() {
@@ -52,9 +59,16 @@ export function startCheckpointer(
       worker.ref();
       worker.postMessage("stop");
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      const code = await Promise.race([
+        exited,
+        new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 2000))),
+      ]);
       clearTimeout(timer);
       await worker.terminate();
+      if (code !== 0) {
+        const why = failure?.message ?? (code === undefined ? "not done within 2 s" : `exit code ${code}`);
+        throw new Error(`the last WAL checkpoint failed: ${why}`, { cause: failure });
+      }
     },
   };
 }

@@ -1,3 +1,5 @@
+import type { LineDraft } from "./line-items.ts";
+
 /**
  * The value every delivery is turned into: one change to one HubSpot cart.
  *
@@ -61,4 +63,6 @@ export interface CartEvent {
   readonly contact?: BuyerContact;
   /** checkouts/*: the checkout token when the key uses the cart token (a link reconciliation learns, §9). */
   readonly checkoutToken?: string;
+  /** The event's line set (SPEC §10), when it carries `line_items`; see sync/line-items.ts. */
+  readonly lines?: readonly LineDraft[];
 }

@@ -23,6 +23,7 @@ import type { CartPayload, CheckoutPayload, LineItem, OrderPayload, Person } fro
 import { TOPIC_RANK } from "./cart-event.ts";
 import type { BuyerContact, CartEvent, CartStatus, TopicFamily } from "./cart-event.ts";
 import { formatDecimal, readDecimal, sumDecimals } from "./decimal.ts";
+import { mapLineSet } from "./line-items.ts";
 import type { Decimal } from "./decimal.ts";
 
 export interface MapInput {
@@ -116,8 +117,10 @@ function mapUnchecked(input: MapInput): MapResult {
   const { values, warnings } = draft.props;
   const updatedAt = (json as { updated_at?: unknown }).updated_at;
   const timeMs = parseInstantMs(updatedAt) ?? parseInstantMs(input.triggeredAt) ?? input.receivedAtMs;
+  const key = `${shop}:${draft.token}`;
+  const lines = mapLineSet(topic, json as Record<string, unknown>, key);
   const event: CartEvent = {
-    key: `${shop}:${draft.token}`,
+    key,
     shopDomain: shop,
     token: draft.token,
     status: draft.status,
@@ -125,6 +128,7 @@ function mapUnchecked(input: MapInput): MapResult {
     properties: { hs_external_cart_id: draft.token, hs_source_store: shop, ...values },
     ...(draft.contact === undefined ? {} : { contact: draft.contact }),
     ...(draft.checkoutToken === undefined ? {} : { checkoutToken: draft.checkoutToken }),
+    ...(lines === undefined ? {} : { lines }),
   };
   return warnings.length === 0 ? { kind: "event", event } : { kind: "event", event, warnings };
 }

@@ -1,5 +1,7 @@
 import type { HubSpotClient } from "../hubspot/client.ts";
+import type { PropertyDefinition } from "../hubspot/types.ts";
 import { HubSpotAuthError } from "../hubspot/errors.ts";
+import { keyPropertySpec, missingAdvice, notUniqueAdvice } from "../hubspot/key-property.ts";
 import type { LogSink } from "./flusher.ts";
 import { createPortalProperties, type PortalProperties } from "./portal-properties.ts";
 
@@ -26,29 +28,40 @@ export function createPortalWatcher(opts: {
   onChange?: () => void;
   /** Waits for a request slot: the read counts against the same rate budget as the upserts. */
   beforeRequest?: () => Promise<void>;
+  /** Another object's properties (line items): how to list them, its name, its id property variable. */
+  object?: {
+    list: () => Promise<PropertyDefinition[]>;
+    name: string;
+    type: "carts" | "line_items";
+    variable: string;
+  };
 }): PortalWatcher {
+  const object = opts.object ?? {
+    list: () => opts.client.listCartProperties(),
+    name: "cart",
+    type: "carts" as const,
+    variable: "HUBSPOT_CART_ID_PROPERTY",
+  };
   const refreshMs = opts.refreshMs ?? 5 * 60_000;
   const retryMs = opts.retryMs ?? 5_000;
   let portal: PortalProperties | undefined;
-  let lastError: string | undefined = "HubSpot cart properties not read yet";
+  let lastError: string | undefined = `HubSpot ${object.name} properties not read yet`;
   let timer: NodeJS.Timeout | undefined;
   let stopped = true;
 
   function problem(): string | undefined {
-    if (portal === undefined) return lastError ?? "HubSpot cart properties not read yet";
-    if (portal.idPropertyStatus === "missing") {
-      return `cart property ${opts.idProperty} does not exist in HubSpot; run \`cartbridge setup-hubspot\` to create it`;
-    }
-    if (portal.idPropertyStatus === "not_unique") {
-      return `cart property ${opts.idProperty} is not a unique-value property in HubSpot; set HUBSPOT_CART_ID_PROPERTY to a unique property or run \`cartbridge setup-hubspot\` with a new name`;
-    }
+    if (portal === undefined) return lastError ?? `HubSpot ${object.name} properties not read yet`;
+    // The same advice setup-hubspot and status give (a definition to create by hand, or another name).
+    const spec = keyPropertySpec(object.type, opts.idProperty);
+    if (portal.idPropertyStatus === "missing") return missingAdvice(spec);
+    if (portal.idPropertyStatus === "not_unique") return notUniqueAdvice(spec);
     return undefined;
   }
 
   async function refresh(): Promise<void> {
     try {
       await opts.beforeRequest?.();
-      const definitions = await opts.client.listCartProperties();
+      const definitions = await object.list();
       const before = problem();
       portal = createPortalProperties(definitions, opts.idProperty);
       lastError = undefined;
@@ -56,16 +69,16 @@ export function createPortalWatcher(opts: {
       if (after !== before) {
         opts.onChange?.();
         if (after === undefined)
-          opts.log.info({ properties: definitions.length }, "HubSpot cart properties read");
+          opts.log.info({ properties: definitions.length, object: object.name }, "HubSpot properties read");
         else opts.log.error({ idProperty: opts.idProperty }, after);
       }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       lastError =
         error instanceof HubSpotAuthError
-          ? `HubSpot refused to list cart properties (${error.status}); check HUBSPOT_ACCESS_TOKEN and its crm.objects.carts.read scope`
-          : `HubSpot cart properties could not be read: ${message}`;
-      opts.log.warn({ err: message }, "reading HubSpot cart properties failed");
+          ? `HubSpot refused to list ${object.name} properties (${error.status}); check HUBSPOT_ACCESS_TOKEN and its ${object.name === "cart" ? "crm.objects.carts.read" : "crm.objects.line_items.read"} scope`
+          : `HubSpot ${object.name} properties could not be read: ${message}`;
+      opts.log.warn({ err: message, object: object.name }, "reading HubSpot properties failed");
     }
   }
 

@@ -18,6 +18,8 @@ test("defaults follow SPEC §2", () => {
   assert.equal(c.logLevel, "info");
   assert.equal(c.adminToken, undefined);
   assert.equal(c.hubspotSyncContacts, true);
+  assert.equal(c.hubspotSyncLineItems, true);
+  assert.equal(c.hubspotLineItemIdProperty, "shopify_line_item_key");
   assert.equal(c.deliveryRetentionDays, 7);
   assert.equal(c.maxBodyBytes, 2_097_152);
 });
@@ -34,6 +36,8 @@ test("every problem is named at once, without values", () => {
       SHOPIFY_WEBHOOK_SECRETS: " , ",
       PORT: "http",
       HUBSPOT_SYNC_CONTACTS: "maybe",
+      HUBSPOT_SYNC_LINE_ITEMS: "yes",
+      HUBSPOT_LINE_ITEM_ID_PROPERTY: "Not A Name",
       HUBSPOT_BASE_URL: "not a url",
     });
   } catch (e) {
@@ -44,7 +48,9 @@ test("every problem is named at once, without values", () => {
   assert.deepEqual(names.sort(), [
     "HUBSPOT_ACCESS_TOKEN",
     "HUBSPOT_BASE_URL",
+    "HUBSPOT_LINE_ITEM_ID_PROPERTY",
     "HUBSPOT_SYNC_CONTACTS",
+    "HUBSPOT_SYNC_LINE_ITEMS",
     "PORT",
     "SHOPIFY_WEBHOOK_SECRETS",
   ]);

@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { it } from "node:test";
+import { StoreError } from "../../src/errors.ts";
+import { openSqliteStore } from "../../src/store/sqlite.ts";
+import type { IngestItem } from "../../src/store/store.ts";
+import { mapDelivery } from "../../src/sync/mapping.ts";
+
+/**
+ * SQLite's durability as documented: an acknowledged delivery is committed with synchronous=FULL. The
+ * sender's bookkeeping runs relaxed (NORMAL) and restores FULL after; when that restore fails, the next
+ * durable commit must restore it first or fail (503), never commit under NORMAL.
+ */
+
+const SHOP = "example.myshopify.com";
+const T0 = Date.UTC(2030, 0, 1);
+
+function cartItem(token: string, webhookId: string): IngestItem {
+  const body = Buffer.from(
+    JSON.stringify({
+      token,
+      updated_at: new Date(T0).toISOString(),
+      line_items: [{ title: "Sock", quantity: 1, line_price: "10.00" }],
+    }),
+  );
+  const mapped = mapDelivery({
+    topic: "carts/update",
+    shopDomain: SHOP,
+    body,
+    webhookId,
+    triggeredAt: undefined,
+    receivedAtMs: T0,
+  });
+  return { webhookId, topic: "carts/update", shopDomain: SHOP, receivedAtMs: T0, headers: {}, body, mapped };
+}
+
+it("a durable commit never runs under synchronous=NORMAL when restoring FULL failed", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "cartbridge-sync-"));
+  const store = openSqliteStore(join(dir, "store.db"));
+  // Records every synchronous level set and each BEGIN, and can refuse to set FULL (a failing pragma).
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, called with its own `this`
+  const original = DatabaseSync.prototype.exec;
+  const seen: string[] = [];
+  let refuseFull = false;
+  DatabaseSync.prototype.exec = function (this: DatabaseSync, sql: string) {
+    if (/^PRAGMA synchronous/.test(sql) || sql === "BEGIN IMMEDIATE") {
+      if (sql === "PRAGMA synchronous = FULL" && refuseFull) {
+        seen.push("FULL refused");
+        throw new Error("simulated failure");
+      }
+      seen.push(sql);
+    }
+    return original.call(this, sql);
+  };
+  t.after(async () => {
+    DatabaseSync.prototype.exec = original;
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  assert.deepEqual(await store.ingestBatch([cartItem("a", "w1")]), ["applied"]);
+  refuseFull = true;
+  await store.markSent([{ key: `${SHOP}:a`, version: 1, hubspotId: "1" }], "owner");
+  assert.deepEqual(seen.slice(-3), ["PRAGMA synchronous = NORMAL", "BEGIN IMMEDIATE", "FULL refused"]);
+
+  // FULL still cannot be set: the delivery is refused (503), not committed under NORMAL.
+  await assert.rejects(store.ingestBatch([cartItem("b", "w2")]), StoreError);
+  assert.equal((await store.stats(T0)).carts, 1);
+
+  refuseFull = false;
+  seen.length = 0;
+  assert.deepEqual(await store.ingestBatch([cartItem("b", "w2")]), ["applied"]);
+  assert.deepEqual(seen, ["PRAGMA synchronous = FULL", "BEGIN IMMEDIATE"], "FULL restored before the commit");
+});
