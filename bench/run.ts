@@ -23,6 +23,7 @@ import { measureFixedRateLatency } from "./latency.ts";
 import { cpuSnapshot, loadAverage1m, machineInfo, otherCpuShare } from "./machine.ts";
 import { measureMemory } from "./memory.ts";
 import { measurePostgresIngest } from "./postgres-ingest.ts";
+import { measureReconcile } from "./reconcile.ts";
 import { removeBridgeDirs } from "./processes.ts";
 import { markdownTable, resultsMarkdown, type Row } from "./report.ts";
 import { parseSettings, type MeasureName } from "./settings.ts";
@@ -44,6 +45,7 @@ const MEASURE_FNS: Record<MeasureName, (ctx: BenchContext) => Promise<Row[]>> = 
   change: measureChangeLatency,
   sync: measureSync,
   memory: measureMemory,
+  reconcile: measureReconcile,
 };
 
 async function main(): Promise<number> {

@@ -18,6 +18,7 @@ export const MEASURES = [
   "change",
   "sync",
   "memory",
+  "reconcile",
 ] as const;
 export type MeasureName = (typeof MEASURES)[number];
 

@@ -12,6 +12,7 @@ import { startService } from "../src/service.ts";
 import { startFakeHubSpot } from "../test/fakes/hubspot-server.ts";
 import { TEST_SECRET } from "../test/helpers/shopify.ts";
 import { waitFor } from "../test/helpers/wait.ts";
+import { demoReconciliation } from "./demo-reconcile.ts";
 import { tellStory } from "./demo-story.ts";
 
 const ADMIN_TOKEN = "demo-admin-token";
@@ -39,6 +40,7 @@ try {
   );
 
   await tellStory({ bridgeUrl: service.url, adminToken: ADMIN_TOKEN, sandbox, print: (l) => console.log(l) });
+  await demoReconciliation((line) => console.log(line));
   // In a terminal, keep everything up so a newcomer can click through it in the console (SPEC §7, §11).
   if (process.stdout.isTTY) {
     console.log(`\nOperator console: ${service.url}/admin/  token: ${ADMIN_TOKEN}\nCtrl-C stops the demo.`);

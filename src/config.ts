@@ -1,5 +1,11 @@
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
+import {
+  readReconcileConfig,
+  reconcileEnvShape,
+  reconcileProblems,
+  type ReconcileConfig,
+} from "./config-reconcile.ts";
 import { DEFAULT_HUBSPOT_API_VERSION, HUBSPOT_API_VERSION_PATTERN } from "./hubspot/paths.ts";
 
 /** Validated configuration; see .env.example and README for each variable's meaning. */
@@ -24,6 +30,7 @@ export interface Config {
   readonly deliveryRetentionDays: number;
   readonly maxBodyBytes: number;
   readonly claimLeaseMs: number;
+  readonly reconcile: ReconcileConfig;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -106,6 +113,7 @@ const schema = z.object({
   DELIVERY_RETENTION_DAYS: integer(1, 3650).default(7),
   MAX_BODY_BYTES: integer(1, 1024 * 1024 * 1024).default(2_097_152),
   CLAIM_LEASE_MS: integer(1000, 3_600_000).default(30_000),
+  ...reconcileEnvShape,
 });
 
 /** Reads configuration from an env record; throws ConfigError naming every problem at once. */
@@ -119,6 +127,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     throw new ConfigError(problems);
   }
   const e = parsed.data;
+  const problems = reconcileProblems(e);
+  if (problems.length > 0) throw new ConfigError(problems);
   return {
     shopifyWebhookSecrets: e.SHOPIFY_WEBHOOK_SECRETS,
     hubspotAccessToken: e.HUBSPOT_ACCESS_TOKEN,
@@ -138,5 +148,6 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     deliveryRetentionDays: e.DELIVERY_RETENTION_DAYS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     claimLeaseMs: e.CLAIM_LEASE_MS,
+    reconcile: readReconcileConfig(e),
   };
 }

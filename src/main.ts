@@ -2,6 +2,7 @@ import { loadConfig } from "./config.ts";
 import { ConfigError, StoreSchemaError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 import { deadLetters, setupHubSpot, status } from "./cli.ts";
+import { reconcileCommand } from "./cli-reconcile.ts";
 import { startService } from "./service.ts";
 
 const USAGE = `usage: cartbridge <command>
@@ -9,7 +10,8 @@ const USAGE = `usage: cartbridge <command>
   setup-hubspot                  create the unique cart key property in HubSpot when missing (or say how by hand)
   dead-letters list              list dead letters
   dead-letters replay <id>…|--all  map and commit dead letters again
-  status                         pending carts, dead letters, and what HubSpot still needs set up`;
+  status                         pending carts, dead letters, and what HubSpot still needs set up
+  reconcile [--shop D] [--since 30d|ISO]  one reconciliation pass now (a backfill)`;
 
 const EXIT_CONFIG = 78;
 
@@ -39,6 +41,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return deadLetters(config, args, print);
     case "status":
       return status(config, print);
+    case "reconcile":
+      return reconcileCommand(config, args, print);
     default:
       process.stderr.write(`cartbridge: unknown command ${command}\n${USAGE}\n`);
       return 64;

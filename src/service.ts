@@ -26,6 +26,10 @@ import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.t
 import { takeSlot } from "./sync/pacing.ts";
 import { createRateBudget, type SharedSlots } from "./sync/rate-budget.ts";
 import { replayDeadLetters } from "./sync/replay.ts";
+import { setUpReconciliation } from "./reconcile-setup.ts";
+import type { Reconciler } from "./sync/reconcile/reconciler.ts";
+import { createLinkLearner } from "./sync/reconcile/link-learner.ts";
+import type { CartEvent } from "./sync/cart-event.ts";
 import { createRequiredPropertyWatch } from "./sync/required-properties.ts";
 
 /** A running bridge: HTTP server, store, flusher. `stop()` is the SIGTERM path. */
@@ -36,6 +40,8 @@ export interface Service {
   readonly flusher: Flusher;
   readonly portal: PortalWatcher;
   readonly metrics: Metrics;
+  /** Undefined when no shop is configured for reconciliation. */
+  readonly reconciler: Reconciler | undefined;
   readiness(): Promise<Readiness>;
   /** Stop accepting, finish in-flight requests, send what is pending within `drainMs`, close. */
   stop(opts?: { drainMs?: number }): Promise<void>;
@@ -138,6 +144,21 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     });
   }
 
+  const reconciler = setUpReconciliation({
+    config: config.reconcile,
+    store,
+    log,
+    syncContacts: config.hubspotSyncContacts,
+    registry: metrics.registry,
+    onChanged: () => flusher.wake(),
+  });
+  const links =
+    reconciler === undefined
+      ? undefined
+      : createLinkLearner({
+          store: store.reconcile,
+          onError: (err) => log.warn({ err }, "checkout links not saved"),
+        });
   if (config.hubspotSyncLineItems) {
     lineItemLane = startLineItemLane({
       store,
@@ -175,7 +196,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     if (health.state === "paused") reasons.push(health.reason);
     const contacts = contactSender?.degraded();
     const lines = lineItemLane?.degraded();
-    const degraded = [contacts, lines].filter((d) => d !== undefined);
+    const degraded = [...[contacts, lines].filter((d) => d !== undefined), ...(reconciler?.degraded() ?? [])];
     return { ready: reasons.length === 0, reasons, degraded };
   }
 
@@ -210,6 +231,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       log,
       onChanged: () => flusher.wake(),
       isShuttingDown: () => shuttingDown,
+      ...(links === undefined ? {} : { onCheckoutEvent: (event: CartEvent) => links.learn(event) }),
       syncContacts: config.hubspotSyncContacts,
       syncLineItems: config.hubspotSyncLineItems,
       handleOther: (delivery) => handlePrivacyDelivery(store, log, delivery),
@@ -231,6 +253,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       status: async () => ({
         ...(await store.stats(Date.now())),
         sender: flusher.health(),
+        reconciliation: reconciler?.status() ?? [],
         readiness: await readiness(),
       }),
     },
@@ -262,6 +285,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   portal.start();
   flusher.start();
   contactSender?.start();
+  reconciler?.start();
   lineItemLane?.start();
   const purge = async (): Promise<void> => {
     try {
@@ -284,6 +308,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     flusher,
     portal,
     metrics,
+    reconciler,
     readiness,
     stop({ drainMs = 10_000 } = {}) {
       stopping ??= (async () => {
@@ -295,6 +320,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
         server.closeAllConnections();
         await committer.drain();
+        await reconciler?.stop();
+        await links?.stop();
         await flusher.stop({ deadlineMs: drainMs });
         await contactSender?.stop();
         await lineItemLane?.stop();

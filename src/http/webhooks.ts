@@ -5,6 +5,7 @@ import { headersToKeep, headerValue, SHOPIFY_HEADERS } from "../shopify/headers.
 import { verifyShopifyHmac } from "../shopify/verify.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
 import type { IngestOutcome } from "../store/store.ts";
+import type { CartEvent } from "../sync/cart-event.ts";
 import { mapVerifiedDelivery } from "../sync/delivery-mapping.ts";
 import { MAPPED_TOPICS, type MapResult } from "../sync/mapping.ts";
 import { createMappingWarningReporter } from "../sync/mapping-warnings.ts";
@@ -14,6 +15,8 @@ export interface WebhookDeps {
   readonly secrets: readonly string[];
   readonly maxBodyBytes: number;
   readonly committer: GroupCommitter;
+  /** A verified checkout delivery that names both a cart and a checkout token (reconciliation's links). */
+  readonly onCheckoutEvent?: (event: CartEvent) => void;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** A delivery changed a cart (the flusher may want to send). */
@@ -107,6 +110,9 @@ export function webhookRouter(deps: WebhookDeps): Router {
       });
       if (mapped.kind === "event") reportMappingWarnings(topic, mapped.warnings);
       let outcome: IngestOutcome;
+      if (mapped.kind === "event" && mapped.event.checkoutToken !== undefined) {
+        deps.onCheckoutEvent?.(mapped.event);
+      }
       if (mapped.kind === "unhandled") outcome = "ignored";
       else if (mapped.kind === "unkeyed") outcome = "unkeyed";
       else {

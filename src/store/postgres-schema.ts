@@ -1,6 +1,7 @@
 import { POSTGRES_LINE_ITEMS_MIGRATION } from "./postgres-line-items.ts";
 import type pg from "pg";
 import { StoreError, StoreSchemaError } from "../errors.ts";
+import { reconcileSchema } from "./reconcile-store.ts";
 import { ACTIVITY_MIGRATION } from "./postgres-activity.ts";
 
 /**
@@ -122,6 +123,7 @@ CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_
   },
   { version: 4, name: "line sets and known line items (SPEC §10)", sql: POSTGRES_LINE_ITEMS_MIGRATION },
   ACTIVITY_MIGRATION,
+  { version: 6, name: "reconciliation", sql: reconcileSchema("BIGINT") },
 ];
 
 /** The newest schema version this code knows. */

@@ -14,6 +14,7 @@ import {
 } from "./postgres-ingest.ts";
 import { createPostgresActivity, purgeActivity, recordActivity } from "./postgres-activity.ts";
 import { migrate } from "./postgres-schema.ts";
+import { createPostgresReconcileStore } from "./postgres-reconcile.ts";
 import {
   createPostgresLineItems,
   ingestLineSetsStatement,
@@ -210,6 +211,9 @@ export async function openPostgresStore(
   ];
 
   const store: PostgresStore = {
+    reconcile: createPostgresReconcileStore((name, text, values) =>
+      run(name, () => query(name, text, values)),
+    ),
     ...createPostgresLineItems({ run, query, transaction }),
     activity: createPostgresActivity(query, toDeadLetter),
 
@@ -481,9 +485,11 @@ export async function openPostgresStore(
     },
 
     purgeExpired(beforeMs) {
-      return run("purge", async () =>
-        Number((await query("cartbridge_purge", sql.PURGE, [beforeMs])).rows[0]?.["n"] ?? 0) +
-        (await purgeActivity(query, beforeMs)),
+      return run(
+        "purge",
+        async () =>
+          Number((await query("cartbridge_purge", sql.PURGE, [beforeMs])).rows[0]?.["n"] ?? 0) +
+          (await purgeActivity(query, beforeMs)),
       );
     },
 

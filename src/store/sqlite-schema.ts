@@ -1,5 +1,6 @@
 import type { DatabaseSync } from "node:sqlite";
 import { StoreSchemaError } from "../errors.ts";
+import { reconcileSchema } from "./reconcile-store.ts";
 import { SQLITE_LINE_ITEMS_MIGRATION } from "./sqlite-line-items.ts";
 import { SQLITE_ACTIVITY_MIGRATION } from "./sqlite-activity.ts";
 
@@ -103,6 +104,7 @@ CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
   },
   { version: 2, name: "line sets and known line items (SPEC §10)", sql: SQLITE_LINE_ITEMS_MIGRATION },
   SQLITE_ACTIVITY_MIGRATION,
+  { version: 4, name: "reconciliation", sql: reconcileSchema("INTEGER") },
 ];
 
 /** The newest schema version this code knows. */

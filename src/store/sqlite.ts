@@ -7,6 +7,7 @@ import { createSqliteActivity } from "./sqlite-activity.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { lockSqliteFile, type ProcessLock } from "./sqlite-process-lock.ts";
 import { migrateSqlite } from "./sqlite-schema.ts";
+import { createSqliteReconcileStore } from "./sqlite-reconcile.ts";
 import { createSqliteLineItems, releaseSqliteLineClaims } from "./sqlite-line-items.ts";
 import { createSubjectMatcher } from "./subject-match.ts";
 import { isSqliteUnavailable } from "./sqlite-errors.ts";
@@ -390,6 +391,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   const activity = createSqliteActivity(db, toDeadLetter);
 
   return {
+    reconcile: createSqliteReconcileStore(db),
     ...lineItems,
     activity: activity.queries,
 

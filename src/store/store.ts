@@ -2,6 +2,7 @@ import type { MapResult } from "../sync/mapping.ts";
 import type { ActivityQueries } from "./activity.ts";
 import type { BuyerContact } from "../sync/cart-event.ts";
 import type { CartState } from "../sync/merge.ts";
+import type { ReconcileStore } from "./reconcile-store.ts";
 import type { LineItemStore } from "./line-items.ts";
 
 /**
@@ -140,6 +141,8 @@ export interface SubjectRecords {
 }
 
 export interface Store extends LineItemStore {
+  /** Reconciliation's watermarks, checkout links and leases (SPEC §9). */
+  readonly reconcile: ReconcileStore;
   /** What the operator console reads (store/activity.ts). */
   readonly activity?: ActivityQueries;
   /** Commits a batch of deliveries in one transaction; outcomes are in input order. Throws StoreError. */

@@ -61,6 +61,8 @@ export interface CartEvent {
    */
   readonly properties: Readonly<Record<string, string>>;
   readonly contact?: BuyerContact;
+  /** checkouts/*: the checkout token when the key uses the cart token (a link reconciliation learns, §9). */
+  readonly checkoutToken?: string;
   /** The event's line set (SPEC §10), when it carries `line_items`; see sync/line-items.ts. */
   readonly lines?: readonly LineDraft[];
 }

@@ -59,7 +59,14 @@ export const EMPTY_CART_NAME = "Empty cart";
 /** What a body says before the key, time and stamp are added. */
 type Draft =
   | { kind: "unkeyed"; reason: string }
-  | { kind: "keyed"; token: string; status: CartStatus; props: Props; contact?: BuyerContact };
+  | {
+      kind: "keyed";
+      token: string;
+      status: CartStatus;
+      props: Props;
+      contact?: BuyerContact;
+      checkoutToken?: string;
+    };
 
 /** Properties under construction, plus what was left out and why. */
 interface Props {
@@ -120,6 +127,7 @@ function mapUnchecked(input: MapInput): MapResult {
     stamp: { timeMs, topicRank: TOPIC_RANK[family], webhookId: input.webhookId },
     properties: { hs_external_cart_id: draft.token, hs_source_store: shop, ...values },
     ...(draft.contact === undefined ? {} : { contact: draft.contact }),
+    ...(draft.checkoutToken === undefined ? {} : { checkoutToken: draft.checkoutToken }),
     ...(lines === undefined ? {} : { lines }),
   };
   return warnings.length === 0 ? { kind: "event", event } : { kind: "event", event, warnings };
@@ -180,7 +188,9 @@ function mapCheckout(checkout: CheckoutPayload): Draft {
   putAmount(props, "hs_subtotal_price", checkout.subtotal_price);
   putAttribution(props, checkout);
   const status: CartStatus = nonEmpty(checkout.completed_at) === undefined ? "checkout" : "completed";
-  return withContact({ kind: "keyed", token, status, props }, buyerContact(checkout));
+  const checkoutToken = asToken(checkout.token);
+  const link = checkoutToken !== undefined && checkoutToken !== token ? { checkoutToken } : {};
+  return withContact({ kind: "keyed", token, status, props, ...link }, buyerContact(checkout));
 }
 
 function mapCheckoutDelete(deleted: { cart_token?: unknown; token?: unknown }): Draft {

@@ -1,0 +1,194 @@
+/**
+ * Turns what reconciliation reads from the Shopify Admin GraphQL API (SPEC §9) into the same `MapResult`
+ * as a webhook of the same checkout or order. Pure: nodes in, values out; no I/O, no clock, never throws.
+ *
+ * How: each node is rewritten as the webhook body it corresponds to (GraphQL field names → REST names,
+ * MoneyBags → presentment amounts) and given to the webhook mapping, so both paths share every property
+ * rule. Only what the query carries is written: an abandoned checkout has no shipping lines (no
+ * `hs_shipping_cost`), and fields whose GraphQL form differs from the webhook's (landing page, referrer,
+ * marketing consent) are left to webhooks. The event is then stamped with the lowest topic rank, so at an
+ * equal event time a webhook wins the tie (SPEC §9).
+ *
+ * Keys (SPEC §9): an abandoned checkout's cart token is the `abandonedCheckoutUrl` segment after
+ * `/checkouts/ac/`; the older `/checkouts/<checkout token>/recover` shape names a checkout token, which
+ * `cartTokenOf` (the links learned from checkout webhooks) turns into its cart token, else it is the token.
+ * Orders: `cartToken`, else `checkoutToken`; neither is `unkeyed`.
+ */
+import { mapDelivery, type MapResult } from "../mapping.ts";
+
+/** A node as the webhook delivery it stands for: kept like one (for dead letters), mapped like one. */
+export interface ReconciledDelivery {
+  readonly topic: "checkouts/update" | "orders/updated";
+  /** The webhook-shaped body the mapping read (personal data: kept only as long as a delivery is). */
+  readonly body: Buffer;
+  readonly mapped: MapResult;
+}
+
+/** Topic rank of reconciliation events: below every webhook topic (carts 1, checkouts 2, orders 3). */
+export const RECONCILE_TOPIC_RANK = 0;
+
+export interface Money {
+  readonly amount?: string | null;
+  readonly currencyCode?: string | null;
+}
+export interface MoneyBag {
+  readonly presentmentMoney?: Money | null;
+  readonly shopMoney?: Money | null;
+}
+export interface GraphPerson {
+  readonly email?: string | null;
+  readonly firstName?: string | null;
+  readonly lastName?: string | null;
+  readonly phone?: string | null;
+}
+
+export interface AbandonedCheckoutNode {
+  readonly id: string;
+  readonly abandonedCheckoutUrl?: string | null;
+  readonly createdAt?: string | null;
+  readonly updatedAt?: string | null;
+  readonly completedAt?: string | null;
+  readonly customer?: GraphPerson | null;
+  readonly billingAddress?: GraphPerson | null;
+  readonly discountCodes?: readonly string[] | null;
+  readonly lineItems?: {
+    readonly nodes?: readonly { readonly title?: string | null; readonly quantity?: number | null }[] | null;
+    readonly pageInfo?: { readonly hasNextPage?: boolean | null } | null;
+  } | null;
+  readonly subtotalPriceSet?: MoneyBag | null;
+  readonly totalDiscountSet?: MoneyBag | null;
+  readonly totalPriceSet?: MoneyBag | null;
+  readonly totalTaxSet?: MoneyBag | null;
+}
+
+export interface OrderNode {
+  readonly id: string;
+  readonly createdAt?: string | null;
+  readonly updatedAt?: string | null;
+  readonly email?: string | null;
+  readonly phone?: string | null;
+  readonly cartToken?: string | null;
+  readonly checkoutToken?: string | null;
+  readonly customer?: GraphPerson | null;
+  readonly billingAddress?: GraphPerson | null;
+  readonly presentmentCurrencyCode?: string | null;
+  readonly discountCodes?: readonly string[] | null;
+  readonly totalPriceSet?: MoneyBag | null;
+  readonly subtotalPriceSet?: MoneyBag | null;
+  readonly totalTaxSet?: MoneyBag | null;
+  readonly totalDiscountsSet?: MoneyBag | null;
+  readonly totalShippingPriceSet?: MoneyBag | null;
+}
+
+/** Which token an abandoned checkout URL names, or undefined when it has neither shape. */
+export function tokenFromCheckoutUrl(
+  url: string | null | undefined,
+): { kind: "cart" | "checkout"; token: string } | undefined {
+  if (typeof url !== "string") return undefined;
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+  const current = /\/checkouts\/ac\/([^/]+)/.exec(path);
+  if (current?.[1] !== undefined) return { kind: "cart", token: decodeURIComponent(current[1]) };
+  const older = /\/checkouts\/([^/]+)\/recover/.exec(path);
+  if (older?.[1] !== undefined) return { kind: "checkout", token: decodeURIComponent(older[1]) };
+  return undefined;
+}
+
+export function mapAbandonedCheckout(
+  shopDomain: string,
+  node: AbandonedCheckoutNode,
+  cartTokenOf: (checkoutToken: string) => string | undefined,
+): ReconciledDelivery {
+  const named = tokenFromCheckoutUrl(node.abandonedCheckoutUrl);
+  if (named === undefined) {
+    const reason = "abandoned checkout URL names neither a cart nor a checkout token";
+    return { topic: "checkouts/update", body: Buffer.alloc(0), mapped: { kind: "unkeyed", reason } };
+  }
+  const cartToken = named.kind === "cart" ? named.token : cartTokenOf(named.token);
+  const lines = node.lineItems;
+  const complete = lines?.nodes != null && lines.pageInfo?.hasNextPage !== true;
+  const body = {
+    ...(named.kind === "checkout" ? { token: named.token } : {}),
+    ...(cartToken === undefined ? {} : { cart_token: cartToken }),
+    created_at: node.createdAt,
+    updated_at: node.updatedAt,
+    completed_at: node.completedAt,
+    abandoned_checkout_url: node.abandonedCheckoutUrl,
+    customer: person(node.customer),
+    billing_address: person(node.billingAddress),
+    presentment_currency: node.totalPriceSet?.presentmentMoney?.currencyCode,
+    total_price: amount(node.totalPriceSet),
+    subtotal_price: amount(node.subtotalPriceSet),
+    total_tax: amount(node.totalTaxSet),
+    total_discounts: amount(node.totalDiscountSet),
+    ...(node.discountCodes == null ? {} : { discount_codes: node.discountCodes.map((code) => ({ code })) }),
+    // A cut-off line list would give a wrong cart name: only a complete one is used.
+    ...(complete ? { line_items: lines.nodes?.map((l) => ({ title: l.title, quantity: l.quantity })) } : {}),
+  };
+  return asReconciled(shopDomain, "checkouts/update", body, node.id);
+}
+
+export function mapOrder(shopDomain: string, node: OrderNode): ReconciledDelivery {
+  const shipping = amount(node.totalShippingPriceSet);
+  const body = {
+    cart_token: node.cartToken,
+    checkout_token: node.checkoutToken,
+    created_at: node.createdAt,
+    updated_at: node.updatedAt,
+    email: node.email,
+    phone: node.phone,
+    customer: person(node.customer),
+    billing_address: person(node.billingAddress),
+    presentment_currency: node.presentmentCurrencyCode,
+    total_price_set: bag(node.totalPriceSet),
+    subtotal_price_set: bag(node.subtotalPriceSet),
+    total_tax_set: bag(node.totalTaxSet),
+    total_discounts_set: bag(node.totalDiscountsSet),
+    ...(shipping == null ? {} : { shipping_lines: [{ price: shipping }] }),
+    ...(node.discountCodes == null ? {} : { discount_codes: node.discountCodes.map((code) => ({ code })) }),
+  };
+  return asReconciled(shopDomain, "orders/updated", body, node.id);
+}
+
+function asReconciled(
+  shopDomain: string,
+  topic: ReconciledDelivery["topic"],
+  json: object,
+  nodeId: string,
+): ReconciledDelivery {
+  const body = Buffer.from(JSON.stringify(json));
+  const mapped = mapDelivery({
+    topic,
+    shopDomain,
+    body,
+    webhookId: "",
+    triggeredAt: undefined,
+    // Only used when `updatedAt` is missing or malformed: the epoch, so such an event never wins.
+    receivedAtMs: 0,
+  });
+  return { topic, body, mapped: restamp(mapped, nodeId) };
+}
+
+/** Lowest rank; the node id orders reconciliation events of equal time among themselves. */
+function restamp(result: MapResult, nodeId: string): MapResult {
+  if (result.kind !== "event") return result;
+  const stamp = { ...result.event.stamp, topicRank: RECONCILE_TOPIC_RANK, webhookId: `reconcile:${nodeId}` };
+  return { ...result, event: { ...result.event, stamp } };
+}
+
+function person(p: GraphPerson | null | undefined) {
+  if (p == null) return null;
+  return { email: p.email, first_name: p.firstName, last_name: p.lastName, phone: p.phone };
+}
+
+function amount(b: MoneyBag | null | undefined): string | null | undefined {
+  return b?.presentmentMoney?.amount;
+}
+
+function bag(b: MoneyBag | null | undefined) {
+  return b == null ? null : { presentment_money: { amount: b.presentmentMoney?.amount } };
+}
