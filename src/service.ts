@@ -249,6 +249,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         refusals: createRefusalCounter(),
         recentErrors,
         trustProxy: config.adminTrustProxy,
+        ...(reconciler === undefined ? {} : { reconcileStatus: () => reconciler.status() }),
       },
       status: async () => ({
         ...(await store.stats(Date.now())),

@@ -248,7 +248,7 @@ describe("reconciliation through the Shopify Admin sandbox", () => {
   });
 
   it("a missed change is counted per topic and shown as the shop's last missed change", async () => {
-    await withReconcilingBridge({}, async ({ sandbox, bridge }) => {
+    await withReconcilingBridge({ env: { ADMIN_TOKEN: "admin-secret" } }, async ({ sandbox, bridge }) => {
       const r = reconcilerOf(bridge);
       assert.equal((await r.runOnce(SHOP)).outcome, "completed");
       // The watermark as if the last pass ran an hour ago; then an order updated 20 minutes ago shows up.
@@ -266,6 +266,13 @@ describe("reconciliation through the Shopify Admin sandbox", () => {
       const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
       assert.match(metrics, /reconcile_missed_total\{topic="orders"\} 1/);
       assert.match(metrics, /reconcile_missed_total\{topic="checkouts"\} 0/);
+      // The console's overview names it on the shop's row, though no webhook of that shop ever arrived.
+      const overview = (await (
+        await fetch(`${bridge.url}/admin/overview`, { headers: { authorization: "Bearer admin-secret" } })
+      ).json()) as { shops: Array<{ shopDomain: string; reconciliation: Record<string, unknown> | null }> };
+      const row = overview.shops.find((s) => s.shopDomain === SHOP);
+      assert.ok(row?.reconciliation, JSON.stringify(overview.shops));
+      assert.match(JSON.stringify(row.reconciliation), new RegExp(`${SHOP}:cart-5`));
     });
   });
 

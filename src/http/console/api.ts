@@ -1,5 +1,5 @@
 import express, { type Router } from "express";
-import type { ActivityQueries, CartRecord } from "../../store/activity.ts";
+import type { ActivityQueries, CartRecord, ShopActivity } from "../../store/activity.ts";
 import { describeDeadLetter, type Store } from "../../store/store.ts";
 import type { SenderHealth } from "../../sync/flusher.ts";
 import { maskDeliveryBody } from "./mask.ts";
@@ -40,6 +40,16 @@ const iso = (ms: number | undefined): string | null => (ms === undefined ? null 
  * GET /admin/overview, GET /admin/dead-letters/:id (personal data masked), GET /admin/carts?q=<key|token>.
  * Mounted after the admin authorisation.
  */
+/** A shop with no delivery recorded. */
+const NO_ACTIVITY: Omit<ShopActivity, "shopDomain"> = {
+  lastDeliveryByTopic: {},
+  deliveriesLastHour: 0,
+  deliveriesLastDay: 0,
+  pendingCarts: 0,
+  oldestPendingSinceMs: undefined,
+  deadLetters: 0,
+};
+
 export function consoleApiRouter(store: Store, deps: ConsoleDeps): Router {
   const router = express.Router();
   const activity = (): ActivityQueries => {
@@ -77,7 +87,13 @@ export function consoleApiRouter(store: Store, deps: ConsoleDeps): Router {
       },
       reconciliation: deps.reconcileStatus === undefined ? "not configured" : "configured",
       deadLetterReasons: reasons,
-      shops: shops.map((s) => {
+      // A shop reconciliation reads but no webhook reached yet is listed too: that is the broken case.
+      shops: [
+        ...shops,
+        ...[...reconcile.keys()]
+          .filter((shop) => !shops.some((s) => s.shopDomain === shop))
+          .map((shopDomain) => ({ ...NO_ACTIVITY, shopDomain })),
+      ].map((s) => {
         const r = reconcile.get(s.shopDomain);
         return {
           shopDomain: s.shopDomain,
