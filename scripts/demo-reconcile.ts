@@ -19,10 +19,15 @@ import { startShopifyAdminSandbox } from "../test/fakes/shopify-admin.ts";
 import { checkoutBody, orderBody, orderNode, reconcileEnv } from "../test/helpers/reconcile.ts";
 import { postDelivery, TEST_SECRET } from "../test/helpers/shopify.ts";
 import { waitFor } from "../test/helpers/wait.ts";
+import { storyLine } from "./demo-story.ts";
 
 const SHOP = "recon-shop.myshopify.com";
 
-export async function demoReconciliation(print: (line: string) => void): Promise<void> {
+/** Tells the reconciliation part of the story as steps `firstStep`, `firstStep + 1`, …; returns the next step. */
+export async function demoReconciliation(print: (line: string) => void, firstStep: number): Promise<number> {
+  let step = firstStep;
+  const line = (topic: string, what: string, result: string): void =>
+    print(storyLine(step++, topic, what, result));
   const dir = mkdtempSync(join(tmpdir(), "cartbridge-demo-reconcile-"));
   const hubspot = await startFakeHubSpot({ accessToken: "demo-token" });
   const shopify = await startShopifyAdminSandbox();
@@ -43,7 +48,7 @@ export async function demoReconciliation(print: (line: string) => void): Promise
   const status = () => hubspot.cartByKey(key)?.properties["hs_external_status"];
   let service = await start(0);
   try {
-    print(`\nReconciliation: Shopify Admin sandbox ${shopify.url}, shop ${SHOP}`);
+    print(`\nAnother shop, ${SHOP}, reconciled through a local Shopify Admin sandbox:`);
     const checkoutAt = Date.now() - 30 * 60_000;
     await postDelivery(service.url, {
       topic: "checkouts/update",
@@ -51,7 +56,7 @@ export async function demoReconciliation(print: (line: string) => void): Promise
       shop: SHOP,
     });
     await waitFor(() => status() === "checkout", { what: "the checkout in HubSpot" });
-    print(`  checkouts/update webhook → HubSpot cart ${key}: ${status() ?? "?"}`);
+    line("checkouts/update", "Cy checks out, then leaves", `HubSpot cart ${status() ?? "?"}`);
     // The bridge goes down; its last completed reconciliation pass was an hour ago.
     for (const source of ["checkouts", "orders"] as const) {
       await service.store.reconcile.setWatermark(SHOP, source, Date.now() - 3_600_000);
@@ -59,9 +64,7 @@ export async function demoReconciliation(print: (line: string) => void): Promise
     await service.stop({ drainMs: 1000 });
     const paidAt = Date.now() - 15 * 60_000;
     shopify.putOrders(SHOP, [orderNode(1, orderBody(1, paidAt))]);
-    print(
-      `  bridge down; the order is paid (${new Date(paidAt).toISOString()}) and Shopify gives up on orders/create`,
-    );
+    line("(bridge down)", "Cy pays; orders/create never comes", `HubSpot still says ${status() ?? "?"}`);
 
     service = await start(1000);
     const reconciler = service.reconciler;
@@ -71,12 +74,15 @@ export async function demoReconciliation(print: (line: string) => void): Promise
       timeoutMs: 15_000,
     });
     const shop = reconciler.status()[0];
-    print(
-      `  bridge back up; its first reconciliation pass → HubSpot cart ${key}: ${status() ?? "?"} (total ${hubspot.cartByKey(key)?.properties["hs_total_price"] ?? "?"})`,
+    const total = hubspot.cartByKey(key)?.properties["hs_total_price"] ?? "?";
+    line("(reconciliation)", "the next pass reads Shopify's orders", `${status() ?? "?"}, ${total} USD`);
+    const missed = shop?.lastMissed;
+    line(
+      "(console)",
+      "the missed change is counted",
+      missed === undefined ? "none?" : `${shop?.lastPassSummary?.missed ?? 0} missed ${missed.topic} change`,
     );
-    print(
-      `  pass summary ${JSON.stringify(shop?.lastPassSummary)}, last missed change ${JSON.stringify(shop?.lastMissed)}`,
-    );
+    return step;
   } finally {
     await service.stop({ drainMs: 1000 });
     await hubspot.close();

@@ -20,22 +20,20 @@ const BOB = "bob-cart-91c2";
 const key = (token: string): string => `${SHOP}:${token}`;
 const WIDTH = 100;
 
-/** Runs the story; throws when the bridge does not do what a line says. */
-export async function tellStory(ctx: StoryContext): Promise<void> {
+/** Runs the story; throws when the bridge does not do what a line says. Returns the last step's number. */
+export async function tellStory(ctx: StoryContext): Promise<number> {
   const { sandbox, print } = ctx;
   let step = 0;
   const cart = (token: string) => sandbox.cartByKey(key(token));
   const prop = (token: string, name: string): string => cart(token)?.properties[name] ?? "";
   const send = async (opts: DeliveryOptions): Promise<string> => {
-    // The test helpers' bodies sell a "Widget"; this shop sells mugs.
-    const body = String(opts.body).replaceAll("Widget", "Ceramic mug");
+    const body = JSON.stringify(asMugs(JSON.parse(String(opts.body)) as Record<string, unknown>));
     const res = await postDelivery(ctx.bridgeUrl, { shop: SHOP, ...opts, body });
     return (res.json as { outcome?: string }).outcome ?? `HTTP ${res.status}`;
   };
   const line = (topic: string, what: string, result: string): void => {
     step += 1;
-    const text = `${String(step).padStart(2)}. ${topic.padEnd(16)} ${what.padEnd(35)} → ${result}`;
-    print(text.length > WIDTH ? `${text.slice(0, WIDTH - 1)}…` : text);
+    print(storyLine(step, topic, what, result));
   };
   const wait = <T>(what: string, check: () => T | Promise<T>): Promise<NonNullable<T>> =>
     waitFor(check, { what, timeoutMs: 15_000 });
@@ -129,13 +127,43 @@ export async function tellStory(ctx: StoryContext): Promise<void> {
   await wait("Bob's replayed cart", () => prop(BOB, "hs_total_price") === "8.50");
   line("(operator)", "rule fixed, dead letter replayed", "Bob's cart in HubSpot, 8.50 USD");
 
-  // INTEGRATOR (h13): "an order whose webhook never came is put right by reconciliation" goes here —
-  // Ann pays, the orders/create webhook is lost, a reconciliation pass finds the order and her cart
-  // becomes completed (so she gets no abandoned-cart e-mail).
-  // INTEGRATOR (h15): line items — add a column or a line per cart showing its HubSpot line items.
-
+  // Line items follow their carts (SPEC §10): wait until HubSpot has each cart's lines.
+  await wait("every cart's line items", () =>
+    [...sandbox.carts().values()].every((c) => sandbox.lineItemsOfCart(c.id).length > 0),
+  );
   print("");
   printCarts(sandbox, print);
+  print("");
+  printLineItems(sandbox, print);
+  return step;
+}
+
+/** Formats one numbered story line, cut to 100 columns (the reconciliation step uses it too). */
+export function storyLine(step: number, topic: string, what: string, result: string): string {
+  const text = `${String(step).padStart(2)}. ${topic.padEnd(16)} ${what.padEnd(35)} → ${result}`;
+  return text.length > WIDTH ? `${text.slice(0, WIDTH - 1)}…` : text;
+}
+
+/**
+ * The test helpers' bodies sell one "Widget" without a variant; this shop sells blue mugs (variant 4242), so
+ * each cart keeps one HubSpot line item from cart to checkout. Ann's checkouts hold her two mugs at 12.00.
+ */
+function asMugs(body: Record<string, unknown>): Record<string, unknown> {
+  const lines = Array.isArray(body["line_items"]) ? (body["line_items"] as Record<string, unknown>[]) : [];
+  const checkout = body["cart_token"] !== undefined;
+  const twoMugs = checkout && body["cart_token"] === ANN;
+  return {
+    ...body,
+    line_items: lines.map((l) => ({
+      ...l,
+      title: "Ceramic mug",
+      variant_title: "Blue",
+      variant_id: 4242,
+      product_id: 42,
+      sku: "MUG-BLUE",
+      ...(twoMugs ? { quantity: 2, price: "12.00", line_price: "24.00" } : {}),
+    })),
+  };
 }
 
 async function admin(
@@ -156,6 +184,31 @@ async function admin(
   return res.json();
 }
 
+const fit = (s: string, width: number, right = false): string => {
+  const cut = s.length > width ? `${s.slice(0, width - 1)}…` : s;
+  return right ? cut.padStart(width) : cut.padEnd(width);
+};
+
+/** Each cart's HubSpot line items (associated with it, archived ones left out), no wider than 100 columns. */
+export function printLineItems(sandbox: FakeHubSpot, print: (line: string) => void): void {
+  const rows = [...sandbox.carts().values()].flatMap((cart) =>
+    sandbox.lineItemsOfCart(cart.id).map((item) => ({ cart: cart.key, item })),
+  );
+  const archived = sandbox.allLineItems().filter((i) => i.archived).length;
+  print(`HubSpot line items (${rows.length}, each associated with its cart; ${archived} archived):`);
+  print(
+    `${fit("line item key", 50)}  ${fit("name", 22)}  ${fit("qty", 4, true)}  ${fit("price", 8, true)}  cur`,
+  );
+  print(`${"-".repeat(50)}  ${"-".repeat(22)}  ${"-".repeat(4)}  ${"-".repeat(8)}  ---`);
+  for (const { item } of rows) {
+    const p = item.properties;
+    print(
+      `${fit(item.key, 50)}  ${fit(p["name"] ?? "", 22)}  ${fit(p["quantity"] ?? "", 4, true)}  ` +
+        `${fit(p["price"] ?? "", 8, true)}  ${p["hs_line_item_currency_code"] ?? ""}`,
+    );
+  }
+}
+
 /** The sandbox's carts in a plain table no wider than 100 columns. */
 export function printCarts(sandbox: FakeHubSpot, print: (line: string) => void): void {
   const upserts = sandbox.requests.filter((r) => r.path.endsWith("/carts/batch/upsert")).length;
@@ -166,10 +219,6 @@ export function printCarts(sandbox: FakeHubSpot, print: (line: string) => void):
     { title: "cur", width: 3, get: (p: Record<string, string>) => p["hs_currency_code"] ?? "" },
     { title: "name", width: 34, get: (p: Record<string, string>) => p["hs_cart_name"] ?? "" },
   ];
-  const fit = (s: string, width: number, right = false): string => {
-    const cut = s.length > width ? `${s.slice(0, width - 1)}…` : s;
-    return right ? cut.padStart(width) : cut.padEnd(width);
-  };
   const carts = [...sandbox.carts().values()];
   print(`HubSpot carts (${carts.length}, written with ${upserts} batch upsert requests):`);
   print(

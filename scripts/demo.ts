@@ -39,8 +39,13 @@ try {
       `store ${config.databaseUrl}\n`,
   );
 
-  await tellStory({ bridgeUrl: service.url, adminToken: ADMIN_TOKEN, sandbox, print: (l) => console.log(l) });
-  await demoReconciliation((line) => console.log(line));
+  const steps = await tellStory({
+    bridgeUrl: service.url,
+    adminToken: ADMIN_TOKEN,
+    sandbox,
+    print: (l) => console.log(l),
+  });
+  await demoReconciliation((line) => console.log(line), steps + 1);
   // In a terminal, keep everything up so a newcomer can click through it in the console (SPEC §7, §11).
   if (process.stdout.isTTY) {
     console.log(`\nOperator console: ${service.url}/admin/  token: ${ADMIN_TOKEN}\nCtrl-C stops the demo.`);

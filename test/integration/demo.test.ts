@@ -16,16 +16,23 @@ test("the demo tells its story in lines of at most 100 columns and exits 0 witho
   const lines = result.stdout.split("\n");
   for (const line of lines) assert.ok(line.length <= 100, `too wide (${line.length}): ${line}`);
   const steps = lines.filter((l) => /^ ?\d+\. /.test(l));
-  assert.ok(steps.length >= 9, result.stdout);
+  assert.ok(steps.length >= 13, result.stdout);
   for (const expected of [
     /duplicate: ignored/,
     /unchanged: HubSpot keeps 24\.00 USD/,
     /429/,
     /dead letter #\d+/,
+    /reads Shopify's orders +→ completed/,
+    /1 missed orders change/,
   ])
     assert.ok(
       steps.some((l) => expected.test(l)),
       `${String(expected)} in\n${result.stdout}`,
     );
   assert.match(result.stdout, /demo-shop\.myshopify\.com:ann-cart-7f3a +checkout +29\.00 +USD/);
+  // Her two blue mugs as one HubSpot line item (variant 4242), associated with her cart.
+  assert.match(
+    result.stdout,
+    /demo-shop\.myshopify\.com:ann-cart-7f3a:4242 +Ceramic mug - Blue +2 +12\.00 +USD/,
+  );
 });
