@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import pg from "pg";
 import { createHubSpotClient } from "../../src/hubspot/client.ts";
+import { testHubSpotApiVersion } from "../fakes/hubspot-versions.ts";
 import { openPostgresStore } from "../../src/store/postgres.ts";
 import type { Store } from "../../src/store/store.ts";
 import { createFlusher, type Flusher, type LogSink } from "../../src/sync/flusher.ts";
@@ -53,7 +54,11 @@ describe("fenced claims on PostgreSQL", () => {
     if (!usable(t, factory)) return;
     const url = await factory.freshUrl();
     const hs = await startFakeHubSpot();
-    const client = createHubSpotClient({ baseUrl: hs.url, accessToken: "test-token" });
+    const client = createHubSpotClient({
+      baseUrl: hs.url,
+      accessToken: "test-token",
+      apiVersion: testHubSpotApiVersion(),
+    });
     const stores: Store[] = [];
     const flushers: Flusher[] = [];
     const admin = new pg.Client({ connectionString: url });
