@@ -35,7 +35,7 @@ export interface SandboxTap {
 const CART_UPSERT = /^\/crm\/v3\/objects\/(?:carts|cart|0-142)\/batch\/upsert/;
 
 export function startSandbox(opts: FakeHubSpotOptions = {}): Promise<FakeHubSpot> {
-  return startFakeHubSpot({ recordRequests: true, ...opts });
+  return startFakeHubSpot({ recordRequests: true, apiVersion: "any", ...opts });
 }
 
 export function tapSandbox(

@@ -1,7 +1,13 @@
 import type { Config } from "./config.ts";
 import { createHubSpotClient } from "./hubspot/client.ts";
 import { HubSpotAuthError } from "./hubspot/errors.ts";
-import { setUpLineItemProperty } from "./hubspot/line-item-setup.ts";
+import {
+  adviceFor,
+  ensureKeyProperty,
+  keyPropertySpec,
+  readKeyProperty,
+  type KeyPropertySpec,
+} from "./hubspot/key-property.ts";
 import { allDeadLetterIds } from "./http/admin.ts";
 import { openStore } from "./store/open.ts";
 import { describeDeadLetter } from "./store/store.ts";
@@ -14,56 +20,56 @@ export async function setupHubSpot(config: Config, print: Print): Promise<number
   const client = createHubSpotClient({
     baseUrl: config.hubspotBaseUrl,
     accessToken: config.hubspotAccessToken,
+    apiVersion: config.hubspotApiVersion,
   });
-  const name = config.hubspotCartIdProperty;
-  const lineItems = async (): Promise<number> => {
-    if (!config.hubspotSyncLineItems) return 0;
-    const result = await setUpLineItemProperty(client, config.hubspotLineItemIdProperty);
-    print(result.message);
-    return result.ok ? 0 : 1;
-  };
   try {
-    const existing = (await client.listCartProperties()).find((p) => p.name === name);
-    if (existing?.hasUniqueValue === true) {
-      print(`cart property ${name} exists and is unique: nothing to do`);
-      return await lineItems();
-    }
-    if (existing !== undefined) {
-      print(
-        `cart property ${name} exists but is not unique, and HubSpot cannot make it unique now.\n` +
-          `Choose another name with HUBSPOT_CART_ID_PROPERTY (e.g. shopify_cart_key) and run setup-hubspot again.`,
-      );
-      return 1;
-    }
-    const groups = await client.listCartPropertyGroups();
-    const groupName = groups.includes("cart_information")
-      ? "cart_information"
-      : (groups[0] ?? "cart_information");
-    const result = await client.createCartProperty({
-      name,
-      label: "Shopify cart key",
-      type: "string",
-      fieldType: "text",
-      groupName,
-      hasUniqueValue: true,
-      description: "<shop domain>:<cart token>, written by cartbridge; unique per cart",
-    });
-    print(
-      result === "created"
-        ? `created unique cart property ${name} in group ${groupName}`
-        : `cart property ${name} already exists`,
-    );
-    return await lineItems();
+    const carts = await ensureOne(client, keyPropertySpec("carts", config.hubspotCartIdProperty), print);
+    if (carts !== 0 || !config.hubspotSyncLineItems) return carts;
+    return await ensureOne(client, keyPropertySpec("line_items", config.hubspotLineItemIdProperty), print);
+  } finally {
+    await client.close();
+  }
+}
+
+/** ensureKeyProperty, with a refused token or a failure said in words (exit code 1). */
+async function ensureOne(
+  client: ReturnType<typeof createHubSpotClient>,
+  spec: KeyPropertySpec,
+  print: Print,
+): Promise<number> {
+  try {
+    return await ensureKeyProperty(client, spec, print);
   } catch (error) {
     if (error instanceof HubSpotAuthError) {
+      const type = spec.objectType;
       print(
         `HubSpot refused (${error.status}): ${error.message}\n` +
-          `The access token needs the crm.objects.carts.read/write scopes, and crm.schemas.carts.write to create properties.`,
+          `The access token needs the crm.objects.${type}.read/write scopes, and crm.schemas.${type}.write to ` +
+          `create properties` +
+          (type === "line_items" ? " (or set HUBSPOT_SYNC_LINE_ITEMS=false)." : "."),
       );
       return 1;
     }
     print(`setup failed: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
+  }
+}
+
+/** What `status` says about HubSpot: the key property's advice (as /readyz gives it), or why it was not read. */
+async function hubspotSetupProblems(config: Config): Promise<string[]> {
+  const client = createHubSpotClient({
+    baseUrl: config.hubspotBaseUrl,
+    accessToken: config.hubspotAccessToken,
+    apiVersion: config.hubspotApiVersion,
+    headersTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
+  });
+  try {
+    const spec = keyPropertySpec("carts", config.hubspotCartIdProperty);
+    const advice = adviceFor(spec, await readKeyProperty(client, spec));
+    return advice === undefined ? [] : [advice];
+  } catch (error) {
+    return [`HubSpot could not be read: ${error instanceof Error ? error.message : String(error)}`];
   } finally {
     await client.close();
   }
@@ -94,7 +100,10 @@ export async function deadLetters(config: Config, args: readonly string[], print
         print("usage: cartbridge dead-letters replay <id>… | --all");
         return 64;
       }
-      const results = await replayDeadLetters(store, ids, { nowMs: Date.now() });
+      const results = await replayDeadLetters(store, ids, {
+        nowMs: Date.now(),
+        syncContacts: config.hubspotSyncContacts,
+      });
       for (const r of results) print(JSON.stringify(r));
       const replayed = results.filter((r) => r.outcome === "replayed").length;
       print(`${replayed} of ${results.length} replayed; a running bridge sends them with its next flush`);
@@ -112,6 +121,7 @@ export async function status(config: Config, print: Print): Promise<number> {
   try {
     const now = Date.now();
     const s = await store.stats(now);
+    const hubspotSetup = await hubspotSetupProblems(config);
     print(
       JSON.stringify(
         {
@@ -120,6 +130,7 @@ export async function status(config: Config, print: Print): Promise<number> {
           oldestPendingAgeSeconds:
             s.oldestPendingSinceMs === undefined ? 0 : Math.round((now - s.oldestPendingSinceMs) / 1000),
           deadLetters: s.deadLetters,
+          hubspotSetup,
         },
         null,
         2,

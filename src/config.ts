@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
+import { DEFAULT_HUBSPOT_API_VERSION, HUBSPOT_API_VERSION_PATTERN } from "./hubspot/paths.ts";
 
 /** Validated configuration; see .env.example and README for each variable's meaning. */
 export interface Config {
@@ -7,6 +8,8 @@ export interface Config {
   readonly hubspotAccessToken: string;
   readonly hubspotBaseUrl: string;
   readonly hubspotCartIdProperty: string;
+  /** `v3` or a HubSpot date version (`2026-03`, `2026-09`): which paths every HubSpot request uses. */
+  readonly hubspotApiVersion: string;
   readonly hubspotMaxRequestsPer10s: number;
   readonly databaseUrl: string;
   readonly port: number;
@@ -51,6 +54,11 @@ const schema = z.object({
     .trim()
     .regex(/^[a-z][a-z0-9_]*$/, "must be a HubSpot property name (lower-case letters, digits, _)")
     .default("shopify_cart_key"),
+  HUBSPOT_API_VERSION: z
+    .string()
+    .trim()
+    .regex(HUBSPOT_API_VERSION_PATTERN, "must be v3 or a HubSpot date version such as 2026-03 or 2026-09")
+    .default(DEFAULT_HUBSPOT_API_VERSION),
   HUBSPOT_MAX_REQUESTS_PER_10S: integer(1, 100_000).default(100),
   DATABASE_URL: z
     .string()
@@ -107,6 +115,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     hubspotAccessToken: e.HUBSPOT_ACCESS_TOKEN,
     hubspotBaseUrl: e.HUBSPOT_BASE_URL,
     hubspotCartIdProperty: e.HUBSPOT_CART_ID_PROPERTY,
+    hubspotApiVersion: e.HUBSPOT_API_VERSION,
     hubspotMaxRequestsPer10s: e.HUBSPOT_MAX_REQUESTS_PER_10S,
     databaseUrl: e.DATABASE_URL,
     port: e.PORT,

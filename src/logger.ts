@@ -13,6 +13,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
           "*.authorization",
           "headers.authorization",
           'headers["x-shopify-hmac-sha256"]',
+          'headers["shopify-hmac-sha256"]',
           "email",
           "*.email",
           "phone",

@@ -6,10 +6,10 @@ import { startService } from "./service.ts";
 
 const USAGE = `usage: cartbridge <command>
   serve                          run the bridge (default)
-  setup-hubspot                  create the unique cart id property in HubSpot when missing
+  setup-hubspot                  create the unique cart key property in HubSpot when missing (or say how by hand)
   dead-letters list              list dead letters
   dead-letters replay <id>…|--all  map and commit dead letters again
-  status                         pending carts and dead letters in the store`;
+  status                         pending carts, dead letters, and what HubSpot still needs set up`;
 
 const EXIT_CONFIG = 78;
 

@@ -24,6 +24,7 @@ import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.t
 import { takeSlot } from "./sync/pacing.ts";
 import { createRateBudget, type SharedSlots } from "./sync/rate-budget.ts";
 import { replayDeadLetters } from "./sync/replay.ts";
+import { createRequiredPropertyWatch } from "./sync/required-properties.ts";
 
 /** A running bridge: HTTP server, store, flusher. `stop()` is the SIGTERM path. */
 export interface Service {
@@ -53,6 +54,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   const client: HubSpotClient = createHubSpotClient({
     baseUrl: config.hubspotBaseUrl,
     accessToken: config.hubspotAccessToken,
+    apiVersion: config.hubspotApiVersion,
     // A request must end well within the claim lease (renewed every third of it).
     headersTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
     bodyTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
@@ -77,6 +79,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   let shuttingDown = false;
 
   let contactSender: ContactSender | undefined;
+  const requiredCartProperties = createRequiredPropertyWatch({ objectType: "carts", log });
   let lineItemLane: LineItemLane | undefined;
   const senderObserver: SenderObserver = {
     request(operation, status, seconds, size) {
@@ -88,13 +91,15 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       metrics.rateLimitWaits.inc();
       metrics.rateLimitWaitSeconds.inc(ms / 1000);
     },
-    deadLettered(count) {
+    deadLettered(count, reasons) {
       metrics.deadLettersCreated.inc({ source: "hubspot" }, count);
+      requiredCartProperties.rejected(reasons ?? []);
     },
     droppedValue(d) {
       metrics.droppedValues.inc({ property: d.property, reason: d.reason });
     },
     sent() {
+      requiredCartProperties.sent();
       contactSender?.wake();
       lineItemLane?.wake();
     },
@@ -160,6 +165,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     }
     const portalProblem = portal.problem();
     if (portalProblem !== undefined) reasons.push(portalProblem);
+    const required = requiredCartProperties.problem();
+    if (required !== undefined) reasons.push(required);
     const health = flusher.health();
     if (health.state === "paused") reasons.push(health.reason);
     const contacts = contactSender?.degraded();
@@ -184,7 +191,11 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   }
 
   const replay = (ids: readonly number[]) =>
-    replayDeadLetters(store, ids, { nowMs: Date.now(), onChanged: () => flusher.wake() });
+    replayDeadLetters(store, ids, {
+      nowMs: Date.now(),
+      syncContacts: config.hubspotSyncContacts,
+      onChanged: () => flusher.wake(),
+    });
 
   const app = createApp({
     webhooks: {

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import express, { type RequestHandler, type Router } from "express";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
@@ -6,7 +5,9 @@ import { headersToKeep, headerValue, SHOPIFY_HEADERS } from "../shopify/headers.
 import { verifyShopifyHmac } from "../shopify/verify.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
 import type { IngestOutcome } from "../store/store.ts";
-import { MAPPED_TOPICS, mapDelivery, type MapResult } from "../sync/mapping.ts";
+import { mapVerifiedDelivery } from "../sync/delivery-mapping.ts";
+import { MAPPED_TOPICS, type MapResult } from "../sync/mapping.ts";
+import { createMappingWarningReporter } from "../sync/mapping-warnings.ts";
 import { PRIVACY_TOPICS } from "../sync/privacy.ts";
 
 export interface WebhookDeps {
@@ -32,6 +33,8 @@ export interface VerifiedDelivery {
   readonly webhookId: string | undefined;
   readonly body: Buffer;
   readonly receivedAtMs: number;
+  /** The headers kept with a dead letter (never the HMAC). */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -44,6 +47,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
   const router = express.Router();
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
   const { metrics, log } = deps;
+  const reportMappingWarnings = createMappingWarningReporter(log);
 
   const receive: RequestHandler = async (req, res) => {
     const receivedAtMs = Date.now();
@@ -74,32 +78,34 @@ export function webhookRouter(deps: WebhookDeps): Router {
       return;
     }
     const webhookId = headerValue(req.headers, SHOPIFY_HEADERS.webhookId);
-    const delivery: VerifiedDelivery = { topic, shopDomain, webhookId, body, receivedAtMs };
+    const delivery: VerifiedDelivery = {
+      topic,
+      shopDomain,
+      webhookId,
+      body,
+      receivedAtMs,
+      headers: headersToKeep(req.headers),
+    };
     const metricTopic = topicLabel(topic);
 
     try {
       const other = await deps.handleOther?.(delivery);
       if (other !== undefined) {
+        if (other === "dead_lettered") metrics.deadLettersCreated.inc({ source: "mapping" });
         answer(200, other, metricTopic, { outcome: other });
         return;
       }
-      let mapped: MapResult = mapDelivery({
+      const mapped: MapResult = mapVerifiedDelivery({
         topic,
         shopDomain,
         body,
-        // Without a webhook id, the body's digest still orders equal-time events the same in any order.
-        webhookId: webhookId ?? createHash("sha256").update(body).digest("hex"),
+        webhookId,
         triggeredAt: headerValue(req.headers, SHOPIFY_HEADERS.triggeredAt),
         receivedAtMs,
+        syncContacts: deps.syncContacts,
+        syncLineItems: deps.syncLineItems !== false,
       });
-      if (!deps.syncContacts && mapped.kind === "event" && mapped.event.contact !== undefined) {
-        const { contact: _dropped, ...event } = mapped.event;
-        mapped = { ...mapped, event };
-      }
-      if (deps.syncLineItems === false && mapped.kind === "event" && mapped.event.lines !== undefined) {
-        const { lines: _dropped, ...event } = mapped.event;
-        mapped = { ...mapped, event };
-      }
+      if (mapped.kind === "event") reportMappingWarnings(topic, mapped.warnings);
       let outcome: IngestOutcome;
       if (mapped.kind === "unhandled") outcome = "ignored";
       else if (mapped.kind === "unkeyed") outcome = "unkeyed";

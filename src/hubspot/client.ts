@@ -5,13 +5,15 @@ import {
   HubSpotAuthError,
   HubSpotRateLimitError,
   HubSpotRejectedError,
+  HubSpotRequestRefusedError,
   HubSpotUnavailableError,
 } from "./errors.ts";
+import { hubspotPaths, type HubSpotObjectType } from "./paths.ts";
 import type {
   AssociationInput,
   BatchOutcome,
-  LineItemAssociation,
   InputError,
+  LineItemAssociation,
   PropertyDefinition,
   RateLimitInfo,
   UpsertInput,
@@ -27,26 +29,30 @@ export interface HubSpotClient {
   upsertContacts(inputs: readonly UpsertInput[]): Promise<BatchOutcome>;
   associateCartsWithContacts(inputs: readonly AssociationInput[]): Promise<BatchOutcome>;
   listCartProperties(): Promise<PropertyDefinition[]>;
-  createCartProperty(def: {
-    name: string;
-    label: string;
-    type: string;
-    fieldType: string;
-    groupName: string;
-    hasUniqueValue: boolean;
-    description?: string;
-  }): Promise<"created" | "exists">;
+  createCartProperty(def: PropertyCreate): Promise<"created" | "exists">;
   listCartPropertyGroups(): Promise<string[]>;
+  /** The same three for any object type (line items' key property, say). */
+  listProperties(type: HubSpotObjectType): Promise<PropertyDefinition[]>;
+  createProperty(type: HubSpotObjectType, def: PropertyCreate): Promise<"created" | "exists">;
+  listPropertyGroups(type: HubSpotObjectType): Promise<string[]>;
   upsertLineItems(inputs: readonly UpsertInput[]): Promise<BatchOutcome>;
   /** HubSpot's default line item → cart association (no type needed). */
   associateLineItemsWithCarts(inputs: readonly LineItemAssociation[]): Promise<BatchOutcome>;
   /** Archives line items by HubSpot id (204; archiving an archived one is a no-op). */
   archiveLineItems(ids: readonly string[]): Promise<{ rateLimit: RateLimitInfo | undefined }>;
   listLineItemProperties(): Promise<PropertyDefinition[]>;
-  createLineItemProperty(
-    def: Parameters<HubSpotClient["createCartProperty"]>[0],
-  ): Promise<"created" | "exists">;
+  createLineItemProperty(def: PropertyCreate): Promise<"created" | "exists">;
   close(): Promise<void>;
+}
+
+export interface PropertyCreate {
+  readonly name: string;
+  readonly label: string;
+  readonly type: string;
+  readonly fieldType: string;
+  readonly groupName: string;
+  readonly hasUniqueValue: boolean;
+  readonly description?: string;
 }
 
 export interface HubSpotClientOptions {
@@ -55,6 +61,8 @@ export interface HubSpotClientOptions {
   readonly connections?: number;
   readonly headersTimeoutMs?: number;
   readonly bodyTimeoutMs?: number;
+  /** `v3` (default) or a HubSpot date version such as `2026-09`: see paths.ts. */
+  readonly apiVersion?: string;
 }
 
 const CART_TO_CONTACT = 586;
@@ -69,6 +77,7 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
   });
   const prefix = new URL(opts.baseUrl).pathname.replace(/\/+$/, "");
   const authorization = `Bearer ${opts.accessToken}`;
+  const paths = hubspotPaths(opts.apiVersion);
 
   async function call(method: "GET" | "POST", path: string, body?: unknown): Promise<Answer> {
     let res;
@@ -103,17 +112,20 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
     throw classify(res.statusCode, res.headers, json, text, rateLimit);
   }
 
-  async function batchUpsert(objectType: string, inputs: readonly UpsertInput[]): Promise<BatchOutcome> {
-    const answer = await call("POST", `/crm/v3/objects/${objectType}/batch/upsert`, { inputs });
+  async function batchUpsert(
+    objectType: HubSpotObjectType,
+    inputs: readonly UpsertInput[],
+  ): Promise<BatchOutcome> {
+    const answer = await call("POST", paths.batchUpsert(objectType), { inputs });
     return readBatch(answer, inputs[0]?.idProperty);
   }
 
-  const methods: Omit<HubSpotClient, "listCartPropertyGroups" | "close"> = {
+  const client: HubSpotClient = {
     upsertCarts: (inputs) => batchUpsert("carts", inputs),
     upsertContacts: (inputs) => batchUpsert("contacts", inputs),
 
     async associateCartsWithContacts(inputs) {
-      const answer = await call("POST", "/crm/v4/associations/carts/contacts/batch/create", {
+      const answer = await call("POST", paths.associationsBatchCreate("carts", "contacts"), {
         inputs: inputs.map((a) => ({
           from: { id: a.cartId },
           to: { id: a.contactId },
@@ -123,63 +135,62 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       return readBatch(answer);
     },
 
-    listCartProperties: () => listProperties("carts"),
-    createCartProperty: (def) => createProperty("carts", def),
     upsertLineItems: (inputs) => batchUpsert("line_items", inputs),
 
     async associateLineItemsWithCarts(inputs) {
-      const answer = await call("POST", "/crm/v4/associations/line_items/carts/batch/associate/default", {
+      const answer = await call("POST", paths.associationsBatchDefault("line_items", "carts"), {
         inputs: inputs.map((a) => ({ from: { id: a.lineItemId }, to: { id: a.cartId } })),
       });
       return readBatch(answer);
     },
 
     async archiveLineItems(ids) {
-      const answer = await call("POST", "/crm/v3/objects/line_items/batch/archive", {
+      const answer = await call("POST", paths.batchArchive("line_items"), {
         inputs: ids.map((id) => ({ id })),
       });
       return { rateLimit: answer.rateLimit };
     },
 
-    listLineItemProperties: () => listProperties("line_items"),
-    createLineItemProperty: (def) => createProperty("line_items", def),
-  };
+    listLineItemProperties: () => client.listProperties("line_items"),
+    createLineItemProperty: (def) => client.createProperty("line_items", def),
 
-  async function listProperties(objectType: string): Promise<PropertyDefinition[]> {
-    const answer = await call("GET", `/crm/v3/properties/${objectType}`);
-    const results = (answer.json as { results?: unknown[] } | undefined)?.results ?? [];
-    return results.flatMap((raw): PropertyDefinition[] => {
-      const p = raw as Record<string, unknown>;
-      if (typeof p["name"] !== "string") return [];
-      const meta = p["modificationMetadata"] as { readOnlyValue?: unknown } | undefined;
-      const options = Array.isArray(p["options"]) ? (p["options"] as Array<{ value?: unknown }>) : [];
-      return [
-        {
-          name: p["name"],
-          type: typeof p["type"] === "string" ? p["type"] : "string",
-          ...(typeof p["fieldType"] === "string" ? { fieldType: p["fieldType"] } : {}),
-          hasUniqueValue: p["hasUniqueValue"] === true,
-          readOnlyValue: meta?.readOnlyValue === true,
-          options: options.flatMap((o) => (typeof o.value === "string" ? [o.value] : [])),
-        },
-      ];
-    });
-  }
+    listCartProperties: () => client.listProperties("carts"),
+    createCartProperty: (def) => client.createProperty("carts", def),
+    listCartPropertyGroups: () => client.listPropertyGroups("carts"),
 
-  async function createProperty(objectType: string, def: object): Promise<"created" | "exists"> {
-    try {
-      await call("POST", `/crm/v3/properties/${objectType}`, def);
-      return "created";
-    } catch (error) {
-      if (error instanceof HubSpotRejectedError && error.status === 409) return "exists";
-      throw error;
-    }
-  }
+    async listProperties(type) {
+      const answer = await call("GET", paths.properties(type));
+      const results = (answer.json as { results?: unknown[] } | undefined)?.results ?? [];
+      return results.flatMap((raw): PropertyDefinition[] => {
+        const p = raw as Record<string, unknown>;
+        if (typeof p["name"] !== "string") return [];
+        const meta = p["modificationMetadata"] as { readOnlyValue?: unknown } | undefined;
+        const options = Array.isArray(p["options"]) ? (p["options"] as Array<{ value?: unknown }>) : [];
+        return [
+          {
+            name: p["name"],
+            type: typeof p["type"] === "string" ? p["type"] : "string",
+            ...(typeof p["fieldType"] === "string" ? { fieldType: p["fieldType"] } : {}),
+            hasUniqueValue: p["hasUniqueValue"] === true,
+            readOnlyValue: meta?.readOnlyValue === true,
+            options: options.flatMap((o) => (typeof o.value === "string" ? [o.value] : [])),
+          },
+        ];
+      });
+    },
 
-  return {
-    ...methods,
-    async listCartPropertyGroups() {
-      const answer = await call("GET", "/crm/v3/properties/carts/groups");
+    async createProperty(type, def) {
+      try {
+        await call("POST", paths.properties(type), def);
+        return "created";
+      } catch (error) {
+        if (error instanceof HubSpotRequestRefusedError && error.status === 409) return "exists";
+        throw error;
+      }
+    },
+
+    async listPropertyGroups(type) {
+      const answer = await call("GET", paths.propertyGroups(type));
       const results = (answer.json as { results?: Array<{ name?: unknown }> } | undefined)?.results ?? [];
       return results.flatMap((g) => (typeof g.name === "string" ? [g.name] : []));
     },
@@ -191,6 +202,7 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
       if (!(await Promise.race([closed, late]))) await pool.destroy();
     },
   };
+  return client;
 }
 
 interface Answer {
@@ -222,6 +234,7 @@ function readBatch(answer: Answer, idProperty?: string): BatchOutcome {
       category: typeof e.category === "string" ? e.category : undefined,
       traceIds: stringList(e.context?.["objectWriteTraceId"]),
       ids: stringList(e.context?.["ids"] ?? e.context?.["id"]),
+      context: Object.fromEntries(Object.entries(e.context ?? {}).map(([k, v]) => [k, stringList(v)])),
     };
   });
   return { results, errors, rateLimit: answer.rateLimit };
@@ -305,6 +318,15 @@ function classify(
     return new HubSpotUnavailableError(message, { status, minDelayMs: retryAfterMs(headers) ?? 60_000 });
   if (status >= 500 || status === 408) {
     return new HubSpotUnavailableError(message, { status, minDelayMs: retryAfterMs(headers) ?? 0 });
+  }
+  // Only a validation error (400) or a request too large (413, split until the big input is alone)
+  // blames an input; any other 4xx blames the request or the setup (see HubSpotRequestRefusedError).
+  if (status !== 400 && status !== 413) {
+    return new HubSpotRequestRefusedError(message, {
+      status,
+      ...(category ? { category } : {}),
+      ...(rateLimit ? { rateLimit } : {}),
+    });
   }
   return new HubSpotRejectedError(message, {
     status,

@@ -41,10 +41,30 @@ export class HubSpotUnavailableError extends HubSpotError {
   readonly minDelayMs: number;
   constructor(
     message: string,
-    opts: { status?: number; minDelayMs?: number; rateLimit?: RateLimitInfo; cause?: unknown },
+    opts: {
+      status?: number;
+      category?: string;
+      minDelayMs?: number;
+      rateLimit?: RateLimitInfo;
+      cause?: unknown;
+      code?: string;
+    },
   ) {
-    super("HUBSPOT_UNAVAILABLE", message, opts);
+    super(opts.code ?? "HUBSPOT_UNAVAILABLE", message, opts);
     this.minDelayMs = opts.minDelayMs ?? 0;
+  }
+}
+
+/**
+ * A 4xx that blames the request or the portal's setup, not an input: 404/410 (no such endpoint or object
+ * type: a wrong HUBSPOT_BASE_URL, a retired API version, a portal without carts), 405 (method not allowed
+ * there), 409 (a conflicting concurrent write), 415 (content type), and any other 4xx HubSpot does not
+ * document as a validation error. Sending the same carts again may succeed once it passes or an operator
+ * fixes it, so they are retried with backoff like a 5xx — never dead-lettered.
+ */
+export class HubSpotRequestRefusedError extends HubSpotUnavailableError {
+  constructor(message: string, opts: { status: number; category?: string; rateLimit?: RateLimitInfo }) {
+    super(message, { ...opts, code: "HUBSPOT_REQUEST_REFUSED" });
   }
 }
 
@@ -55,7 +75,10 @@ export class HubSpotAuthError extends HubSpotError {
   }
 }
 
-/** 4xx validation: the input is at fault; retrying the same input cannot help. */
+/**
+ * 400 (validation) and 413 (too large): an input is at fault and retrying the same input cannot help; a
+ * batch is split until the inputs at fault are alone, and those become dead letters.
+ */
 export class HubSpotRejectedError extends HubSpotError {
   /** `context` of HubSpot's error body (e.g. `{ ids: [...] }`). */
   readonly context: Readonly<Record<string, readonly string[]>> | undefined;

@@ -27,6 +27,8 @@ export interface InputError {
   readonly category: string | undefined;
   readonly traceIds: readonly string[];
   readonly ids: readonly string[];
+  /** Every list in the error's `context` (associations name `fromObjectId` / `toObjectId`). */
+  readonly context: Readonly<Record<string, readonly string[]>>;
 }
 
 /** A 200 or 207 answer to a batch upsert. */

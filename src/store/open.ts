@@ -12,6 +12,7 @@ export async function openStore(databaseUrl: string, opts: { server?: boolean } 
       return openSqliteStore(databaseUrl.slice("sqlite:".length), opts);
     } catch (cause) {
       if (cause instanceof StoreSchemaError) throw cause;
+      if (cause instanceof StoreError) throw cause; // already names the file (e.g. held by another process)
       throw new StoreError(
         `could not open ${databaseUrl}: ${cause instanceof Error ? cause.message : String(cause)}`,
         {

@@ -194,6 +194,12 @@ export async function openPostgresStore(
     values: [[...keys]],
   });
 
+  const markSentStatement = (sent: readonly SentCart[], owner: string): pg.QueryConfig => ({
+    name: "cartbridge_mark_sent",
+    text: sql.MARK_SENT,
+    values: [sent.map((c) => c.key), sent.map((c) => c.version), sent.map((c) => c.hubspotId ?? null), owner],
+  });
+
   const subjectParams = (subject: DataSubject): unknown[] => [
     subject.shopDomain,
     subject.email?.toLowerCase() ?? null,
@@ -222,7 +228,7 @@ export async function openPostgresStore(
     claimDue({ limit, nowMs, leaseMs, owner }) {
       if (limit <= 0) return Promise.resolve([]);
       return run("claim", async () => {
-        const { rows } = await query("cartbridge_claim", sql.CLAIM, [nowMs, limit, owner, nowMs + leaseMs]);
+        const { rows } = await query("cartbridge_claim", sql.CLAIM, [nowMs, limit, owner, leaseMs]);
         rows.sort(
           (a, b) =>
             Number(a["pending_since"]) - Number(b["pending_since"]) || compareText(a["key"], b["key"]),
@@ -238,28 +244,42 @@ export async function openPostgresStore(
     },
 
     async markSent(carts: readonly SentCart[], owner) {
-      if (carts.length === 0) return;
+      if (carts.length === 0) return [];
       const sent = newestPerKey(carts, (c) => c.key);
-      await run("mark sent", () =>
-        query("cartbridge_mark_sent", sql.MARK_SENT, [
-          sent.map((c) => c.key),
-          sent.map((c) => c.version),
-          sent.map((c) => c.hubspotId ?? null),
-          owner,
+      const keys = sent.map((c) => c.key);
+      const [, , marked] = await run("mark sent", () =>
+        transaction([
+          lockCarts(keys),
+          { name: "cartbridge_repend_unheld", text: sql.REPEND_UNHELD, values: [keys, owner] },
+          markSentStatement(sent, owner),
         ]),
       );
+      const markedKeys = new Set((marked?.rows ?? []).map((row) => String(row["key"])));
+      return sent.filter((c) => markedKeys.has(c.key));
     },
 
     async markFailed(keys, owner, { nextAttemptAtMs, error }) {
       if (keys.length === 0) return;
       await run("mark failed", () =>
-        query("cartbridge_mark_failed", sql.MARK_FAILED, [[...keys], owner, nextAttemptAtMs, error]),
+        transaction([
+          lockCarts(keys),
+          // As in markSent: a lost claim's failed write may still have landed after a newer one.
+          { name: "cartbridge_repend_unheld", text: sql.REPEND_UNHELD, values: [[...keys], owner] },
+          {
+            name: "cartbridge_mark_failed",
+            text: sql.MARK_FAILED,
+            values: [[...keys], owner, nextAttemptAtMs, error],
+          },
+        ]),
       );
     },
 
-    async renewClaims(keys, owner, untilMs) {
-      if (keys.length === 0) return;
-      await run("renew claims", () => query("cartbridge_renew", sql.RENEW, [[...keys], owner, untilMs]));
+    async renewClaims(keys, owner, { leaseMs }) {
+      if (keys.length === 0) return [];
+      const { rows } = await run("renew claims", () =>
+        query("cartbridge_renew", sql.RENEW, [[...keys], owner, leaseMs]),
+      );
+      return rows.map((row) => String(row["key"]));
     },
 
     async release(keys, owner) {
@@ -281,13 +301,14 @@ export async function openPostgresStore(
               carts.map((c) => c.reason),
               carts.map((c) => c.category ?? null),
               nowMs,
+              owner,
             ],
           },
-          {
-            name: "cartbridge_mark_sent",
-            text: sql.MARK_SENT,
-            values: [newest.map((c) => c.key), newest.map((c) => c.version), newest.map(() => null), owner],
-          },
+          // A lost claim's rejection is dropped: HubSpot wrote nothing, the new owner sends the cart.
+          markSentStatement(
+            newest.map((c) => ({ key: c.key, version: c.version, hubspotId: undefined })),
+            owner,
+          ),
         ]),
       );
     },
@@ -334,7 +355,7 @@ export async function openPostgresStore(
           nowMs,
           limit,
           owner,
-          nowMs + leaseMs,
+          leaseMs,
         ]);
         rows.sort(
           (a, b) =>
@@ -396,7 +417,7 @@ export async function openPostgresStore(
       );
     },
 
-    async markContactsRejected(contacts, _owner, nowMs) {
+    async markContactsRejected(contacts, owner, nowMs) {
       if (contacts.length === 0) return;
       const keys = contacts.map((c) => c.cartKey);
       await run("mark contacts rejected", () =>
@@ -405,10 +426,16 @@ export async function openPostgresStore(
           {
             name: "cartbridge_dead_letter_rejected_contacts",
             text: sql.DEAD_LETTER_REJECTED_CONTACTS,
-            values: [keys, contacts.map((c) => c.reason), contacts.map((c) => c.category ?? null), nowMs],
+            values: [
+              keys,
+              contacts.map((c) => c.reason),
+              contacts.map((c) => c.category ?? null),
+              nowMs,
+              owner,
+            ],
           },
           // Forget the buyer entirely, so a replay of the dead letter links it again.
-          { name: "cartbridge_delete_contacts", text: sql.DELETE_CONTACTS, values: [keys] },
+          { name: "cartbridge_delete_contacts", text: sql.DELETE_CONTACTS, values: [keys, owner] },
           clearSentDeliveries(keys),
         ]),
       );

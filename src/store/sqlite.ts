@@ -4,8 +4,10 @@ import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
+import { lockSqliteFile, type ProcessLock } from "./sqlite-process-lock.ts";
 import { migrateSqlite } from "./sqlite-schema.ts";
 import { createSqliteLineItems, releaseSqliteLineClaims } from "./sqlite-line-items.ts";
+import { createSubjectMatcher } from "./subject-match.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
 import type {
@@ -28,10 +30,11 @@ const CLEAR_SENT_DELIVERY = `DELETE FROM cart_deliveries WHERE cart_key = ?1
     AND EXISTS (SELECT 1 FROM carts WHERE key = ?1 AND version <= synced_version)
     AND NOT EXISTS (SELECT 1 FROM contact_links WHERE cart_key = ?1 AND version > synced_version)`;
 
-/** Matches rows of a shop, and of one customer when an e-mail or phone is given (in ?2 / ?3). */
-const SUBJECT_BODY = `(?2 IS NULL AND ?3 IS NULL)
-  OR (?2 IS NOT NULL AND instr(lower(CAST(body AS TEXT)), ?2) > 0)
-  OR (?3 IS NOT NULL AND instr(CAST(body AS TEXT), ?3) > 0)`;
+/**
+ * Matches rows of a shop, and of one customer when an e-mail or phone is given (in ?2 / ?3): the body names
+ * that e-mail or phone exactly (subject-match.ts), never as part of a longer one.
+ */
+const SUBJECT_BODY = "(?2 IS NULL AND ?3 IS NULL) OR cartbridge_names_subject(body, ?2, ?3)";
 
 type Row = Record<string, unknown>;
 
@@ -39,19 +42,49 @@ function optionalField(name: string, value: unknown): Record<string, string> {
   return typeof value === "string" ? { [name]: value } : {};
 }
 
+/** The database at `path`, WAL, migrated; closed again when migrating fails. */
+function openMigrated(path: string): DatabaseSync {
+  const db = new DatabaseSync(path, { timeout: 5000 });
+  try {
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = FULL");
+    db.exec("PRAGMA foreign_keys = ON");
+    migrateSqlite(db);
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
 /**
  * Opens (and migrates) the embedded store at `path`: WAL, full fsync at commit, one writer.
  * `server: true` (the bridge itself, never a CLI tool) releases every contact claim left by a previous
  * process (SQLite serves one instance, so any found at start-up belongs to a process that died; cart claims
- * live in memory) and moves WAL checkpoints to a background thread.
+ * live in memory) and moves WAL checkpoints to a background thread. It also takes the file's process lock
+ * (sqlite-process-lock.ts): a second bridge on the same file fails here with a clear StoreError.
  */
 export function openSqliteStore(path: string, opts: { server?: boolean } = {}): Store {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-  const db = new DatabaseSync(path, { timeout: 5000 });
-  db.exec("PRAGMA journal_mode = WAL");
-  db.exec("PRAGMA synchronous = FULL");
-  db.exec("PRAGMA foreign_keys = ON");
-  migrateSqlite(db);
+  const lock: ProcessLock | undefined =
+    opts.server === true && path !== ":memory:" ? lockSqliteFile(path) : undefined;
+  let db: DatabaseSync;
+  try {
+    db = openMigrated(path);
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
+  const namesSubject = createSubjectMatcher();
+  db.function("cartbridge_names_subject", { deterministic: true, directOnly: true }, (body, email, phone) =>
+    namesSubject(
+      body instanceof Uint8Array ? body : null,
+      typeof email === "string" ? email : null,
+      typeof phone === "string" ? phone : null,
+    )
+      ? 1
+      : 0,
+  );
   let checkpointer: Checkpointer | undefined;
   if (opts.server === true) {
     db.exec("UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
@@ -100,9 +133,17 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         WHERE c.key = ?`),
     markPending: sql(`UPDATE carts SET pending_since = coalesce(pending_since, ?), version = version + 1,
         attempts = 0, next_attempt_at = 0 WHERE key = ?`),
+    repend: sql(
+      "UPDATE carts SET pending_since = coalesce(pending_since, ?), version = version + 1 WHERE key = ?",
+    ),
     listDeadLetters: sql("SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"),
     getDeadLetter: sql("SELECT * FROM dead_letters WHERE id = ?"),
     deleteDeadLetter: sql("DELETE FROM dead_letters WHERE id = ?"),
+    // A kept body is as old as the delivery it came with (its id's receipt time; the cart's last change
+    // when that id is not known), whatever is still pending: the merged state is what gets sent.
+    purgeBodies: sql(`DELETE FROM cart_deliveries WHERE coalesce(
+        (SELECT received_at FROM deliveries AS d WHERE d.webhook_id = cart_deliveries.webhook_id),
+        (SELECT updated_at FROM carts AS c WHERE c.key = cart_deliveries.cart_key), 0) < ?`),
     purgeDeliveries: sql("DELETE FROM deliveries WHERE received_at < ?"),
     purgeDeadLetters: sql("DELETE FROM dead_letters WHERE created_at < ?"),
     stats: sql(`SELECT (SELECT count(*) FROM carts WHERE pending_since IS NOT NULL) AS pending,
@@ -128,9 +169,9 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         lastname = CASE WHEN version <= ?1 THEN NULL ELSE lastname END,
         phone = CASE WHEN version <= ?1 THEN NULL ELSE phone END,
         attempts = 0, next_attempt_at = 0, last_error = NULL,
-        lease_owner = CASE WHEN lease_owner = ?2 THEN NULL ELSE lease_owner END,
-        lease_until = CASE WHEN lease_owner = ?2 THEN NULL ELSE lease_until END
-        WHERE cart_key = ?3`),
+        lease_owner = NULL, lease_until = NULL
+        WHERE cart_key = ?3 AND lease_owner = ?2`),
+    contactHeld: sql("SELECT 1 FROM contact_links WHERE cart_key = ? AND lease_owner = ?"),
     contactFailed: sql(`UPDATE contact_links SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
         lease_owner = NULL, lease_until = NULL WHERE cart_key = ? AND lease_owner = ?`),
     contactRelease: sql(
@@ -196,6 +237,11 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
    */
   const leases = new Map<string, { owner: string; untilMs: number }>();
   const leased = (key: string, nowMs: number): boolean => (leases.get(key)?.untilMs ?? -1) >= nowMs;
+  /**
+   * Write-backs are fenced by owner: in one process a claim changes hands only when another sender claims
+   * the cart after the lease ran out, and then the first one's answer no longer counts.
+   */
+  const holds = (key: string, owner: string): boolean => leases.get(key)?.owner === owner;
   const releaseLease = (key: string, owner: string): void => {
     if (leases.get(key)?.owner === owner) leases.delete(key);
   };
@@ -363,17 +409,24 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     },
 
     async markSent(carts: readonly SentCart[], owner) {
+      const marked = carts.filter((c) => holds(c.key, owner));
       transaction(
         "mark sent",
         () => {
           for (const c of carts) {
+            if (!marked.includes(c)) {
+              // Lost claim: a newer version may have been sent meanwhile; send the current state again.
+              q.repend.run(Date.now(), c.key);
+              continue;
+            }
             q.markSent.run(c.version, c.hubspotId ?? null, c.key);
             q.clearSentDelivery.run(c.key);
           }
         },
         "relaxed",
       );
-      for (const c of carts) releaseLease(c.key, owner);
+      for (const c of marked) releaseLease(c.key, owner);
+      return marked;
     },
 
     async markFailed(keys, owner, { nextAttemptAtMs, error }) {
@@ -381,18 +434,25 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       transaction(
         "mark failed",
         () => {
-          for (const key of held) q.markFailed.run(nextAttemptAtMs, error, key);
+          for (const key of keys) {
+            if (held.includes(key)) q.markFailed.run(nextAttemptAtMs, error, key);
+            else q.repend.run(Date.now(), key); // as in markSent: the failed write may still have landed
+          }
         },
         "relaxed",
       );
       for (const key of held) releaseLease(key, owner);
     },
 
-    async renewClaims(keys, owner, untilMs) {
+    async renewClaims(keys, owner, { nowMs, leaseMs }) {
+      const renewed: string[] = [];
       for (const key of keys) {
         const lease = leases.get(key);
-        if (lease?.owner === owner) lease.untilMs = untilMs;
+        if (lease?.owner !== owner) continue;
+        lease.untilMs = nowMs + leaseMs;
+        renewed.push(key);
       }
+      return renewed;
     },
 
     async release(keys, owner) {
@@ -402,6 +462,8 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     async markRejected(carts: readonly RejectedCart[], owner, nowMs) {
       transaction("mark rejected", () => {
         for (const c of carts) {
+          // A lost claim's rejection is dropped: HubSpot wrote nothing, the new owner sends the cart.
+          if (!holds(c.key, owner)) continue;
           const row = q.cartForDeadLetter.get(c.key) as Row | undefined;
           if (row === undefined) continue;
           q.insertDeadLetter.run(
@@ -460,10 +522,12 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       return transaction(
         "purge",
         () => {
+          // Bodies first: their age is read from the delivery ids purged next.
+          const bodies = Number(q.purgeBodies.run(beforeMs).changes);
           const a = Number(q.purgeDeliveries.run(beforeMs).changes);
           const b = Number(q.purgeDeadLetters.run(beforeMs).changes);
           const c = Number(q.purgeContacts.run(beforeMs).changes);
-          return a + b + c;
+          return bodies + a + b + c;
         },
         "relaxed",
       );
@@ -530,9 +594,10 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       return;
     },
 
-    async markContactsRejected(contacts, _owner, nowMs) {
+    async markContactsRejected(contacts, owner, nowMs) {
       transaction("mark contacts rejected", () => {
         for (const c of contacts) {
+          if (q.contactHeld.get(c.cartKey, owner) === undefined) continue;
           const row = q.cartForDeadLetter.get(c.cartKey) as Row | undefined;
           q.insertDeadLetter.run(
             nowMs,
@@ -604,6 +669,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     async close() {
       await checkpointer?.stop();
       if (db.isOpen) db.close();
+      lock?.release();
     },
   };
 }

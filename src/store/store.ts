@@ -14,14 +14,18 @@ import type { LineItemStore } from "./line-items.ts";
  * - pending: a cart whose version is newer than the version last written to HubSpot (synced_version).
  * - flush: sending a batch of pending carts in one upsert.
  * - claim: a lease on a pending cart taken by one sender for one flush, so no cart is in two in-flight
- *   batches (even across replicas); it expires by itself if its holder dies.
+ *   batches (even across replicas); it expires by itself if its holder dies. Every write-back of a flush
+ *   (sent, failed, rejected, released, renewed) is fenced: it counts only while its owner holds the claim.
+ *   On PostgreSQL leases run on the database's clock, so replicas' clocks do not matter.
  * - attempt: one try at writing a cart; failures count attempts and set next_attempt_at (backoff in rows,
  *   not timers, so it survives restarts and is shared by replicas).
  * - dead letter: a delivery kept with the reason it could not be mapped or HubSpot rejected its cart;
  *   it can be listed and replayed.
  * - contact link: the buyer a checkout or order named for a cart (e-mail, names, phone): personal data,
  *   kept only until HubSpot has the contact and its association with the cart, then erased (its stamp
- *   stays, so an older delivery cannot bring an older buyer back).
+ *   stays, so an older delivery cannot bring an older buyer back), and never past the retention.
+ * - retention: DELIVERY_RETENTION_DAYS. Nothing personal (buyer links, kept bodies, dead letters) and no
+ *   delivery id outlives it, whatever HubSpot answers (purgeExpired).
  */
 
 /** One verified delivery, already mapped (mapping is pure and runs before the commit). */
@@ -140,21 +144,42 @@ export interface Store extends LineItemStore {
 
   /** What the flusher needs to decide; `dueCount` is counted up to `cap` only (the batch size). */
   pendingSummary(nowMs: number, cap: number): Promise<PendingSummary>;
-  /** Leases up to `limit` due carts, oldest change first. */
+  /**
+   * Leases up to `limit` due carts (no backoff pending at `nowMs`), oldest change first, for `leaseMs`
+   * (PostgreSQL times the lease by the database's clock; SQLite, one process, by `nowMs`).
+   */
   claimDue(opts: { limit: number; nowMs: number; leaseMs: number; owner: string }): Promise<ClaimedCart[]>;
-  /** HubSpot has the given versions: clear what is no longer pending, release the claims. */
-  markSent(carts: readonly SentCart[], owner: string): Promise<void>;
-  /** The flush failed for a reason that may pass: count an attempt and set the next attempt time. */
+  /**
+   * HubSpot has the given versions: clear what is no longer pending, release the claims. Fenced: only carts
+   * whose claim this owner still holds are marked (returned); any other is made pending again under a new
+   * version (its lease ran out, so a newer version may have been sent meanwhile and this write may have
+   * overtaken it in HubSpot): the current state is sent again.
+   */
+  markSent(carts: readonly SentCart[], owner: string): Promise<SentCart[]>;
+  /**
+   * The flush failed for a reason that may pass: count an attempt and set the next attempt time. Fenced
+   * like markSent (a lost claim's cart is made pending again: the failed write may still have landed).
+   */
   markFailed(
     keys: readonly string[],
     owner: string,
     opts: { nextAttemptAtMs: number; error: string },
   ): Promise<void>;
-  /** Extends this owner's claims to `untilMs` while their batch is still being sent. */
-  renewClaims(keys: readonly string[], owner: string, untilMs: number): Promise<void>;
+  /**
+   * Extends this owner's claims by `leaseMs` while their batch is still being sent; returns the keys it
+   * still held. A key missing from the answer was lost (lease ran out): its batch must not be marked sent.
+   */
+  renewClaims(
+    keys: readonly string[],
+    owner: string,
+    opts: { nowMs: number; leaseMs: number },
+  ): Promise<string[]>;
   /** Give claims back without counting an attempt (rate-limit pause, shutdown). */
   release(keys: readonly string[], owner: string): Promise<void>;
-  /** HubSpot rejected these carts: keep each as a dead letter with its newest delivery; stop retrying them. */
+  /**
+   * HubSpot rejected these carts: keep each as a dead letter with its newest delivery; stop retrying them.
+   * Fenced like markSent, but a cart whose claim was lost is left as it is (HubSpot wrote nothing).
+   */
   markRejected(carts: readonly RejectedCart[], owner: string, nowMs: number): Promise<void>;
 
   listDeadLetters(opts: { limit: number; afterId?: number }): Promise<DeadLetter[]>;
@@ -186,7 +211,11 @@ export interface Store extends LineItemStore {
   /** customers/data_request: count what the store holds, without reading it out. */
   describeSubject(subject: DataSubject): Promise<SubjectRecords>;
 
-  /** Deletes delivery ids, dead letters and unsent contact links older than the cut-off; returns rows removed. */
+  /**
+   * Retention (DELIVERY_RETENTION_DAYS, whatever HubSpot answers): deletes delivery ids, dead letters,
+   * contact links (sent or not) and kept delivery bodies (pending carts' included) older than the cut-off;
+   * returns the rows removed or cleared.
+   */
   purgeExpired(beforeMs: number): Promise<number>;
   stats(nowMs: number): Promise<StoreStats>;
   /** Cheap round trip for readiness. */

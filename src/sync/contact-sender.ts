@@ -8,6 +8,12 @@ import {
 } from "../hubspot/errors.ts";
 import type { UpsertInput } from "../hubspot/types.ts";
 import type { ClaimedContact, Store } from "../store/store.ts";
+import {
+  settleAssociations,
+  type AssociationLink,
+  type AssociationSettlement,
+  type LinkFailure,
+} from "./association-outcome.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import type { LogSink, PauseTimings, SenderObserver } from "./flusher.ts";
 import { createSleeper, secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
@@ -17,7 +23,8 @@ import type { RateBudget } from "./rate-budget.ts";
  * The contact lane: links carts to their buyers once the carts exist in HubSpot.
  *
  * Loop: claim contact links whose cart has a HubSpot id → upsert the buyers by e-mail (one input per
- * e-mail) → associate cart → contact (type 586) → erase the personal data (markContactsSent). It shares
+ * e-mail) → associate cart → contact (type 586) → erase the personal data (markContactsSent); a link
+ * HubSpot refuses becomes a dead letter, one that may pass is retried (see association-outcome.ts). It shares
  * the carts' rate budget, and follows the same rules: 429 pauses, 5xx/timeouts back off in rows, a
  * rejected batch is split until the e-mail at fault is alone (upserts by e-mail cannot partially
  * succeed), which becomes a dead letter. 401/403 (a token without contacts scopes) degrades only this
@@ -127,11 +134,15 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
           seconds(assocStarted),
           linked.length,
         );
-        for (const e of result.errors)
-          log.warn({ category: e.category, reason: e.message }, "association rejected by HubSpot");
-        await store.markContactsSent(
-          linked.map((c) => ({ cartKey: c.cartKey, version: c.version })),
-          owner,
+        await settleLinks(
+          settleAssociations(
+            linked.map((claim) => ({
+              cartId: claim.cartId,
+              contactId: idByEmail.get(claim.contact.email) as string,
+              claim,
+            })),
+            result.errors,
+          ),
         );
       }
       const missing = claims.filter((c) => !idByEmail.has(c.contact.email));
@@ -146,6 +157,42 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
       );
     } catch (error) {
       await handleFailure(groups, keys, error);
+    }
+  }
+
+  /** Linked buyers are erased; rejected links become dead letters; links that may pass are retried. */
+  async function settleLinks(
+    settled: AssociationSettlement<AssociationLink & { claim: ClaimedContact }>,
+  ): Promise<void> {
+    if (settled.linked.length > 0)
+      await store.markContactsSent(
+        settled.linked.map(({ claim }) => ({ cartKey: claim.cartKey, version: claim.version })),
+        owner,
+      );
+    if (settled.rejected.length > 0) {
+      await store.markContactsRejected(
+        settled.rejected.map(({ link, reason, category }) => ({
+          cartKey: link.claim.cartKey,
+          version: link.claim.version,
+          reason: `association: ${reason}`,
+          category,
+        })),
+        owner,
+        now(),
+      );
+      observer.deadLettered?.(settled.rejected.length);
+      // HubSpot's message goes to the dead letter, not the log.
+      for (const r of settled.rejected)
+        log.warn({ category: r.category }, "association rejected by HubSpot; dead-lettered");
+    }
+    if (settled.retry.length > 0) {
+      const first = settled.retry[0] as LinkFailure<unknown>;
+      log.warn({ category: first.category, links: settled.retry.length }, "associations failed; will retry");
+      await retryLater(
+        settled.retry.map(({ link }) => link.claim),
+        first.reason,
+        0,
+      );
     }
   }
 

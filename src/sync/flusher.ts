@@ -3,6 +3,7 @@ import {
   HubSpotAuthError,
   HubSpotRateLimitError,
   HubSpotRejectedError,
+  HubSpotRequestRefusedError,
   HubSpotUnavailableError,
 } from "../hubspot/errors.ts";
 import type { HubSpotClient } from "../hubspot/client.ts";
@@ -42,7 +43,7 @@ export interface LogSink {
 export interface SenderObserver {
   request?(operation: string, status: string, seconds: number, batchSize: number): void;
   rateLimitWait?(ms: number): void;
-  deadLettered?(count: number): void;
+  deadLettered?(count: number, reasons?: readonly string[]): void;
   droppedValue?(value: DroppedValue): void;
   sent?(carts: readonly SentCart[], claims: readonly ClaimedCart[]): void;
 }
@@ -168,8 +169,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       await sleep(60_000); // a finishing batch interrupts
       return;
     }
-    const summary = await store.pendingSummary(t, maxBatch);
+    // Wakes that arrive while the summary is read may describe changes it did not see: they count
+    // against the threshold set below instead of being dropped (else a new cart could wait 30 s).
     hints = 0;
+    const summary = await store.pendingSummary(t, maxBatch);
     const dueAt =
       summary.oldestDueSinceMs === undefined
         ? Number.POSITIVE_INFINITY
@@ -185,6 +188,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       // With nothing due, the first change must wake us to start its interval; otherwise wake early
       // only when a full batch has accumulated.
       hintThreshold = draining || summary.dueCount === 0 ? 1 : Math.max(1, maxBatch - summary.dueCount);
+      if (hints >= hintThreshold) return;
       await sleep(until - t);
       return;
     }
@@ -198,12 +202,19 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     const claims = await store.claimDue({ limit: maxBatch, nowMs: t, leaseMs, owner });
     if (claims.length === 0) return;
     // Keep the claims alive while the batch is out (a slow HubSpot, a narrowed rejection), so another
-    // replica never takes over carts this one is still sending; a dead replica's claims just expire.
+    // replica never takes over carts this one is still sending; a dead replica's claims just expire. A
+    // claim the renewal did not find held (or a renewal that failed) is lost: see `lost`.
     const keys = claims.map((c) => c.key);
     const renewal = setInterval(() => {
-      store
-        .renewClaims(keys, owner, now() + leaseMs)
-        .catch((error: unknown) => log.warn({ err: error }, "claim renewal failed"));
+      store.renewClaims(keys, owner, { nowMs: now(), leaseMs }).then(
+        (held) => {
+          if (held.length < claims.length) loseClaims(claims.filter((c) => !held.includes(c.key)));
+        },
+        (error: unknown) => {
+          log.warn({ err: error }, "claim renewal failed");
+          loseClaims(claims);
+        },
+      );
     }, leaseMs / 3);
     const batch = sendClaims(claims)
       .catch((error: unknown) => log.error({ err: error }, "batch failed unexpectedly"))
@@ -216,6 +227,28 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   }
 
   const takeSlot = (): Promise<void> => takeBudgetSlot(budget, now, (ms) => observer.rateLimitWait?.(ms));
+
+  /**
+   * Claims whose renewal failed or found the lease gone: another sender may own the cart now, so this
+   * batch must not mark it sent, nor send it again (narrowing); the cart is made pending to be sent again.
+   */
+  const lost = new WeakSet<ClaimedCart>();
+  function loseClaims(claims: readonly ClaimedCart[]): void {
+    const fresh = claims.filter((c) => !lost.has(c));
+    if (fresh.length === 0) return;
+    log.warn({ count: fresh.length }, "claims lost while sending; those carts will be sent again");
+    for (const c of fresh) lost.add(c);
+  }
+
+  /** Makes lost claims' carts pending again (a new version) and gives their claims back if still held. */
+  async function sendAgainLater(entries: readonly Entry[]): Promise<void> {
+    if (entries.length === 0) return;
+    for (const e of entries) await store.markPending(e.claim.key, now());
+    await store.release(
+      entries.map((e) => e.claim.key),
+      owner,
+    );
+  }
 
   function toEntries(claims: readonly ClaimedCart[], portal: PortalProperties): Entry[] {
     return claims.map((claim) => {
@@ -254,7 +287,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   }
 
   /** One upsert for `entries` (the caller holds a budget slot); settles every entry's claim. */
-  async function send(entries: readonly Entry[]): Promise<void> {
+  async function send(all: readonly Entry[]): Promise<void> {
+    await sendAgainLater(all.filter((e) => lost.has(e.claim)));
+    const entries = all.filter((e) => !lost.has(e.claim));
+    if (entries.length === 0) return;
     const started = performance.now();
     const keys = entries.map((e) => e.claim.key);
     try {
@@ -301,10 +337,18 @@ export function createFlusher(opts: FlusherOptions): Flusher {
           sent.push({ key: e.claim.key, version: e.claim.version, hubspotId: undefined });
         unsettled = [];
       }
-      if (sent.length > 0) {
-        await store.markSent(sent, owner);
+      const lostNow = new Set(entries.filter((e) => lost.has(e.claim)).map((e) => e.claim.key));
+      await sendAgainLater(entries.filter((e) => lostNow.has(e.claim.key)));
+      const held = sent.filter((c) => !lostNow.has(c.key));
+      if (held.length > 0) {
+        const marked = await store.markSent(held, owner);
+        if (marked.length < held.length)
+          log.warn(
+            { count: held.length - marked.length },
+            "claims lost while sending; those carts will be sent again",
+          );
         observer.sent?.(
-          sent,
+          marked,
           entries.map((e) => e.claim),
         );
       }
@@ -327,7 +371,8 @@ export function createFlusher(opts: FlusherOptions): Flusher {
         "carts_upsert",
         error instanceof HubSpotRejectedError ||
           error instanceof HubSpotAuthError ||
-          error instanceof HubSpotRateLimitError
+          error instanceof HubSpotRateLimitError ||
+          error instanceof HubSpotRequestRefusedError
           ? String(error.status)
           : "error",
         seconds(started),
@@ -393,6 +438,11 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     }
     const minDelay = error instanceof HubSpotUnavailableError ? error.minDelayMs : 0;
     const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof HubSpotRequestRefusedError)
+      log.error(
+        { status: error.status, category: error.category, carts: entries.length },
+        "HubSpot refused the request, not the carts; will retry (check HUBSPOT_BASE_URL and the portal)",
+      );
     log.warn({ err: message, carts: entries.length }, "batch failed; will retry");
     await retryLater(entries, message, minDelay);
   }
@@ -410,7 +460,10 @@ export function createFlusher(opts: FlusherOptions): Flusher {
 
   async function deadLetter(rejected: RejectedCart[]): Promise<void> {
     await store.markRejected(rejected, owner, now());
-    observer.deadLettered?.(rejected.length);
+    observer.deadLettered?.(
+      rejected.length,
+      rejected.map((r) => r.reason),
+    );
     // HubSpot's message can quote values (tokens, e-mails): it goes to the dead letter, not the log.
     for (const r of rejected) log.warn({ category: r.category }, "cart rejected by HubSpot; dead-lettered");
   }

@@ -39,6 +39,7 @@ export function startLineItemLane(opts: {
     object: {
       list: () => opts.client.listLineItemProperties(),
       name: "line item",
+      type: "line_items",
       variable: "HUBSPOT_LINE_ITEM_ID_PROPERTY",
     },
   });

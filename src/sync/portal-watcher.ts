@@ -1,6 +1,7 @@
 import type { HubSpotClient } from "../hubspot/client.ts";
 import type { PropertyDefinition } from "../hubspot/types.ts";
 import { HubSpotAuthError } from "../hubspot/errors.ts";
+import { keyPropertySpec, missingAdvice, notUniqueAdvice } from "../hubspot/key-property.ts";
 import type { LogSink } from "./flusher.ts";
 import { createPortalProperties, type PortalProperties } from "./portal-properties.ts";
 
@@ -28,11 +29,17 @@ export function createPortalWatcher(opts: {
   /** Waits for a request slot: the read counts against the same rate budget as the upserts. */
   beforeRequest?: () => Promise<void>;
   /** Another object's properties (line items): how to list them, its name, its id property variable. */
-  object?: { list: () => Promise<PropertyDefinition[]>; name: string; variable: string };
+  object?: {
+    list: () => Promise<PropertyDefinition[]>;
+    name: string;
+    type: "carts" | "line_items";
+    variable: string;
+  };
 }): PortalWatcher {
   const object = opts.object ?? {
     list: () => opts.client.listCartProperties(),
     name: "cart",
+    type: "carts" as const,
     variable: "HUBSPOT_CART_ID_PROPERTY",
   };
   const refreshMs = opts.refreshMs ?? 5 * 60_000;
@@ -44,12 +51,10 @@ export function createPortalWatcher(opts: {
 
   function problem(): string | undefined {
     if (portal === undefined) return lastError ?? `HubSpot ${object.name} properties not read yet`;
-    if (portal.idPropertyStatus === "missing") {
-      return `${object.name} property ${opts.idProperty} does not exist in HubSpot; run \`cartbridge setup-hubspot\` to create it`;
-    }
-    if (portal.idPropertyStatus === "not_unique") {
-      return `${object.name} property ${opts.idProperty} is not a unique-value property in HubSpot; set ${object.variable} to a unique property or run \`cartbridge setup-hubspot\` with a new name`;
-    }
+    // The same advice setup-hubspot and status give (a definition to create by hand, or another name).
+    const spec = keyPropertySpec(object.type, opts.idProperty);
+    if (portal.idPropertyStatus === "missing") return missingAdvice(spec);
+    if (portal.idPropertyStatus === "not_unique") return notUniqueAdvice(spec);
     return undefined;
   }
 

@@ -3,8 +3,11 @@ import type { LogSink } from "./flusher.ts";
 
 /**
  * Shopify's privacy topics: customers/redact erases what the store holds for one customer, shop/redact
- * and app/uninstalled erase everything for the shop, customers/data_request is acknowledged and logged
- * with what we hold (counts, never the data). Each answers once the erasure is committed.
+ * erases everything for the shop, customers/data_request is acknowledged and logged with what we hold
+ * (counts, never the data). Each answers once the erasure is committed.
+ *
+ * app/uninstalled erases nothing (SPEC §6): changes Shopify already got a 200 for are still sent; the
+ * shop's data goes with shop/redact, which Shopify sends 48 hours after the uninstall.
  */
 export const PRIVACY_TOPICS = new Set([
   "customers/redact",
@@ -16,16 +19,28 @@ export const PRIVACY_TOPICS = new Set([
 export async function handlePrivacyDelivery(
   store: Store,
   log: LogSink,
-  delivery: { topic: string; shopDomain: string; body: Buffer },
+  delivery: {
+    topic: string;
+    shopDomain: string;
+    body: Buffer;
+    webhookId?: string | undefined;
+    receivedAtMs?: number;
+    headers?: Readonly<Record<string, string>>;
+  },
 ): Promise<string | undefined> {
   if (!PRIVACY_TOPICS.has(delivery.topic)) return undefined;
   const shopDomain = delivery.shopDomain;
-  if (delivery.topic === "shop/redact" || delivery.topic === "app/uninstalled") {
+  if (delivery.topic === "app/uninstalled") {
+    log.info({ topic: delivery.topic, shop: shopDomain }, "app uninstalled; pending carts are still sent");
+    return "acknowledged";
+  }
+  if (delivery.topic === "shop/redact") {
     const erased = await store.redact({ shopDomain });
     log.info({ topic: delivery.topic, shop: shopDomain, erased }, "shop data erased");
     return "redacted";
   }
   const customer = readCustomer(delivery.body);
+  if (customer === "unparseable") return keepUnreadable(store, log, delivery);
   if (customer === undefined) {
     log.warn(
       { topic: delivery.topic, shop: shopDomain },
@@ -44,13 +59,43 @@ export async function handlePrivacyDelivery(
   return "acknowledged";
 }
 
-function readCustomer(body: Buffer): { email?: string; phone?: string } | undefined {
+/**
+ * A genuine privacy request whose body cannot be read (not JSON, not an object) is Shopify's request all
+ * the same: it is kept as a dead letter (the operator sees it and can act; it expires with the retention)
+ * and answered 200 like any genuine body the bridge cannot map (SPEC §3), never silently dropped.
+ */
+async function keepUnreadable(
+  store: Store,
+  log: LogSink,
+  delivery: Parameters<typeof handlePrivacyDelivery>[2],
+): Promise<string> {
+  const receivedAtMs = delivery.receivedAtMs ?? Date.now();
+  const [outcome] = await store.ingestBatch([
+    {
+      webhookId: delivery.webhookId,
+      topic: delivery.topic,
+      shopDomain: delivery.shopDomain,
+      receivedAtMs,
+      headers: delivery.headers ?? {},
+      body: delivery.body,
+      mapped: { kind: "invalid", reason: `${delivery.topic} body is not a JSON object; nothing was erased` },
+    },
+  ]);
+  log.warn(
+    { topic: delivery.topic, shop: delivery.shopDomain, outcome },
+    "privacy request unreadable; kept as a dead letter",
+  );
+  return outcome ?? "dead_lettered";
+}
+
+function readCustomer(body: Buffer): { email?: string; phone?: string } | "unparseable" | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString("utf8"));
   } catch {
-    return undefined;
+    return "unparseable";
   }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return "unparseable";
   const customer = (parsed as { customer?: { email?: unknown; phone?: unknown } } | null)?.customer;
   const email =
     typeof customer?.email === "string" && customer.email.trim() !== ""

@@ -1,6 +1,6 @@
-import { SHOPIFY_HEADERS } from "../shopify/headers.ts";
+import { headerValue, SHOPIFY_HEADERS } from "../shopify/headers.ts";
 import type { DeadLetter, Store } from "../store/store.ts";
-import { mapDelivery } from "./mapping.ts";
+import { mapVerifiedDelivery } from "./delivery-mapping.ts";
 
 export interface ReplayResult {
   readonly id: number;
@@ -15,7 +15,7 @@ export interface ReplayResult {
 export async function replayDeadLetters(
   store: Store,
   ids: readonly number[],
-  opts: { nowMs: number; onChanged?: () => void },
+  opts: { nowMs: number; syncContacts: boolean; onChanged?: () => void },
 ): Promise<ReplayResult[]> {
   const letters = await store.getDeadLetters(ids);
   const byId = new Map(letters.map((l) => [l.id, l]));
@@ -26,20 +26,26 @@ export async function replayDeadLetters(
       results.push({ id, outcome: "not_found" });
       continue;
     }
-    results.push(await replayOne(store, letter, opts.nowMs));
+    results.push(await replayOne(store, letter, opts));
   }
   opts.onChanged?.();
   return results;
 }
 
-async function replayOne(store: Store, letter: DeadLetter, nowMs: number): Promise<ReplayResult> {
-  const mapped = mapDelivery({
+async function replayOne(
+  store: Store,
+  letter: DeadLetter,
+  { nowMs, syncContacts }: { nowMs: number; syncContacts: boolean },
+): Promise<ReplayResult> {
+  // Mapped as live ingest maps it: the same tie-breaker, and no buyer kept when contact sync is off.
+  const mapped = mapVerifiedDelivery({
     topic: letter.topic,
     shopDomain: letter.shopDomain,
     body: letter.body ?? Buffer.alloc(0),
-    webhookId: letter.webhookId ?? "",
-    triggeredAt: letter.headers[SHOPIFY_HEADERS.triggeredAt],
+    webhookId: letter.webhookId,
+    triggeredAt: headerValue(letter.headers, SHOPIFY_HEADERS.triggeredAt),
     receivedAtMs: letter.createdAtMs,
+    syncContacts,
   });
   if (mapped.kind === "invalid") return { id: letter.id, outcome: "still_failing", reason: mapped.reason };
   if (mapped.kind === "event") {

@@ -101,7 +101,7 @@ if (process.getuid?.() !== 0) {
 const started = performance.now();
 const workDir = mkdtempSync(join(tmpdir(), "cartbridge-container-"));
 const reportPath = join(workDir, "check.json");
-const sandbox = await startFakeHubSpot({ accessToken: SANDBOX_TOKEN });
+const sandbox = await startFakeHubSpot({ accessToken: SANDBOX_TOKEN, apiVersion: "any" });
 const port = await pickPort(3000);
 console.log(
   `== test:container: HubSpot sandbox on ${sandbox.url}, bridge on port ${port}, image ${IMAGE_TAG}`,

@@ -43,6 +43,8 @@ export class FakeCartStore {
   /** property name → value → cart, for every property with hasUniqueValue. */
   private readonly uniqueIndex = new Map<string, Map<string, FakeCart>>();
   private readonly rejectedCartIds = new Map<string, string>();
+  /** Properties the portal requires on every cart (enforced only through 2026-09+ paths). */
+  private readonly requiredProperties = new Set<string>();
   /** Cart and contact ids come from distinct ranges, so swapping them is caught. */
   private nextCartId = 30_000_000_001;
 
@@ -73,8 +75,17 @@ export class FakeCartStore {
     this.rejectedCartIds.set(id, message);
   }
 
+  requireCartProperty(name: string, required = true): void {
+    if (required) this.requiredProperties.add(name);
+    else this.requiredProperties.delete(name);
+  }
+
   hasCartId(id: string): boolean {
     return this.cartsById.has(id);
+  }
+
+  keyOfCartId(id: string): string | undefined {
+    return this.cartsById.get(id)?.key;
   }
 
   // ---- properties -------------------------------------------------------------------------------------------
@@ -143,7 +154,7 @@ export class FakeCartStore {
     };
   }
 
-  upsertCarts(body: unknown): FakeResponse {
+  upsertCarts(body: unknown, rules: { enforceRequired?: boolean } = {}): FakeResponse {
     const inputs = parseUpsertInputs(body);
     if (!Array.isArray(inputs)) return inputs;
     const dupIds = duplicates(inputs.map((i) => i.id));
@@ -176,7 +187,7 @@ export class FakeCartStore {
 
     const failures = new Map<UpsertInput, string>();
     for (const input of inputs) {
-      const message = this.cartInputProblem(input);
+      const message = this.cartInputProblem(input, rules.enforceRequired === true);
       if (message !== null) failures.set(input, message);
     }
     if (failures.size > 0 && !traced) {
@@ -206,7 +217,7 @@ export class FakeCartStore {
   }
 
   /** The reason HubSpot would refuse this one input, or null. */
-  private cartInputProblem(input: UpsertInput): string | null {
+  private cartInputProblem(input: UpsertInput, enforceRequired: boolean): string | null {
     const rejected = this.rejectedCartIds.get(input.id);
     if (rejected !== undefined) return rejected;
     const idProperty = input.idProperty ?? "hs_object_id";
@@ -236,7 +247,25 @@ export class FakeCartStore {
         }
       }
     }
+    if (enforceRequired) problems.push(...this.missingRequired(input, existing));
     return problems.length > 0 ? notValidMessage(problems) : null;
+  }
+
+  /**
+   * 2026-09 rule: after the write, every required property must have a value — a create must carry it, an
+   * update must not clear it, and an existing cart without it cannot be updated until it is given.
+   */
+  private missingRequired(input: UpsertInput, existing: FakeCart | undefined): PropertyValidationResult[] {
+    const missing: PropertyValidationResult[] = [];
+    for (const name of this.requiredProperties) {
+      const given = input.properties[name];
+      const after = given === undefined ? existing?.properties[name] : given;
+      if (after === undefined || after === "") {
+        const message = `The property ${name} is required on ${CARTS_TYPE_ID} and was not provided`;
+        missing.push({ isValid: false, message, error: "REQUIRED_PROPERTY_MISSING", name });
+      }
+    }
+    return missing;
   }
 
   private setCartProperty(cart: FakeCart, name: string, value: string): void {

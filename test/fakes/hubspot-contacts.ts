@@ -30,6 +30,12 @@ export interface FakeAssociation {
   typeId: number;
 }
 
+interface AssociationRejection {
+  readonly message: string | undefined;
+  readonly category: string;
+  remaining: number;
+}
+
 export const CONTACTS_TYPE_ID = "0-1";
 export const CART_TO_CONTACT_TYPE_ID = 586;
 export const MAX_ASSOCIATION_INPUTS = 2000;
@@ -40,15 +46,40 @@ export class FakeContactStore {
   private readonly contactsById = new Map<string, FakeContact>();
   private readonly associationsByPair = new Map<string, FakeAssociation>();
   private readonly rejectedEmails = new Set<string>();
+  /** Carts (id or key) whose associations get a per-input error (207), and how many more times. */
+  private readonly rejectedAssociations = new Map<string, AssociationRejection>();
   private nextContactId = 70_000_000_001;
   private readonly hasCartId: (id: string) => boolean;
+  private readonly cartKeyOf: (id: string) => string | undefined;
 
-  constructor(hasCartId: (id: string) => boolean) {
+  constructor(
+    hasCartId: (id: string) => boolean,
+    cartKeyOf: (id: string) => string | undefined = () => undefined,
+  ) {
     this.hasCartId = hasCartId;
+    this.cartKeyOf = cartKeyOf;
   }
 
   rejectContactEmail(email: string): void {
     this.rejectedEmails.add(email.toLowerCase());
+  }
+
+  /**
+   * Associations from this cart get a per-input error in a 207, as HubSpot answers for an id it does not
+   * have (`VALIDATION_ERROR`, `crm.associations.INVALID_OBJECT_IDS`, `context.fromObjectId`), or with
+   * another category (`INTERNAL_ERROR`, say) for a failure that may pass; `times` (default: always).
+   * `cart` is the cart's id or its id-property value (key).
+   */
+  rejectAssociation(cart: string, opts: { message?: string; category?: string; times?: number } = {}): void {
+    this.rejectedAssociations.set(cart, {
+      message: opts.message,
+      category: opts.category ?? "VALIDATION_ERROR",
+      remaining: opts.times ?? Number.POSITIVE_INFINITY,
+    });
+  }
+
+  acceptAssociation(cart: string): void {
+    this.rejectedAssociations.delete(cart);
   }
 
   associations(): FakeAssociation[] {
@@ -195,6 +226,15 @@ export class FakeContactStore {
     const results: Record<string, unknown>[] = [];
     const errors: Record<string, unknown>[] = [];
     for (const { cartId, contactId } of pairs) {
+      const cartKey = this.cartKeyOf(cartId);
+      const rejectedAs = this.rejectedAssociations.has(cartId) ? cartId : cartKey;
+      const rejection = rejectedAs === undefined ? undefined : this.rejectedAssociations.get(rejectedAs);
+      if (rejectedAs !== undefined && rejection !== undefined) {
+        if (--rejection.remaining <= 0) this.rejectedAssociations.delete(rejectedAs);
+        const message = rejection.message ?? `No ${CARTS_TYPE_ID} object with id ${cartId} exists`;
+        errors.push(this.associationError(message, { fromObjectId: [cartId] }, rejection.category));
+        continue;
+      }
       if (!this.hasCartId(cartId)) {
         errors.push(
           this.associationError(`No ${CARTS_TYPE_ID} object with id ${cartId} exists`, {
@@ -232,11 +272,15 @@ export class FakeContactStore {
     };
   }
 
-  private associationError(message: string, context: Record<string, string[]>): Record<string, unknown> {
+  private associationError(
+    message: string,
+    context: Record<string, string[]>,
+    category = "VALIDATION_ERROR",
+  ): Record<string, unknown> {
     return {
       status: "error",
-      category: "VALIDATION_ERROR",
-      subCategory: "crm.associations.INVALID_OBJECT_IDS",
+      category,
+      ...(category === "VALIDATION_ERROR" ? { subCategory: "crm.associations.INVALID_OBJECT_IDS" } : {}),
       message,
       context,
     };

@@ -34,6 +34,7 @@ const ROUTES = {
   archive: new RegExp(`^/crm/v3/objects/${LINE_ITEM_TYPES}/batch/archive$`),
   associate: new RegExp(`^/crm/v4/associations/${LINE_ITEM_TYPES}/${CART_TYPES}/batch/associate/default$`),
   properties: new RegExp(`^/crm/v3/properties/${LINE_ITEM_TYPES}$`),
+  propertyGroups: new RegExp(`^/crm/v3/properties/${LINE_ITEM_TYPES}/groups$`),
   property: new RegExp(`^/crm/v3/properties/${LINE_ITEM_TYPES}/([^/]+)$`),
 };
 
@@ -67,6 +68,14 @@ export function lineItemRoute(
   scoped: boolean,
 ): FakeResponse | undefined {
   const isWrite = ROUTES.upsert.test(path) || ROUTES.archive.test(path) || ROUTES.associate.test(path);
+  // HubSpot's default line item property group is the only one this portal has.
+  if (method === "GET" && ROUTES.propertyGroups.test(path)) {
+    if (!scoped) return missingScopes("crm.objects.line_items.read");
+    return {
+      status: 200,
+      body: { results: [{ name: "lineiteminformation", label: "Line item information", displayOrder: -1 }] },
+    };
+  }
   const property = ROUTES.property.exec(path);
   const isProperties = ROUTES.properties.test(path) || property !== null;
   if (!isWrite && !isProperties) return undefined;

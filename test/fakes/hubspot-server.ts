@@ -17,6 +17,11 @@ import { FakeCartStore } from "./hubspot-carts.ts";
 import type { FakeCart } from "./hubspot-carts.ts";
 import { FakeContactStore } from "./hubspot-contacts.ts";
 import type { FakeAssociation, FakeContact } from "./hubspot-contacts.ts";
+import {
+  parseVersionedPath,
+  testHubSpotApiVersion,
+  versionEnforcesRequiredProperties,
+} from "./hubspot-versions.ts";
 import { lineItemRoute, setUpLineItems, type FakeLineItems } from "./hubspot-line-items-routes.ts";
 
 export { defaultCartProperties } from "./hubspot-properties.ts";
@@ -40,6 +45,15 @@ export interface FakeHubSpotOptions {
   latencyMs?: number;
   /** Keep every request in `requests` (default true); turn off for long benchmarks. */
   recordRequests?: boolean;
+  /**
+   * The one HubSpot API version whose paths are routed (`v3` = the /crm/v3 and /crm/v4 paths, or a date
+   * version such as `2026-09`); other versions' paths answer 404, so a test proves the bridge used the version
+   * it was configured with. `any` routes both schemes. Default: the test environment's HUBSPOT_API_VERSION
+   * (v3 when unset).
+   */
+  apiVersion?: string;
+  /** Cart properties the portal requires: enforced on every write through a 2026-09 or later path. */
+  requiredCartProperties?: string[];
   /** Add the unique custom line item property `shopify_line_item_key` (default true). */
   withLineItemKeyProperty?: boolean;
 }
@@ -68,6 +82,8 @@ export interface FakeFault {
   destroySocket?: boolean;
   /** Never answer (the client must time out). */
   hang?: boolean;
+  /** Only slow: after `delayMs`, the request is handled as HubSpot would (`status` is ignored). */
+  slowOnly?: boolean;
 }
 
 export interface FakeHubSpot extends FakeLineItems {
@@ -81,6 +97,8 @@ export interface FakeHubSpot extends FakeLineItems {
   associations(): FakeAssociation[];
   /** The next `times` (default 1) requests whose path contains `path` (default: any) get this answer. */
   failNext(fault: FakeFault, opts?: { times?: number; path?: string }): void;
+  /** Drops every queued fault (`failNext`) not yet used. */
+  clearFaults(): void;
   /** Upserts containing this id get a per-input error (207 with trace ids, else a whole-batch 400). */
   rejectCartId(id: string, message?: string): void;
   /** Undoes rejectCartId. */
@@ -90,10 +108,19 @@ export interface FakeHubSpot extends FakeLineItems {
   /** Simulates a revoked or rotated token. */
   setAccessToken(token: string): void;
   addCartProperty(def: PropertyDefinition): void;
-  /** `contacts: false` → contacts and associations endpoints answer 403 MISSING_SCOPES; same for `carts`. */
-  setScopes(scopes: { contacts?: boolean; carts?: boolean; lineItems?: boolean }): void;
+  /** Makes a cart property required, or optional again (HubSpot enforces it from API version 2026-09). */
+  requireCartProperty(name: string, required?: boolean): void;
+  /**
+   * `contacts: false` → contacts and associations endpoints answer 403 MISSING_SCOPES; same for `carts`;
+   * `schemas: false` → creating a property answers 403 (a token without crm.schemas.carts.write, as service
+   * keys may be); `lineItems: false` → line item endpoints answer 403.
+   */
+  setScopes(scopes: { contacts?: boolean; carts?: boolean; schemas?: boolean; lineItems?: boolean }): void;
   /** A contacts upsert containing this e-mail fails as a whole (400). */
   rejectContactEmail(email: string): void;
+  /** Associations from this cart (id or key) get a per-input error in a 207 (see FakeContactStore). */
+  rejectAssociation(cart: string, opts?: { message?: string; category?: string; times?: number }): void;
+  acceptAssociation(cart: string): void;
   /** Clears the recorded requests (not the state). */
   reset(): void;
   close(): Promise<void>;
@@ -200,8 +227,13 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     properties.push(cartKeyPropertyDefinition());
   }
   const cartStore = new FakeCartStore(properties);
-  const contactStore = new FakeContactStore((id) => cartStore.hasCartId(id));
-  const scopes = { contacts: true, carts: true, lineItems: true };
+  for (const name of opts.requiredCartProperties ?? []) cartStore.requireCartProperty(name);
+  const servedVersion = opts.apiVersion ?? testHubSpotApiVersion();
+  const contactStore = new FakeContactStore(
+    (id) => cartStore.hasCartId(id),
+    (id) => cartStore.keyOfCartId(id),
+  );
+  const scopes = { contacts: true, carts: true, schemas: true, lineItems: true };
   const lineItems = setUpLineItems(opts.withLineItemKeyProperty !== false, (id) => cartStore.hasCartId(id));
   const windows = new Map<string, RollingWindow>();
   let dailyUsed = 0;
@@ -266,7 +298,17 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
   }
 
   function route(method: string, url: URL, body: unknown): FakeResponse {
-    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, "") : url.pathname;
+    const rawPath = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, "") : url.pathname;
+    const versioned = parseVersionedPath(rawPath);
+    if (versioned === undefined || (servedVersion !== "any" && versioned.version !== servedVersion)) {
+      const served = servedVersion === "any" ? "" : ` (this sandbox serves API version ${servedVersion})`;
+      return {
+        status: 404,
+        body: errorBody("OBJECT_NOT_FOUND", `No route for ${method} ${rawPath}${served}`),
+      };
+    }
+    const path = versioned.legacyPath;
+    const enforceRequired = versionEnforcesRequiredProperties(versioned.version);
     const needsJson = method === "POST";
     if (needsJson && (body === undefined || typeof body === "string")) {
       return {
@@ -281,14 +323,16 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     if (!isContacts && path.startsWith("/crm/") && !scopes.carts)
       return missingScopes("crm.objects.carts.write");
 
-    if (method === "POST" && ROUTES.cartUpsert.test(path)) return cartStore.upsertCarts(body);
+    if (method === "POST" && ROUTES.cartUpsert.test(path))
+      return cartStore.upsertCarts(body, { enforceRequired });
     if (method === "POST" && ROUTES.contactUpsert.test(path)) return contactStore.upsertContacts(body);
     if (method === "POST" && ROUTES.associate.test(path))
       return contactStore.createCartContactAssociations(body);
     if (method === "GET" && ROUTES.propertyGroups.test(path)) return cartStore.listCartPropertyGroups();
     if (ROUTES.properties.test(path)) {
       if (method === "GET") return cartStore.listCartProperties();
-      if (method === "POST") return cartStore.createCartProperty(body);
+      if (method === "POST")
+        return scopes.schemas ? cartStore.createCartProperty(body) : missingScopes("crm.schemas.carts.write");
     }
     const property = ROUTES.property.exec(path);
     if (method === "GET" && property?.[1] !== undefined)
@@ -369,6 +413,8 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
         req.socket.destroy();
         return;
       }
+    }
+    if (fault && fault.slowOnly !== true) {
       const headers = { ...rateLimitHeaders(token, at), ...fault.headers };
       send(res, rec, fault.status, fault.body ?? defaultFaultBody(fault.status), headers);
       return;
@@ -419,6 +465,9 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     failNext(fault, options = {}) {
       faults.push({ fault, remaining: options.times ?? 1, path: options.path });
     },
+    clearFaults() {
+      faults.length = 0;
+    },
     rejectCartId(id, message = `Cart ${id} rejected by the fake HubSpot`) {
       cartStore.rejectCartId(id, message);
     },
@@ -434,14 +483,24 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     addCartProperty(def) {
       cartStore.addCartProperty(def);
     },
+    requireCartProperty(name, required = true) {
+      cartStore.requireCartProperty(name, required);
+    },
     setScopes(next) {
       if (next.contacts !== undefined) scopes.contacts = next.contacts;
       if (next.carts !== undefined) scopes.carts = next.carts;
+      if (next.schemas !== undefined) scopes.schemas = next.schemas;
       if (next.lineItems !== undefined) scopes.lineItems = next.lineItems;
     },
     ...lineItems.api,
     rejectContactEmail(email) {
       contactStore.rejectContactEmail(email);
+    },
+    rejectAssociation(cart, rejection) {
+      contactStore.rejectAssociation(cart, rejection);
+    },
+    acceptAssociation(cart) {
+      contactStore.acceptAssociation(cart);
     },
     reset() {
       requests.length = 0;

@@ -6,6 +6,7 @@ import { loadConfig, type Config } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { startService, type Service, type ServiceOptions } from "../../src/service.ts";
 import { startFakeHubSpot, type FakeHubSpot, type FakeHubSpotOptions } from "../fakes/hubspot-server.ts";
+import { testHubSpotApiVersion } from "../fakes/hubspot-versions.ts";
 import { TEST_SECRET } from "./shopify.ts";
 import { waitFor } from "./wait.ts";
 
@@ -32,6 +33,7 @@ export async function startTestBridge(opts: {
     SHOPIFY_WEBHOOK_SECRETS: TEST_SECRET,
     HUBSPOT_ACCESS_TOKEN: "test-token",
     HUBSPOT_BASE_URL: opts.hubspotUrl,
+    HUBSPOT_API_VERSION: testHubSpotApiVersion(),
     DATABASE_URL: `sqlite:${join(dir, "cartbridge.db")}`,
     PORT: "0",
     FLUSH_INTERVAL_MS: "100",

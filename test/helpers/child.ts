@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { testHubSpotApiVersion } from "../fakes/hubspot-versions.ts";
 import { TEST_SECRET } from "./shopify.ts";
 import { waitFor } from "./wait.ts";
 
@@ -27,6 +28,7 @@ export function bridgeEnv(opts: {
     SHOPIFY_WEBHOOK_SECRETS: TEST_SECRET,
     HUBSPOT_ACCESS_TOKEN: "test-token",
     HUBSPOT_BASE_URL: opts.hubspotUrl,
+    HUBSPOT_API_VERSION: testHubSpotApiVersion(),
     DATABASE_URL: `sqlite:${opts.dbPath}`,
     PORT: String(opts.port),
     FLUSH_INTERVAL_MS: "100",

@@ -28,7 +28,8 @@ function query(bridge: TestBridge, sql: string, ...args: string[]): Array<Record
 
 describe("contacts", () => {
   it("upserts each buyer once per e-mail, associates cart → contact (586), then erases the personal data", async () => {
-    await withBridge({}, async (hs, bridge) => {
+    // One flush for the three checkouts even on a loaded machine: "once per e-mail" needs them in one batch.
+    await withBridge({ env: { FLUSH_INTERVAL_MS: "1000" } }, async (hs, bridge) => {
       await postDelivery(bridge.url, {
         topic: "checkouts/update",
         body: checkoutBody("c-1", { email: "Ann@Example.com" }),
@@ -201,6 +202,32 @@ describe("privacy topics", () => {
   });
 });
 
+describe("app/uninstalled", () => {
+  it("erases nothing: the shop's pending carts are still sent (SPEC §6)", async () => {
+    await withBridge({}, async (hs, bridge) => {
+      hs.setScopes({ carts: false }); // HubSpot refuses carts for now: what is posted stays pending
+      for (const t of ["u-1", "u-2"])
+        await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(t) });
+      const res = await postDelivery(bridge.url, {
+        topic: "app/uninstalled",
+        body: JSON.stringify({ id: 1, domain: TEST_SHOP, myshopify_domain: TEST_SHOP }),
+      });
+      assert.equal(res.status, 200);
+      assert.equal(
+        query(bridge, "SELECT 1 FROM carts WHERE shop = ? AND pending_since IS NOT NULL", TEST_SHOP).length,
+        2,
+        "both carts still pending after the uninstall",
+      );
+      assert.equal(hs.carts().size, 0);
+      hs.setScopes({ carts: true });
+      await waitFor(() => hs.cartByKey(key("u-1")) && hs.cartByKey(key("u-2")), {
+        what: "the acknowledged carts in HubSpot",
+      });
+      assert.ok(bridge.logs.some((l) => l["msg"] === "app uninstalled; pending carts are still sent"));
+    });
+  });
+});
+
 describe("logs", () => {
   it("a full run over every fixture logs no e-mail, name, phone, token or secret above debug", async () => {
     const fixtures = loadFixtures();
@@ -218,7 +245,7 @@ describe("logs", () => {
     for (const f of fixtures) collect(JSON.parse(f.body.toString("utf8")));
     await withBridge({ env: { LOG_LEVEL: "info", ADMIN_TOKEN: "admin-token-xyz" } }, async (hs, bridge) => {
       hs.rejectContactEmail("example@email.com");
-      // shop/redact and app/uninstalled erase the shop: they go last, after the sync.
+      // shop/redact erases the shop: it goes last, after the sync (with app/uninstalled).
       const erasing = (t: string) => t === "shop/redact" || t === "app/uninstalled";
       for (const f of fixtures.filter((x) => !erasing(x.topic)))
         await postDelivery(bridge.url, { topic: f.topic, body: f.body });

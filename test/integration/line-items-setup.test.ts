@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { setupHubSpot } from "../../src/cli.ts";
 import { loadConfig } from "../../src/config.ts";
 import { startFakeHubSpot } from "../fakes/hubspot-server.ts";
+import { testHubSpotApiVersion } from "../fakes/hubspot-versions.ts";
 import { TEST_SECRET } from "../helpers/shopify.ts";
 
 function config(url: string, env: Record<string, string> = {}) {
@@ -10,6 +11,7 @@ function config(url: string, env: Record<string, string> = {}) {
     SHOPIFY_WEBHOOK_SECRETS: TEST_SECRET,
     HUBSPOT_ACCESS_TOKEN: "test-token",
     HUBSPOT_BASE_URL: url,
+    HUBSPOT_API_VERSION: testHubSpotApiVersion(),
     ...env,
   });
 }
@@ -22,7 +24,7 @@ describe("setup-hubspot and line items", () => {
       assert.equal(await setupHubSpot(config(hs.url), (l) => lines.push(l)), 0);
       assert.match(lines.join("\n"), /created unique line item property shopify_line_item_key/);
       const created = hs.requests.find(
-        (r) => r.method === "POST" && r.path === "/crm/v3/properties/line_items",
+        (r) => r.method === "POST" && r.path.includes("/properties/") && r.path.endsWith("/line_items"),
       );
       assert.deepEqual(
         {
@@ -60,7 +62,10 @@ describe("setup-hubspot and line items", () => {
       lines.length = 0;
       const env = { HUBSPOT_LINE_ITEM_ID_PROPERTY: "plain_key" };
       assert.equal(await setupHubSpot(config(hs.url, env), (l) => lines.push(l)), 1);
-      assert.match(lines.join("\n"), /plain_key exists but is not unique/);
+      assert.match(
+        lines.join("\n"),
+        /line item property plain_key exists in HubSpot but without unique values/,
+      );
       lines.length = 0;
       const off = { ...env, HUBSPOT_SYNC_LINE_ITEMS: "false" };
       assert.equal(

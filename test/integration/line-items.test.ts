@@ -272,6 +272,7 @@ describe("line items", () => {
         hs.acceptLineItemKey(`${key("r1")}:102`);
         const [result] = await replayDeadLetters(bridge.service.store, [letters[0]?.id ?? 0], {
           nowMs: Date.now(),
+          syncContacts: true,
         });
         assert.equal(result?.outcome, "replayed");
         await waitFor(() => Object.keys(linesInHubSpot(hs, "r1") ?? {}).length === 3, {

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
 import { setupHubSpot } from "../../src/cli.ts";
 import {
@@ -42,6 +44,22 @@ function assertCleanRequests(hs: FakeHubSpot): void {
     const inputs = (r.body as Inputs | undefined)?.inputs ?? [];
     assert.ok(inputs.length <= 100, "≤ 100 inputs");
     assert.equal(new Set(inputs.map((i) => i.id)).size, inputs.length, "no repeated id");
+  }
+}
+
+/** The bridge's SQLite rows for these carts: what the store really keeps about their attempts. */
+function cartRows(bridge: TestBridge, tokens: readonly string[]): Array<Record<string, unknown>> {
+  const db = new DatabaseSync(join(bridge.dir, "cartbridge.db"), { readOnly: true });
+  try {
+    const select = db.prepare(
+      "SELECT attempts, next_attempt_at, last_error, pending_since FROM carts WHERE key = ?",
+    );
+    return tokens.flatMap((t) => {
+      const row = select.get(key(t));
+      return row === undefined ? [] : [row];
+    });
+  } finally {
+    db.close();
   }
 }
 
@@ -118,13 +136,83 @@ describe("sender failure classes (fake HubSpot on a real port)", () => {
   ]) {
     it(`${fault.name}: retried with backoff, attempts kept in the store, every cart lands once`, async () => {
       await withBridge({}, async (hs, bridge) => {
-        hs.failNext(fault.fault, { path: "/batch/upsert", times: 2 });
+        hs.failNext(fault.fault, { path: "/batch/upsert", times: 1000 });
         const tokens = await sendCheckouts(bridge, `f${fault.name.replace(/\W/g, "")}`, 4);
+        // The store counts the failed attempts (and keeps the reason) for every cart, nothing is written.
+        const failing = await waitFor(
+          () => {
+            const rows = cartRows(bridge, tokens);
+            return rows.length === 4 && rows.every((r) => Number(r["attempts"]) >= 2) ? rows : undefined;
+          },
+          { what: `two attempts per cart in the store after ${fault.name}`, timeoutMs: 15_000 },
+        );
+        for (const row of failing) {
+          assert.notEqual(row["pending_since"], null, "still pending");
+          assert.ok(Number(row["next_attempt_at"]) > 0, "a next attempt time");
+          assert.match(String(row["last_error"]), /./);
+        }
+        assert.equal(tokens.filter((t) => hs.cartByKey(key(t))).length, 0, "nothing landed while failing");
+        hs.clearFaults();
         await waitFor(allLanded(hs, tokens), { what: `carts after ${fault.name}`, timeoutMs: 15_000 });
-        assert.ok(upserts(hs).length >= 3, "two failures and a success");
-        assert.equal([...hs.carts().keys()].filter((k) => tokens.some((t) => k === key(t))).length, 4);
+        // Each cart landed exactly once (one write in HubSpot), and the store settled it.
+        assert.deepEqual(
+          tokens.map((t) => hs.cartByKey(key(t))?.writes),
+          [1, 1, 1, 1],
+        );
+        await waitFor(
+          () =>
+            cartRows(bridge, tokens).every((r) => r["pending_since"] === null && Number(r["attempts"]) === 0),
+          { what: "carts settled in the store" },
+        );
         assertCleanRequests(hs);
         assert.ok(bridge.logs.some((l) => l["msg"] === "batch failed; will retry"));
+      });
+    });
+  }
+
+  // Only 400 (and 413) blame an input (hubspot.md §2: "400 validation"); these blame the request or the
+  // portal's setup, so the carts are retried, never dead-lettered.
+  for (const refusal of [
+    {
+      status: 404,
+      body: {
+        status: "error",
+        message: "Unable to infer object type from: carts",
+        category: "OBJECT_NOT_FOUND",
+      },
+    },
+    { status: 405, body: "" },
+    { status: 409, body: { status: "error", message: "Conflicting concurrent write", category: "CONFLICT" } },
+    {
+      status: 415,
+      body: { status: "error", message: "HTTP 415 Unsupported Media Type", category: "VALIDATION_ERROR" },
+    },
+  ]) {
+    it(`${refusal.status}: not the carts' fault — retried with backoff, logged, counted, nothing dead-lettered`, async () => {
+      await withBridge({}, async (hs, bridge) => {
+        hs.failNext(refusal, { path: "/batch/upsert", times: 2 });
+        const tokens = await sendCheckouts(bridge, `refused${refusal.status}`, 3);
+        await waitFor(allLanded(hs, tokens), { what: `carts after ${refusal.status}`, timeoutMs: 15_000 });
+        assert.equal(
+          (await bridge.service.store.stats(Date.now())).deadLetters,
+          0,
+          "no good cart dead-lettered",
+        );
+        const statuses = upserts(hs).map((r) => r.status);
+        assert.deepEqual(statuses.slice(0, 2), [refusal.status, refusal.status]);
+        assert.ok(
+          statuses.slice(2).every((st) => st === 200),
+          `then only successes: ${statuses.join(",")}`,
+        );
+        const logged = bridge.logs.find((l) =>
+          l["msg"]?.toString().startsWith("HubSpot refused the request"),
+        );
+        assert.equal(logged?.["status"], refusal.status);
+        assert.equal(logged?.["level"], 50);
+        assert.match(
+          await (await fetch(`${bridge.url}/metrics`)).text(),
+          new RegExp(`hubspot_requests_total\\{operation="carts_upsert",status="${refusal.status}"\\} 2`),
+        );
       });
     });
   }

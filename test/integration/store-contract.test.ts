@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { after, describe, it, type TestContext } from "node:test";
+import pg from "pg";
 import { StoreError } from "../../src/errors.ts";
 import { openStore } from "../../src/store/open.ts";
 import type { PostgresStore } from "../../src/store/postgres.ts";
@@ -7,11 +9,13 @@ import type { ClaimedCart, IngestItem, Store } from "../../src/store/store.ts";
 import { mergeEvent, type CartState } from "../../src/sync/merge.ts";
 import { mapDelivery } from "../../src/sync/mapping.ts";
 import { storeFactories, usable } from "../helpers/stores.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 /**
  * The store port's contract, run against every adapter (SQLite always; PostgreSQL when a server answers at
  * TEST_DATABASE_URL — see test/helpers/stores.ts). sqlite.ts is the reference: an adapter passes when it
- * behaves the same. Times are explicit epoch ms; nothing sleeps.
+ * behaves the same. Times are explicit epoch ms; nothing sleeps, except to let a lease run out (PostgreSQL
+ * times leases by the database's clock, so those tests use short leases on the wall clock).
  */
 
 const SHOP = "example.myshopify.com";
@@ -122,8 +126,54 @@ async function sendCarts(store: Store, nowMs: number): Promise<void> {
   );
 }
 
+/** Claims on the wall clock (PostgreSQL times leases by the database's clock, whatever `nowMs` says). */
+const claimNow = (store: Store, owner: string): Promise<ClaimedCart[]> =>
+  store.claimDue({ limit: 10, nowMs: Date.now(), leaseMs: LEASE_MS, owner });
+
+const nonEmpty = <T>(list: T[]): T[] | undefined => (list.length > 0 ? list : undefined);
+
 const claimContacts = (store: Store, owner: string, nowMs: number) =>
   store.claimContactsDue({ limit: 100, nowMs, leaseMs: LEASE_MS, owner });
+
+/**
+ * Every row of every table of the store at `url` (`sqlite:<path>` or `postgres://…`), read directly, as
+ * text (bodies decoded as UTF-8): what the store really keeps.
+ */
+async function everythingKept(url: string): Promise<string> {
+  const text = (rows: ReadonlyArray<Record<string, unknown>>): string =>
+    JSON.stringify(
+      rows.map((row) =>
+        Object.fromEntries(
+          Object.entries(row).map(([k, v]) => [
+            k,
+            v instanceof Uint8Array ? Buffer.from(v).toString("utf8") : v,
+          ]),
+        ),
+      ),
+    );
+  if (url.startsWith("sqlite:")) {
+    const db = new DatabaseSync(url.slice("sqlite:".length), { readOnly: true });
+    try {
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all();
+      return tables.map((t) => text(db.prepare(`SELECT * FROM "${String(t["name"])}"`).all())).join("\n");
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const tables = await client.query<{ name: string }>(
+      "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()",
+    );
+    const dumps: string[] = [];
+    for (const { name } of tables.rows)
+      dumps.push(text((await client.query(`SELECT * FROM "${name}"`)).rows));
+    return dumps.join("\n");
+  } finally {
+    await client.end();
+  }
+}
 
 const factories = await storeFactories();
 after(() => Promise.all(factories.map((f) => f.cleanup())));
@@ -474,16 +524,15 @@ for (const factory of factories) {
         if (!store) return;
         await store.ingestBatch([cartDelivery({ token: "a", webhookId: "w1", atMs: T0 })]);
         assert.equal(
-          (await store.claimDue({ limit: 10, nowMs: T0, leaseMs: 1000, owner: "dead" })).length,
+          (await store.claimDue({ limit: 10, nowMs: Date.now(), leaseMs: 2000, owner: "dead" })).length,
           1,
         );
-        assert.deepEqual(
-          await store.claimDue({ limit: 10, nowMs: T0 + 1000, leaseMs: 1000, owner: "r2" }),
-          [],
-        );
+        assert.deepEqual(await claimNow(store, "r2"), []);
 
         // The holder died: once the lease has run out, another owner takes the cart over.
-        const taken = await store.claimDue({ limit: 10, nowMs: T0 + 1001, leaseMs: 1000, owner: "r2" });
+        const taken = await waitFor(async () => nonEmpty(await claimNow(store, "r2")), {
+          what: "the lease to run out",
+        });
         assert.deepEqual(
           taken.map((c) => c.key),
           [keyOf("a")],
@@ -491,11 +540,63 @@ for (const factory of factories) {
         // The late holder's release and failure no longer touch r2's claim.
         await store.release([keyOf("a")], "dead");
         await store.markFailed([keyOf("a")], "dead", { nextAttemptAtMs: T0 + 99_000, error: "late" });
+        assert.deepEqual(await claimNow(store, "r3"), []);
+        assert.equal((await store.pendingSummary(T0 + 1500, 100)).nextRetryAtMs, undefined);
+      });
+
+      it("fences write-backs: a sender whose lease ran out marks nothing; the current state is sent again", async (t) => {
+        const store = await open(t);
+        if (!store) return;
+        await store.ingestBatch([cartDelivery({ token: "a", webhookId: "w1", atMs: T0 })]);
+        const [late] = await store.claimDue({ limit: 10, nowMs: Date.now(), leaseMs: 200, owner: "late" });
+        assert.equal(late?.version, 1);
+        // Its lease runs out while its batch is in flight; a newer version arrives, another sender takes over.
+        await store.ingestBatch([
+          cartDelivery({ token: "a", webhookId: "w2", atMs: T0 + 1, title: "Boots", receivedAtMs: T0 + 1 }),
+        ]);
+        const [fresh] = await waitFor(async () => nonEmpty(await claimNow(store, "fresh")), {
+          what: "the lease to run out",
+        });
+        assert.ok(fresh);
+        assert.equal(fresh.version, 2);
+        const renew = { nowMs: Date.now(), leaseMs: LEASE_MS };
         assert.deepEqual(
-          await store.claimDue({ limit: 10, nowMs: T0 + 1500, leaseMs: 1000, owner: "r3" }),
+          await store.renewClaims([late.key], "late", renew),
+          [],
+          "the late renewal finds it lost",
+        );
+        assert.deepEqual(await store.renewClaims([fresh.key], "fresh", renew), [fresh.key]);
+        const newer = { key: fresh.key, version: fresh.version, hubspotId: "hs-1" };
+        assert.deepEqual(await store.markSent([newer], "fresh"), [newer]);
+        assert.equal((await store.stats(T0)).pendingCarts, 0);
+
+        // The late sender's answer comes after (its older write may have landed last in HubSpot): nothing is
+        // marked, and the cart is pending again with the newest state, to be sent once more.
+        assert.deepEqual(
+          await store.markSent([{ key: late.key, version: 1, hubspotId: "hs-1" }], "late"),
           [],
         );
-        assert.equal((await store.pendingSummary(T0 + 1500, 100)).nextRetryAtMs, undefined);
+        const [again] = await claimNow(store, "r3");
+        assert.ok(again);
+        assert.ok(again.version > fresh.version, "a new version");
+        assert.equal(values(again.state)["hs_cart_name"], "Boots");
+        assert.equal(again.hubspotId, "hs-1");
+        // Nor can the late sender dead-letter, fail or release it.
+        await store.markRejected(
+          [{ key: late.key, version: 1, reason: "late", category: undefined }],
+          "late",
+          T0,
+        );
+        await store.markFailed([late.key], "late", { nextAttemptAtMs: T0 + 99_000, error: "late" });
+        await store.release([late.key], "late");
+        assert.deepEqual(await store.listDeadLetters({ limit: 10 }), []);
+        assert.deepEqual(await claimNow(store, "r4"), [], "still r3's claim");
+        // r3's answer counts; the late failure (a write that may still have landed) made the cart pending again.
+        assert.deepEqual(
+          await store.markSent([{ key: again.key, version: again.version, hubspotId: undefined }], "r3"),
+          [{ key: again.key, version: again.version, hubspotId: undefined }],
+        );
+        assert.equal((await store.stats(T0)).pendingCarts, 1);
       });
 
       it("does not claim a cart that is backing off until its next attempt is due", async (t) => {
@@ -775,7 +876,11 @@ for (const factory of factories) {
           cartDelivery({ token: "b", webhookId: "new", atMs: T0, receivedAtMs: T0 + 10_000 }),
           delivery("carts/update", Buffer.from("y"), "new-bad", T0 + 10_000),
         ]);
-        assert.equal(await store.purgeExpired(T0 + 5000), 3, "two delivery ids and one dead letter");
+        assert.equal(
+          await store.purgeExpired(T0 + 5000),
+          4,
+          "two delivery ids, one dead letter and the old cart's kept body",
+        );
         assert.equal(await store.purgeExpired(T0 + 5000), 0);
         const [letter, ...none] = await store.listDeadLetters({ limit: 10 });
         assert.equal(none.length, 0);
@@ -883,11 +988,14 @@ for (const factory of factories) {
           contact: { email: "ada@example.com", firstname: "Ada", lastname: "Lovelace", phone: "+4412" },
         });
         assert.deepEqual(await claimContacts(store, "c2", T0 + 1), [], "leased to c1");
-        assert.equal(
-          (await claimContacts(store, "c2", T0 + LEASE_MS + 1)).length,
-          1,
-          "until the lease runs out",
-        );
+        await store.releaseContacts([keyOf("a")], "c1");
+        const claimShort = (owner: string) =>
+          store.claimContactsDue({ limit: 100, nowMs: Date.now(), leaseMs: 1500, owner });
+        assert.equal((await claimShort("c1")).length, 1);
+        assert.deepEqual(await claimShort("c2"), [], "leased to c1");
+        await waitFor(async () => (await claimShort("c2")).length === 1, {
+          what: "until the lease runs out",
+        });
       });
 
       it("erases a sent buyer and then the kept delivery; a newer buyer is linked again", async (t) => {
@@ -1053,6 +1161,56 @@ for (const factory of factories) {
         );
       });
 
+      it("matches a customer's e-mail (any case) and phone exactly, never inside a longer one", async (t) => {
+        const store = await open(t);
+        if (!store) return;
+        const checkout = (token: string, email: string, phone?: string) =>
+          checkoutDelivery({ token, webhookId: `w-${token}`, atMs: T0, email, ...(phone ? { phone } : {}) });
+        const broken = (id: string, text: string) =>
+          delivery("checkouts/update", Buffer.from(`{"note": "${text}", "oops"`), id, T0);
+        await store.ingestBatch([
+          checkout("ann", "ann@x.com", "+4477"),
+          checkout("joann", "joann@x.com", "+44771"),
+          checkout("au", "ann@x.com.au"),
+          checkout("plus", "x+ann@x.com"),
+          broken("dl-ann", "write to Ann@X.com."),
+          broken("dl-joann", "write to JOANN@x.com"),
+          broken("dl-phone", "call 0+44770 or +447712"),
+        ]);
+        const ann = { shopDomain: SHOP, email: "ann@x.com" };
+        assert.deepEqual(await store.describeSubject(ann), {
+          carts: 0,
+          contacts: 1,
+          deadLetters: 1,
+          pendingDeliveries: 1,
+        });
+        assert.deepEqual(await store.redact(ann), {
+          carts: 0,
+          contacts: 1,
+          deadLetters: 1,
+          pendingDeliveries: 1,
+        });
+        for (const email of ["joann@x.com", "ann@x.com.au", "x+ann@x.com"]) {
+          const held = await store.describeSubject({ shopDomain: SHOP, email });
+          assert.equal(held.contacts, 1, `${email}'s buyer is kept`);
+          assert.equal(held.pendingDeliveries, 1, `${email}'s delivery is kept`);
+        }
+        assert.equal(
+          (await store.describeSubject({ shopDomain: SHOP, email: "joann@x.com" })).deadLetters,
+          1,
+        );
+        assert.deepEqual(await store.redact({ shopDomain: SHOP, phone: "+4477" }), {
+          carts: 0,
+          contacts: 0,
+          deadLetters: 0,
+          pendingDeliveries: 0,
+        });
+        assert.deepEqual((await store.listDeadLetters({ limit: 10 })).map((l) => l.webhookId).sort(), [
+          "dl-joann",
+          "dl-phone",
+        ]);
+      });
+
       it("erases everything of a shop on shop/redact", async (t) => {
         const store = await open(t);
         if (!store) return;
@@ -1095,6 +1253,65 @@ for (const factory of factories) {
         });
       });
 
+      it("purges everything personal past the retention whatever HubSpot answered: an old checkout is in no table", async (t) => {
+        if (!usable(t, factory)) return;
+        const url = await factory.freshUrl();
+        const store = await openStore(url);
+        t.after(() => store.close());
+        const old = Date.now() - 60_000;
+        const oldCheckout = (token: string, webhookId: string, email: string, phone: string) =>
+          checkoutDelivery({
+            token,
+            webhookId,
+            atMs: old,
+            email,
+            phone,
+            firstName: "Oldname",
+            receivedAtMs: old,
+          });
+        await store.ingestBatch([
+          oldCheckout("sent", "w1", "old-sent@example.com", "+15550001"),
+          oldCheckout("pending", "w2", "old-pending@example.com", "+15550002"),
+        ]);
+        // The cart "sent" is in HubSpot but its buyer never is (a token without contacts scopes); "pending"
+        // is not sent at all (HubSpot down, say).
+        const claims = await claimNow(store, "r1");
+        await store.markSent([{ key: keyOf("sent"), version: 1, hubspotId: "hs-sent" }], "r1");
+        await store.release([keyOf("pending")], "r1");
+        assert.equal(claims.length, 2);
+        const cutoff = Date.now() + 1;
+        await waitFor(() => Date.now() > cutoff, { what: "the clock past the cut-off" });
+        const now = Date.now();
+        await store.ingestBatch([
+          checkoutDelivery({
+            token: "fresh",
+            webhookId: "w3",
+            atMs: now,
+            email: "fresh@example.com",
+            receivedAtMs: now,
+          }),
+        ]);
+        const personal = [
+          "old-sent@example.com",
+          "old-pending@example.com",
+          "+15550001",
+          "+15550002",
+          "Oldname",
+        ];
+        const before = await everythingKept(url);
+        for (const value of personal) assert.ok(before.includes(value), `${value} is kept before the purge`);
+
+        assert.ok((await store.purgeExpired(cutoff)) >= 6, "two ids, two bodies, two buyer links at least");
+        const after = await everythingKept(url);
+        for (const value of personal) assert.ok(!after.includes(value), `${value} is gone from every table`);
+        assert.ok(after.includes("fresh@example.com"), "what is younger than the cut-off stays");
+        // The pending cart is still sent: its merged state stays, only the raw body went.
+        const due = await claimNow(store, "r2");
+        const pending = due.find((c) => c.key === keyOf("pending"));
+        assert.ok(pending);
+        assert.equal(values(pending.state)["hs_total_price"], "42.00");
+      });
+
       it("purges unsent buyer links older than the cut-off", async (t) => {
         const store = await open(t);
         if (!store) return;
@@ -1109,7 +1326,11 @@ for (const factory of factories) {
           }),
         ]);
         assert.equal(await store.purgeExpired(now - 60_000), 0);
-        assert.equal(await store.purgeExpired(now + 60_000), 2, "the delivery id and the buyer link");
+        assert.equal(
+          await store.purgeExpired(now + 60_000),
+          3,
+          "the delivery id, the buyer link and the kept body",
+        );
         await sendCarts(store, now);
         assert.deepEqual(await claimContacts(store, "c1", now), []);
       });

@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { createHubSpotClient } from "../../src/hubspot/client.ts";
+import { openSqliteStore } from "../../src/store/sqlite.ts";
+import type { PendingSummary } from "../../src/store/store.ts";
+import { createFlusher } from "../../src/sync/flusher.ts";
+import { mapDelivery } from "../../src/sync/mapping.ts";
+import { createPortalProperties } from "../../src/sync/portal-properties.ts";
+import { createRateBudget } from "../../src/sync/rate-budget.ts";
+import { startFakeHubSpot } from "../fakes/hubspot-server.ts";
+import { checkoutBody, TEST_SHOP } from "../helpers/shopify.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const ID_PROPERTY = "shopify_cart_key";
+const FLUSH_INTERVAL_MS = 100;
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Resolves when `open()` is called. */
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open = (): void => {};
+  const wait = new Promise<void>((resolve) => (open = resolve));
+  return { wait, open };
+}
+
+describe("flusher wake-ups", () => {
+  it("a wake() during the pendingSummary round trip is not dropped: the cart lands within about FLUSH_INTERVAL_MS, not 30 s", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-wake-"));
+    const real = openSqliteStore(join(dir, "store.db"));
+    const hs = await startFakeHubSpot();
+    const client = createHubSpotClient({ baseUrl: hs.url, accessToken: "test-token" });
+
+    // The first summary is read before the cart is committed, then held until the wake has been given:
+    // a slow database round trip that a delivery overtakes.
+    const summaryRead = gate();
+    const release = gate();
+    let calls = 0;
+    const slowSummary = async (nowMs: number, cap: number): Promise<PendingSummary> => {
+      calls++;
+      const summary = await real.pendingSummary(nowMs, cap);
+      if (calls === 1) {
+        summaryRead.open();
+        await release.wait;
+      }
+      return summary;
+    };
+    const store = new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop === "pendingSummary") return slowSummary;
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+
+    const portal = createPortalProperties(await client.listCartProperties(), ID_PROPERTY);
+    const flusher = createFlusher({
+      store,
+      client,
+      budget: createRateBudget({ maxRequests: 100 }),
+      idProperty: ID_PROPERTY,
+      flushIntervalMs: FLUSH_INTERVAL_MS,
+      portal: () => portal,
+      log: quiet,
+    });
+    try {
+      flusher.start();
+      await summaryRead.wait;
+      const body = Buffer.from(checkoutBody("wake-1"));
+      const mapped = mapDelivery({
+        topic: "checkouts/update",
+        shopDomain: TEST_SHOP,
+        body,
+        webhookId: "wake-1",
+        triggeredAt: undefined,
+        receivedAtMs: Date.now(),
+      });
+      assert.deepEqual(
+        await store.ingestBatch([
+          {
+            webhookId: "wake-1",
+            topic: "checkouts/update",
+            shopDomain: TEST_SHOP,
+            receivedAtMs: Date.now(),
+            headers: {},
+            body,
+            mapped,
+          },
+        ]),
+        ["applied"],
+      );
+      flusher.wake();
+      release.open();
+      // Old code: the stale summary says nothing is due, the wake was lost, and the flusher sleeps 30 s.
+      await waitFor(() => hs.cartByKey(`${TEST_SHOP}:wake-1`)?.properties["hs_total_price"] === "10.00", {
+        what: "the cart woken during the summary",
+        timeoutMs: 10_000,
+      });
+    } finally {
+      await flusher.stop({ deadlineMs: 500 });
+      await client.close();
+      await real.close();
+      await hs.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
