@@ -103,7 +103,10 @@ describe("cart → contact associations", () => {
 
   it("a failed association request (503) is retried; the link lands once", async () => {
     await withBridge(
-      { ready: true, setup: (hs) => hs.failNext({ status: 503 }, { path: "/associations/", times: 2 }) },
+      {
+        ready: true,
+        setup: (hs) => hs.failNext({ status: 503 }, { path: "/associations/carts/contacts/", times: 2 }),
+      },
       async (hs, bridge) => {
         await checkout(bridge, "assoc-503", "down@example.com");
         await waitFor(() => associated(hs, "assoc-503", "down@example.com"), { what: "the link after 503s" });
