@@ -22,6 +22,8 @@ export interface FakeLineItems {
   lineItemsOfCart(cartId: string): FakeLineItem[];
   /** Upserts containing this line item key get a per-input error (207 with trace ids). */
   rejectLineItemKey(key: string, message?: string): void;
+  /** Undoes rejectLineItemKey. */
+  acceptLineItemKey(key: string): void;
   addLineItemProperty(def: PropertyDefinition): void;
 }
 
@@ -51,6 +53,7 @@ export function setUpLineItems(
       lineItemsOfCart: (cartId) => store.forCart(cartId),
       rejectLineItemKey: (key, message = `Line item ${key} rejected by the fake HubSpot`) =>
         store.rejectKey(key, message),
+      acceptLineItemKey: (key) => store.acceptKey(key),
       addLineItemProperty: (def) => store.addProperty(def),
     },
   };

@@ -119,6 +119,10 @@ export class FakeLineItemStore {
     this.rejectedKeys.set(key, message);
   }
 
+  acceptKey(key: string): void {
+    this.rejectedKeys.delete(key);
+  }
+
   /** Live line items associated with the cart of this HubSpot id. */
   forCart(cartId: string): FakeLineItem[] {
     return [...this.byKey.values()].filter((i) => i.cartId === cartId);

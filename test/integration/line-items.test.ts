@@ -7,6 +7,7 @@ import { startFakeHubSpot, type FakeHubSpot } from "../fakes/hubspot-server.ts";
 import { startTestBridge, withBridge, type TestBridge } from "../helpers/bridge.ts";
 import { postDelivery, TEST_SHOP } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { replayDeadLetters } from "../../src/sync/replay.ts";
 
 const key = (token: string) => `${TEST_SHOP}:${token}`;
 
@@ -265,6 +266,19 @@ describe("line items", () => {
         );
         assert.equal(letters[0]?.cartKey, key("r1"));
         assert.ok(hs.cartByKey(key("r1")), "the cart landed");
+
+        assert.equal(letters[0]?.body, undefined, "the cart was sent: its delivery is no longer kept");
+        // Once HubSpot accepts it, replaying the dead letter sends the line from the stored line set.
+        hs.acceptLineItemKey(`${key("r1")}:102`);
+        const [result] = await replayDeadLetters(bridge.service.store, [letters[0]?.id ?? 0], {
+          nowMs: Date.now(),
+          syncContacts: true,
+        });
+        assert.equal(result?.outcome, "replayed");
+        await waitFor(() => Object.keys(linesInHubSpot(hs, "r1") ?? {}).length === 3, {
+          what: "the replayed line",
+        });
+        assert.equal((await bridge.service.store.listDeadLetters({ limit: 10 })).length, 0);
       },
     );
   });
@@ -317,5 +331,42 @@ describe("line items", () => {
       await hs.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("a value the portal does not offer is left out (logged once), the line still lands; without the key property, /readyz says degraded and carts flow", async () => {
+    await withBridge({ ready: true }, async (hs, bridge) => {
+      await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkout("x1", "2026-11-01T10:05:00Z", [SHIRT]).replace(
+          '"presentment_currency":"USD"',
+          '"presentment_currency":"XTS"',
+        ),
+      });
+      await waitFor(() => Object.keys(linesInHubSpot(hs, "x1") ?? {}).length === 1, { what: "the line" });
+      const { hs_line_item_currency_code: currency, ...rest } =
+        linesInHubSpot(hs, "x1")?.[`${key("x1")}:101`] ?? {};
+      assert.equal(currency, undefined);
+      assert.equal(rest["price"], "20.00");
+      const dropped = bridge.logs.filter((l) => l["msg"] === "line item property value left out");
+      assert.deepEqual(
+        dropped.map((l) => [l["property"], l["reason"]]),
+        [["hs_line_item_currency_code", "option_not_offered"]],
+      );
+    });
+    await withBridge({ ready: true, fake: { withLineItemKeyProperty: false } }, async (hs, bridge) => {
+      await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkout("x2", "2026-11-01T10:05:00Z", [SHIRT]),
+      });
+      await waitFor(() => hs.cartByKey(key("x2")), { what: "the cart" });
+      const readiness = await bridge.service.readiness();
+      assert.equal(readiness.ready, true);
+      assert.ok(
+        (readiness.degraded ?? []).some((d) =>
+          /line item property shopify_line_item_key does not exist/.test(d),
+        ),
+      );
+      assert.equal(hs.allLineItems().length, 0);
+    });
   });
 });
