@@ -29,13 +29,14 @@ export async function demoReconciliation(print: (line: string) => void, firstSte
   const line = (topic: string, what: string, result: string): void =>
     print(storyLine(step++, topic, what, result));
   const dir = mkdtempSync(join(tmpdir(), "cartbridge-demo-reconcile-"));
-  const hubspot = await startFakeHubSpot({ accessToken: "demo-token" });
+  const hubspot = await startFakeHubSpot({ accessToken: "demo-token", apiVersion: "any" });
   const shopify = await startShopifyAdminSandbox();
   const start = (intervalMs: number) => {
     const config = loadConfig({
       SHOPIFY_WEBHOOK_SECRETS: TEST_SECRET,
       HUBSPOT_ACCESS_TOKEN: "demo-token",
       HUBSPOT_BASE_URL: hubspot.url,
+      HUBSPOT_API_VERSION: process.env["HUBSPOT_API_VERSION"] ?? "v3",
       DATABASE_URL: `sqlite:${join(dir, "cartbridge.db")}`,
       PORT: "0",
       FLUSH_INTERVAL_MS: "500",

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { hubspotPaths } from "../../src/hubspot/paths.ts";
+import { testHubSpotApiVersion } from "../fakes/hubspot-versions.ts";
 import { describe, it } from "node:test";
 import type { FakeHubSpot } from "../fakes/hubspot-server.ts";
 import { withBridge, type TestBridge } from "../helpers/bridge.ts";
@@ -48,7 +50,7 @@ describe("batch answers that name inputs differently", () => {
         await settled(bridge);
         // The fake really answers so: no trace id and no cart key in a result.
         const probe = (await (
-          await fetch(`${hs.url}/crm/v3/objects/carts/batch/upsert`, {
+          await fetch(`${hs.url}${hubspotPaths(testHubSpotApiVersion()).batchUpsert("carts")}`, {
             method: "POST",
             headers: { authorization: "Bearer test-token", "content-type": "application/json" },
             body: JSON.stringify({
