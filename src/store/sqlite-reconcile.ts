@@ -1,8 +1,15 @@
 import type { DatabaseSync } from "node:sqlite";
 import type { CheckoutLink, ReconcileSource, ReconcileStore } from "./reconcile-store.ts";
 
-/** Reconciliation's rows on SQLite (see reconcile-store.ts); the tables come from `reconcileSchema`. */
-export function createSqliteReconcileStore(db: DatabaseSync): ReconcileStore {
+/**
+ * Reconciliation's rows on SQLite (see reconcile-store.ts); the tables come from `reconcileSchema`.
+ * `relaxed` runs a batch in one transaction without a full fsync: links are re-learned from the next
+ * checkout webhook if a crash loses them, and one commit for 500 links keeps the event loop free.
+ */
+export function createSqliteReconcileStore(
+  db: DatabaseSync,
+  relaxed: (what: string, fn: () => void) => void,
+): ReconcileStore {
   const q = {
     watermark: db.prepare("SELECT watermark_ms FROM reconcile_watermarks WHERE shop = ? AND source = ?"),
     setWatermark:
@@ -34,7 +41,9 @@ export function createSqliteReconcileStore(db: DatabaseSync): ReconcileStore {
       return found;
     },
     async learnCheckoutLinks(links: readonly CheckoutLink[], nowMs) {
-      for (const l of links) q.learn.run(l.shopDomain, l.checkoutToken, l.cartToken, nowMs);
+      relaxed("learning checkout links", () => {
+        for (const l of links) q.learn.run(l.shopDomain, l.checkoutToken, l.cartToken, nowMs);
+      });
     },
     async acquireReconcileLease(shop, owner, nowMs, untilMs) {
       return q.acquire.run(shop, owner, nowMs, untilMs).changes > 0;

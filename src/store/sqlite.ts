@@ -391,7 +391,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   const activity = createSqliteActivity(db, toDeadLetter);
 
   return {
-    reconcile: createSqliteReconcileStore(db),
+    reconcile: createSqliteReconcileStore(db, (what, fn) => transaction(what, fn, "relaxed")),
     ...lineItems,
     activity: activity.queries,
 
