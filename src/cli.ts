@@ -103,6 +103,7 @@ export async function deadLetters(config: Config, args: readonly string[], print
       const results = await replayDeadLetters(store, ids, {
         nowMs: Date.now(),
         syncContacts: config.hubspotSyncContacts,
+        syncLineItems: config.hubspotSyncLineItems,
       });
       for (const r of results) print(JSON.stringify(r));
       const replayed = results.filter((r) => r.outcome === "replayed").length;

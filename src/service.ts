@@ -219,6 +219,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     replayDeadLetters(store, ids, {
       nowMs: Date.now(),
       syncContacts: config.hubspotSyncContacts,
+      syncLineItems: config.hubspotSyncLineItems,
       onChanged: () => flusher.wake(),
     });
 

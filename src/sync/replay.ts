@@ -1,6 +1,10 @@
 import { headerValue, SHOPIFY_HEADERS } from "../shopify/headers.ts";
 import type { DeadLetter, Store } from "../store/store.ts";
 import { mapVerifiedDelivery } from "./delivery-mapping.ts";
+import { RECONCILE_TOPIC_RANK } from "./reconcile/map.ts";
+
+/** The header reconciliation puts on the deliveries it makes (see reconcile/pass.ts). */
+const RECONCILIATION_SOURCE_HEADER = "x-cartbridge-source";
 import { PRIVACY_TOPICS } from "./privacy.ts";
 
 const PRIVACY_NOT_REPLAYED =
@@ -19,7 +23,7 @@ export interface ReplayResult {
 export async function replayDeadLetters(
   store: Store,
   ids: readonly number[],
-  opts: { nowMs: number; syncContacts: boolean; onChanged?: () => void },
+  opts: { nowMs: number; syncContacts: boolean; syncLineItems?: boolean; onChanged?: () => void },
 ): Promise<ReplayResult[]> {
   const letters = await store.getDeadLetters(ids);
   const byId = new Map(letters.map((l) => [l.id, l]));
@@ -39,10 +43,10 @@ export async function replayDeadLetters(
 async function replayOne(
   store: Store,
   letter: DeadLetter,
-  { nowMs, syncContacts }: { nowMs: number; syncContacts: boolean },
+  { nowMs, syncContacts, syncLineItems }: { nowMs: number; syncContacts: boolean; syncLineItems?: boolean },
 ): Promise<ReplayResult> {
   // Mapped as live ingest maps it: the same tie-breaker, and no buyer kept when contact sync is off.
-  const mapped = mapVerifiedDelivery({
+  let mapped = mapVerifiedDelivery({
     topic: letter.topic,
     shopDomain: letter.shopDomain,
     body: letter.body ?? Buffer.alloc(0),
@@ -50,8 +54,17 @@ async function replayOne(
     triggeredAt: headerValue(letter.headers, SHOPIFY_HEADERS.triggeredAt),
     receivedAtMs: letter.createdAtMs,
     syncContacts,
+    ...(syncLineItems === undefined ? {} : { syncLineItems }),
   });
   if (mapped.kind === "invalid") return { id: letter.id, outcome: "still_failing", reason: mapped.reason };
+  // A delivery reconciliation made (no webhook id) keeps reconciliation's rank: a webhook still wins a tie.
+  if (
+    mapped.kind === "event" &&
+    headerValue(letter.headers, RECONCILIATION_SOURCE_HEADER) === "reconciliation"
+  ) {
+    const { lines: _none, ...event } = mapped.event;
+    mapped = { ...mapped, event: { ...event, stamp: { ...event.stamp, topicRank: RECONCILE_TOPIC_RANK } } };
+  }
   if (mapped.kind === "unhandled" && PRIVACY_TOPICS.has(letter.topic)) {
     // An unreadable privacy request: deleting it would answer nothing. The operator acts on it by hand.
     return { id: letter.id, outcome: "still_failing", reason: PRIVACY_NOT_REPLAYED };

@@ -69,6 +69,9 @@ describe("reconciliation mapping", () => {
       hs_external_created_date: "2022-01-01T00:00:00.000Z",
       hs_external_modified_date: "2022-01-01T00:00:00.000Z",
     });
+    // No line set: the query reads titles and quantities only, and a poorer set must not replace the
+    // webhook's variant-keyed line items.
+    assert.equal(e.lines, undefined);
     // GraphQL's checkout has no top-level e-mail: the customer's; names from the customer.
     assert.deepEqual(e.contact, {
       email: "john@example.com",
@@ -129,6 +132,7 @@ describe("reconciliation mapping", () => {
       hs_external_modified_date: "2022-01-01T00:00:00.000Z",
     });
     assert.equal(e.contact?.email, "jon@example.com");
+    assert.equal(e.lines, undefined);
     const byCheckout = mapOrder(SHOP, { ...node, cartToken: null });
     assert.equal(byCheckout.mapped.kind === "event" && byCheckout.mapped.event.key, `${SHOP}:chk-1`);
     const pos = mapOrder(SHOP, { ...node, cartToken: null, checkoutToken: null });

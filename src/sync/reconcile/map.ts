@@ -173,11 +173,16 @@ function asReconciled(
   return { topic, body, mapped: restamp(mapped, nodeId) };
 }
 
-/** Lowest rank; the node id orders reconciliation events of equal time among themselves. */
+/**
+ * Lowest rank; the node id orders reconciliation events of equal time among themselves. The event carries no
+ * line set: the query reads only titles and quantities (no variant, price or SKU), and a newer set keyed by
+ * title would replace the webhook's variant-keyed HubSpot line items with poorer ones until the next webhook.
+ */
 function restamp(result: MapResult, nodeId: string): MapResult {
   if (result.kind !== "event") return result;
   const stamp = { ...result.event.stamp, topicRank: RECONCILE_TOPIC_RANK, webhookId: `reconcile:${nodeId}` };
-  return { ...result, event: { ...result.event, stamp } };
+  const { lines: _withoutLines, ...event } = result.event;
+  return { ...result, event: { ...event, stamp } };
 }
 
 function person(p: GraphPerson | null | undefined) {
