@@ -6,7 +6,7 @@ import {
   HubSpotRejectedError,
   HubSpotUnavailableError,
 } from "../hubspot/errors.ts";
-import type { UpsertInput } from "../hubspot/types.ts";
+import type { InputError, UpsertInput } from "../hubspot/types.ts";
 import type { ClaimedLineSet, LearnedLineItem, RejectedLine, SentLineSet } from "../store/line-items.ts";
 import type { Store } from "../store/store.ts";
 import { backoffDelayMs } from "./backoff.ts";
@@ -282,8 +282,9 @@ export function createLineItemSender(opts: LineItemSenderOptions): LineItemSende
       const cartIdOf = new Map(sets.map((s) => [s.cartKey, s.cartId]));
       await takeSlot();
       const started = performance.now();
+      let result: Awaited<ReturnType<HubSpotClient["associateLineItemsWithCarts"]>>;
       try {
-        const result = await client.associateLineItemsWithCarts(
+        result = await client.associateLineItemsWithCarts(
           chunk.map((p) => ({ lineItemId: p.hubspotId, cartId: cartIdOf.get(p.cartKey) as string })),
         );
         budget.observe(result.rateLimit, now());
@@ -299,8 +300,9 @@ export function createLineItemSender(opts: LineItemSenderOptions): LineItemSende
         observer.request?.("line_items_associate", statusOf(error), seconds(started), chunk.length);
         throw error;
       }
-      // Associations HubSpot refused are tried again with the set's next change.
-      await store.recordLineItems(chunk);
+      // An association HubSpot refused is recorded as not made, so the set's next change tries it again. An
+      // error that names no line item leaves the whole chunk unmade (never recorded as linked on a guess).
+      await store.recordLineItems(unassociatedWhereRefused(chunk, result.errors));
     }
   }
 
@@ -400,4 +402,21 @@ function statusOf(error: unknown): string {
   )
     return String(error.status);
   return "error";
+}
+
+/**
+ * The line items of `chunk` as they now stand in HubSpot: the ones an association error names (by id in its
+ * `context` or `ids`) are not associated; when an error names none, no association of the chunk is trusted.
+ */
+export function unassociatedWhereRefused<
+  T extends { hubspotId: string; associatedCartId: string | undefined },
+>(chunk: readonly T[], errors: readonly InputError[]): T[] {
+  if (errors.length === 0) return [...chunk];
+  const named = new Set(errors.flatMap((e) => [...e.ids, ...Object.values(e.context).flat()]));
+  const anyNamed = errors.every(
+    (e) => e.ids.length > 0 || Object.values(e.context).some((v) => v.length > 0),
+  );
+  return chunk.map((item) =>
+    !anyNamed || named.has(item.hubspotId) ? { ...item, associatedCartId: undefined } : item,
+  );
 }
