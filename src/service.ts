@@ -190,13 +190,17 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     }
     const portalProblem = portal.problem();
     if (portalProblem !== undefined) reasons.push(portalProblem);
-    const required = requiredCartProperties.problem();
-    if (required !== undefined) reasons.push(required);
     const health = flusher.health();
     if (health.state === "paused") reasons.push(health.reason);
     const contacts = contactSender?.degraded();
     const lines = lineItemLane?.degraded();
-    const degraded = [...[contacts, lines].filter((d) => d !== undefined), ...(reconciler?.degraded() ?? [])];
+    // A required property (HubSpot 2026-09) refuses only the carts without it: degraded, not unready, so a
+    // load balancer keeps taking the webhooks the bridge can store.
+    const required = requiredCartProperties.problem();
+    const degraded = [
+      ...[contacts, lines, required].filter((d) => d !== undefined),
+      ...(reconciler?.degraded() ?? []),
+    ];
     return { ready: reasons.length === 0, reasons, degraded };
   }
 
