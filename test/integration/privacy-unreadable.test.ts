@@ -37,14 +37,12 @@ describe("privacy requests the bridge cannot read", () => {
           /webhooks_received_total\{topic="customers\/redact",outcome="dead_lettered"\} 1/,
         );
         // Replaying it erases nothing and does not delete it: it reports why.
-        const [replay] = await bridge.service.store
-          .listDeadLetters({ limit: 1 })
-          .then((l) =>
-            replayDeadLetters(bridge.service.store, [l[0]?.id ?? 0], {
-              nowMs: Date.now(),
-              syncContacts: true,
-            }),
-          );
+        const [replay] = await bridge.service.store.listDeadLetters({ limit: 1 }).then((l) =>
+          replayDeadLetters(bridge.service.store, [l[0]?.id ?? 0], {
+            nowMs: Date.now(),
+            syncContacts: true,
+          }),
+        );
         assert.equal(replay?.outcome, "still_failing");
         assert.match(replay?.reason ?? "", /act on it by hand/);
         const again = await postDelivery(bridge.url, { topic: "customers/redact", body, webhookId });
