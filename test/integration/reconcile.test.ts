@@ -228,6 +228,28 @@ describe("reconciliation through the Shopify Admin sandbox", () => {
     });
   });
 
+  it("a --since backfill that starts after the watermark leaves the watermark, so the gap is read later", async () => {
+    await withReconcilingBridge({}, async ({ sandbox, hs, bridge }) => {
+      const threeDaysAgo = Date.now() - 3 * 86_400_000;
+      for (const source of ["checkouts", "orders"] as const) {
+        await bridge.service.store.reconcile.setWatermark(SHOP, source, threeDaysAgo);
+      }
+      // An order of two days ago: outside `--since 1d`, inside what the next regular pass must read.
+      sandbox.putOrders(SHOP, [orderNode(8, orderBody(8, Date.now() - 2 * 86_400_000))]);
+      const backfill = await reconcilerOf(bridge).runOnce(SHOP, { sinceMs: Date.now() - 86_400_000 });
+      assert.equal(backfill.outcome, "completed");
+      assert.equal(backfill.summary.read, 0);
+      for (const source of ["checkouts", "orders"] as const) {
+        assert.equal(await bridge.service.store.reconcile.watermark(SHOP, source), threeDaysAgo);
+      }
+      const regular = await reconcilerOf(bridge).runOnce(SHOP);
+      assert.equal(regular.summary.read, 1);
+      await waitFor(() => hs.cartByKey(`${SHOP}:cart-8`)?.properties["hs_external_status"] === "completed", {
+        what: "the order of two days ago",
+      });
+    });
+  });
+
   it("THROTTLED and MAX_COST_EXCEEDED never fail a pass", async () => {
     await withReconcilingBridge(
       { sandbox: { maxQueryCost: 400, restoreRatePerS: 500 } },

@@ -126,8 +126,13 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
     await deps.sleep(Math.ceil(((cost - available) / t.restoreRate) * 1000), deps.signal);
   };
 
+  // A source whose reading reached back to its watermark (or that had none) may move it; a `--since` that
+  // starts after the watermark leaves a gap no later pass would read, so it leaves the watermark alone.
+  const covered = new Set<ReconcileSource>();
   for (const spec of SOURCES) {
     const watermark = await deps.store.reconcile.watermark(shop, spec.source);
+    if (opts.sinceMs === undefined || watermark === undefined || opts.sinceMs <= watermark - OVERLAP_MS)
+      covered.add(spec.source);
     const sinceMs =
       opts.sinceMs ??
       (watermark === undefined ? startedAtMs - opts.lookbackDays * 86_400_000 : watermark - OVERLAP_MS);
@@ -194,6 +199,7 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
   }
   // Both sources were read to the end: what changed before the pass began is in the store.
   for (const spec of SOURCES) {
+    if (!covered.has(spec.source)) continue;
     const current = await deps.store.reconcile.watermark(shop, spec.source);
     if (current === undefined || current < startedAtMs) {
       await deps.store.reconcile.setWatermark(shop, spec.source, startedAtMs);
