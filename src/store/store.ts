@@ -1,3 +1,4 @@
+import { maskEmails } from "../redact-text.ts";
 import type { MapResult } from "../sync/mapping.ts";
 import type { ActivityQueries } from "./activity.ts";
 import type { BuyerContact } from "../sync/cart-event.ts";
@@ -240,7 +241,7 @@ export function describeDeadLetter(l: DeadLetter): Record<string, string | numbe
     webhookId: l.webhookId ?? null,
     cartKey: l.cartKey ?? null,
     category: l.category ?? null,
-    reason: l.reason,
+    reason: maskEmails(l.reason),
     bodyBytes: l.body?.length ?? 0,
   };
 }

@@ -2,6 +2,7 @@ import express, { type Router } from "express";
 import type { ActivityQueries, CartRecord, ShopActivity } from "../../store/activity.ts";
 import { describeDeadLetter, type Store } from "../../store/store.ts";
 import type { SenderHealth } from "../../sync/flusher.ts";
+import { maskEmails } from "../../redact-text.ts";
 import { maskDeliveryBody } from "./mask.ts";
 import type { RecentErrors } from "./recent-errors.ts";
 import type { RefusalCounter } from "./refusals.ts";
@@ -164,7 +165,7 @@ export function describeCart(c: CartRecord): object {
     sentVersion: c.syncedVersion,
     attempts: c.attempts,
     nextAttemptAt: iso(c.nextAttemptAtMs),
-    lastError: c.lastError ?? null,
+    lastError: c.lastError === undefined ? null : maskEmails(c.lastError),
     hubspotId: c.hubspotId ?? null,
     updatedAt: iso(c.updatedAtMs),
     properties: Object.entries(c.state.properties)
