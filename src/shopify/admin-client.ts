@@ -98,6 +98,7 @@ export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
   ): Promise<AdminAnswer<T> | { kind: "unauthorized"; reason: string }> {
     const token = await tokens.get(shop, Date.now());
     if (token.kind === "refused") return { kind: "auth", reason: token.reason };
+    if (token.kind === "unavailable") return { kind: "failed", reason: token.reason };
     const answer = await clientFor(shop, token.token).request<T>(operation, { variables });
     const cost = (answer.extensions as { cost?: QueryCost } | undefined)?.cost;
     const errors = answer.errors;

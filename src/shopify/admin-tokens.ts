@@ -6,7 +6,12 @@
  */
 import { fetch } from "undici";
 
-export type TokenResult = { kind: "token"; token: string } | { kind: "refused"; reason: string };
+export type TokenResult =
+  | { kind: "token"; token: string }
+  /** The grant was refused (a 4xx or an OAuth error such as `shop_not_permitted`): pause the shop. */
+  | { kind: "refused"; reason: string }
+  /** Shopify could not answer (5xx, 429): try again later, without pausing the shop. */
+  | { kind: "unavailable"; reason: string };
 
 export interface AdminTokenSource {
   /** A usable token for `shop`, or why there is none (the grant refused, e.g. `shop_not_permitted`). */
@@ -51,6 +56,9 @@ export function createAdminTokenSource(opts: AdminTokenOptions): AdminTokenSourc
       json = JSON.parse(text) as typeof json;
     } catch {
       // Reported below without the body (it could echo a secret).
+    }
+    if (res.status >= 500 || res.status === 429) {
+      return { kind: "unavailable", reason: `token grant failed (HTTP ${res.status}); trying again later` };
     }
     if (!res.ok || typeof json.access_token !== "string") {
       const code = typeof json.error === "string" ? json.error : `HTTP ${res.status}`;
