@@ -74,7 +74,9 @@ export const reconcileEnvShape = {
 type Parsed = z.output<z.ZodObject<typeof reconcileEnvShape>>;
 
 /** Problems across variables (the grant needs both credentials), as `path: message` lines. */
-export function reconcileProblems(e: Parsed): string[] {
+export function reconcileProblems(
+  e: Pick<Parsed, "SHOPIFY_CLIENT_ID" | "SHOPIFY_CLIENT_SECRET" | "SHOPIFY_SHOPS">,
+): string[] {
   const problems: string[] = [];
   const hasId = e.SHOPIFY_CLIENT_ID !== undefined && e.SHOPIFY_CLIENT_ID !== "";
   const hasSecret = e.SHOPIFY_CLIENT_SECRET !== undefined && e.SHOPIFY_CLIENT_SECRET !== "";

@@ -124,6 +124,19 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (!parsed.success) {
     // Messages name the variable and the rule, never the value (it may be a secret).
     const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    // The cross-variable rules too, from the raw values, so one message names every problem.
+    const raw = (name: string): string | undefined => input[name];
+    const shops = raw("SHOPIFY_SHOPS")
+      ?.split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+    problems.push(
+      ...reconcileProblems({
+        SHOPIFY_CLIENT_ID: raw("SHOPIFY_CLIENT_ID"),
+        SHOPIFY_CLIENT_SECRET: raw("SHOPIFY_CLIENT_SECRET"),
+        SHOPIFY_SHOPS: shops,
+      }),
+    );
     throw new ConfigError(problems);
   }
   const e = parsed.data;

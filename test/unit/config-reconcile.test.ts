@@ -70,3 +70,18 @@ test("reconcile --since takes days or an ISO date; --shop is lower-cased", () =>
   assert.equal(parseArgs(["--since"], now), "--since needs a value");
   assert.equal(parseArgs(["--frobnicate"], now), "unknown argument --frobnicate");
 });
+
+test("one message names every problem: a missing token and shops without client credentials together", () => {
+  assert.throws(
+    () => loadConfig({ SHOPIFY_WEBHOOK_SECRETS: "a", SHOPIFY_SHOPS: "a.myshopify.com" }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.ok(
+        error.problems.some((p) => p.startsWith("HUBSPOT_ACCESS_TOKEN")),
+        error.message,
+      );
+      assert.ok(error.problems.includes("SHOPIFY_SHOPS: needs SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET"));
+      return true;
+    },
+  );
+});
