@@ -37,6 +37,8 @@ export interface ShopifyAdmin {
   /** The shops reconciliation serves (from SHOPIFY_SHOPS and SHOPIFY_ADMIN_TOKENS), lower-case. */
   readonly shops: readonly string[];
   query<T>(shop: string, operation: string, variables: Record<string, unknown>): Promise<AdminAnswer<T>>;
+  /** Aborts every request in flight (shutdown must not wait for a slow Admin API); later ones fail at once. */
+  close(): void;
 }
 
 export interface ShopifyAdminOptions {
@@ -50,6 +52,7 @@ export interface ShopifyAdminOptions {
 }
 
 export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
+  const closing = new AbortController();
   const baseUrlOf = (shop: string): string =>
     opts.adminApiUrl === undefined
       ? `https://${shop}`
@@ -61,6 +64,7 @@ export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
         ? { clientId: opts.clientId, clientSecret: opts.clientSecret }
         : undefined,
     baseUrlOf,
+    signal: closing.signal,
     ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
   });
   const shops = [...new Set([...opts.shops, ...opts.adminTokens.keys()])];
@@ -83,7 +87,7 @@ export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
           : url;
         return fetch(target, {
           ...init,
-          signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+          signal: AbortSignal.any([AbortSignal.timeout(opts.timeoutMs ?? 30_000), closing.signal]),
         });
       },
     });
@@ -130,6 +134,7 @@ export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
 
   return {
     shops,
+    close: () => closing.abort(),
     async query<T>(
       shop: string,
       operation: string,

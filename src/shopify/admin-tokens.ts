@@ -26,6 +26,8 @@ export interface AdminTokenOptions {
   /** Origin (and path) of a shop's Admin API: `https://<shop>` or the configured override. */
   readonly baseUrlOf: (shop: string) => string;
   readonly timeoutMs?: number;
+  /** Aborted at shutdown. */
+  readonly signal?: AbortSignal;
 }
 
 /** Ask again this long before a granted token expires (they last 24 h). */
@@ -47,7 +49,10 @@ export function createAdminTokenSource(opts: AdminTokenOptions): AdminTokenSourc
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
       body: body.toString(),
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 20_000),
+      signal: AbortSignal.any([
+        AbortSignal.timeout(opts.timeoutMs ?? 20_000),
+        ...(opts.signal === undefined ? [] : [opts.signal]),
+      ]),
     });
     const text = await res.text();
     let json: { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } =

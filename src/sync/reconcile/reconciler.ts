@@ -197,6 +197,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     },
     async stop() {
       abort.abort();
+      opts.admin.close();
       for (const state of shops.values()) clearTimeout(state.timer);
       await Promise.all([...shops.values()].map((s) => s.running ?? Promise.resolve()));
     },
