@@ -2,6 +2,7 @@ import type pg from "pg";
 import { compareStamps, type EventStamp } from "../sync/cart-event.ts";
 import type { LineDraft } from "../sync/line-items.ts";
 import type { ClaimedLineSet, KnownLineItem, LineItemStore } from "./line-items.ts";
+import { DB_NOW_MS, held } from "./postgres-sql.ts";
 import type { IngestItem, IngestOutcome } from "./store.ts";
 
 /**
@@ -53,12 +54,14 @@ ON CONFLICT (cart_key) DO UPDATE SET lines = EXCLUDED.lines, stamp_time = EXCLUD
 WHERE (EXCLUDED.stamp_time, EXCLUDED.stamp_rank, EXCLUDED.stamp_webhook COLLATE "C")
     > (s.stamp_time, s.stamp_rank, s.stamp_webhook COLLATE "C")`;
 
+// Leases run on the database's clock (as carts' and contacts' do): $4 - $1 is the lease's length, and every
+// write-back below counts only while the lease is still held, so a replica whose lease lapsed settles nothing.
 const CLAIM = `
-UPDATE cart_line_sets AS s SET lease_owner = $3, lease_until = $4
+UPDATE cart_line_sets AS s SET lease_owner = $3, lease_until = ${DB_NOW_MS} + ($4::bigint - $1::bigint)
 FROM (
   SELECT d.cart_key, c.hubspot_id FROM cart_line_sets AS d JOIN carts AS c ON c.key = d.cart_key
   WHERE d.pending_since IS NOT NULL AND c.hubspot_id IS NOT NULL AND d.next_attempt_at <= $1
-    AND (d.lease_until IS NULL OR d.lease_until < $1)
+    AND (d.lease_until IS NULL OR d.lease_until < ${DB_NOW_MS})
   ORDER BY d.pending_since, d.cart_key
   LIMIT $2
   FOR UPDATE OF d SKIP LOCKED
@@ -84,12 +87,12 @@ UPDATE cart_line_sets AS s SET synced_version = greatest(s.synced_version, x.v),
   pending_since = CASE WHEN s.version <= x.v THEN NULL ELSE s.pending_since END,
   attempts = 0, next_attempt_at = 0, last_error = NULL, lease_owner = NULL, lease_until = NULL
 FROM unnest($1::text[], $2::bigint[]) AS x(k, v)
-WHERE s.cart_key = x.k AND s.lease_owner = $3`;
+WHERE s.cart_key = x.k AND ${held("s", "$3")}`;
 
 const FAILED = `
-UPDATE cart_line_sets SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4,
+UPDATE cart_line_sets AS s SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4,
   lease_owner = NULL, lease_until = NULL
-WHERE cart_key = ANY($1::text[]) AND lease_owner = $2`;
+WHERE cart_key = ANY($1::text[]) AND ${held("s", "$2")}`;
 
 const RELEASE = `UPDATE cart_line_sets SET lease_owner = NULL, lease_until = NULL
 WHERE cart_key = ANY($1::text[]) AND lease_owner = $2`;

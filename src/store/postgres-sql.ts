@@ -18,7 +18,7 @@ const LOCKED_KEYS = "(SELECT key FROM carts WHERE key = ANY($1::text[]) ORDER BY
  * is held: same owner, lease not run out (HELD, with the owner in the parameter named).
  */
 export const DB_NOW_MS = "(extract(epoch FROM now()) * 1000)::bigint";
-const held = (alias: string, owner: string): string =>
+export const held = (alias: string, owner: string): string =>
   `coalesce(${alias}.lease_owner = ${owner} AND ${alias}.lease_until >= ${DB_NOW_MS}, false)`;
 
 /** The cart `c` has no buyer waiting to be sent (its kept delivery may still be needed for a dead letter). */

@@ -145,6 +145,44 @@ for (const factory of factories) {
       }
     });
 
+    it("postgres: a sender whose lease lapsed settles nothing; the set stays pending for the next claim", async (t) => {
+      if (factory.name !== "postgres") {
+        t.skip("SQLite serves one process: its line set claims change hands only when claimed again");
+        return;
+      }
+      if (!usable(t, factory)) return;
+      const store = await factory.open();
+      try {
+        await store.ingestBatch([delivery("carts/update", "f", "w1", T0, [{ variant: 1, quantity: 1 }])]);
+        await sendCart(store, "f", "401");
+        const [lapsed] = await store.claimLineSetsDue({
+          limit: 10,
+          nowMs: Date.now(),
+          leaseMs: 1,
+          owner: "slow",
+        });
+        assert.ok(lapsed);
+        await new Promise((r) => setTimeout(r, 50)); // past the 1 ms lease, on the database's clock
+        await store.markLineSetsSent(
+          [{ cartKey: keyOf("f"), version: lapsed.version, archivedLineKeys: [] }],
+          "slow",
+        );
+        const taken = await store.claimLineSetsDue({
+          limit: 10,
+          nowMs: Date.now(),
+          leaseMs: LEASE_MS,
+          owner: "next",
+        });
+        assert.deepEqual(
+          taken.map((s) => s.cartKey),
+          [keyOf("f")],
+          "still pending: the lapsed sender's sent mark did not count",
+        );
+      } finally {
+        await store.close();
+      }
+    });
+
     it("a rejected line is a dead letter naming the line; shop/redact erases the shop's line sets", async (t) => {
       if (!usable(t, factory)) return;
       const store = await factory.open();
