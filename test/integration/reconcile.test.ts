@@ -86,7 +86,7 @@ describe("reconciliation through the Shopify Admin sandbox", () => {
   for (const factory of factories) {
     it(`${factory.name}: a backfill over many pages lands every cart as its webhook would; the webhook afterwards makes no second cart and changes nothing reconciliation wrote; a second pass sends nothing`, async (t) => {
       if (!usable(t, factory)) return;
-      const count = 300;
+      const count = 1_400; // with every second one ordered: 2,100 nodes, "thousands", over ~45 pages
       const base = Date.now() - 3 * 86_400_000;
       await withReconcilingBridge(
         { factory, sandbox: { restoreRatePerS: 50_000 } },
