@@ -7,6 +7,7 @@ import {
   HubSpotUnavailableError,
 } from "../../src/hubspot/errors.ts";
 import { startFakeHubSpot, type FakeHubSpot } from "../fakes/hubspot-server.ts";
+import { testHubSpotApiVersion } from "../fakes/hubspot-versions.ts";
 
 const input = {
   id: "shop.myshopify.com:t",
@@ -20,7 +21,11 @@ describe("HubSpot client: which 4xx blames an input", () => {
   let client: HubSpotClient;
   before(async () => {
     hs = await startFakeHubSpot();
-    client = createHubSpotClient({ baseUrl: hs.url, accessToken: "test-token" });
+    client = createHubSpotClient({
+      baseUrl: hs.url,
+      accessToken: "test-token",
+      apiVersion: testHubSpotApiVersion(),
+    });
   });
   after(async () => {
     await client.close();
