@@ -28,6 +28,7 @@ export function measureLineItemBurst(ctx: BenchContext): Promise<Row[]> {
     scope.defer(() => tap.stop());
     const bridge = await bridgeIn(ctx, scope, "line-items-burst", sandbox.url, {
       HUBSPOT_SYNC_CONTACTS: "false",
+      HUBSPOT_SYNC_LINE_ITEMS: "true",
     });
     await waitReady(bridge.url);
     // Both property reads (carts, line items) happen at start-up; the burst's requests are what follows.

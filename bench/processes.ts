@@ -22,7 +22,7 @@ export interface Served {
 
 export interface BridgeOptions {
   readonly hubspotUrl: string;
-  /** Environment on top of the bench defaults (FLUSH_INTERVAL_MS=1000, LOG_LEVEL=info, contacts off). */
+  /** Environment on top of the bench defaults (FLUSH_INTERVAL_MS=1000, LOG_LEVEL=info, contacts and line items off). */
   readonly env?: Record<string, string>;
   /** Write a V8 CPU profile of the bridge into this directory (`--cpu-prof`). */
   readonly cpuProfileDir?: string;
@@ -77,6 +77,9 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       FLUSH_INTERVAL_MS: "1000",
       LOG_LEVEL: "info",
       HUBSPOT_SYNC_CONTACTS: "false",
+      // The cart targets are measured on carts alone (contacts and line items share the budget); the line
+      // item burst (line-items-burst.ts) turns line items on.
+      HUBSPOT_SYNC_LINE_ITEMS: "false",
       ...opts.env,
       ...(opts.cpuProfileDir === undefined
         ? {}

@@ -52,6 +52,8 @@ export interface CartRecord {
   readonly lastError: string | undefined;
   readonly hubspotId: string | undefined;
   readonly updatedAtMs: number;
+  /** When HubSpot last took a version of the cart (undefined: never, or before this was recorded). */
+  readonly lastSentAtMs: number | undefined;
 }
 
 export interface ActivityQueries {
@@ -186,5 +188,6 @@ export function toCartRecord(row: Row): CartRecord {
     lastError: str(row["last_error"]),
     hubspotId: str(row["hubspot_id"]),
     updatedAtMs: Number(row["updated_at"]),
+    lastSentAtMs: num(row["last_sent_at"]),
   };
 }

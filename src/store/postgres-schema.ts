@@ -124,6 +124,11 @@ CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_
   { version: 4, name: "line sets and known line items (SPEC §10)", sql: POSTGRES_LINE_ITEMS_MIGRATION },
   ACTIVITY_MIGRATION,
   { version: 6, name: "reconciliation", sql: reconcileSchema("BIGINT") },
+  {
+    version: 7,
+    name: "when each cart was last sent (console cart lookup)",
+    sql: "ALTER TABLE carts ADD COLUMN IF NOT EXISTS last_sent_at BIGINT;",
+  },
 ];
 
 /** The newest schema version this code knows. */

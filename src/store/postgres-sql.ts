@@ -58,6 +58,7 @@ UPDATE carts AS c SET
   last_body = CASE WHEN c.version <= u.version AND ${NO_PENDING_LINK} THEN NULL ELSE c.last_body END,
   attempts = 0, next_attempt_at = 0, last_error = NULL,
   hubspot_id = coalesce(u.hubspot_id, c.hubspot_id),
+  last_sent_at = CASE WHEN $5::boolean THEN ${DB_NOW_MS} ELSE c.last_sent_at END,
   lease_owner = NULL, lease_until = NULL
 FROM ${LOCKED_KEYS} AS l, unnest($1::text[], $2::bigint[], $3::text[]) AS u(key, version, hubspot_id)
 WHERE c.key = l.key AND u.key = l.key AND ${held("c", "$4")}

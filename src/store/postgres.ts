@@ -198,10 +198,17 @@ export async function openPostgresStore(
     values: [[...keys]],
   });
 
-  const markSentStatement = (sent: readonly SentCart[], owner: string): pg.QueryConfig => ({
+  /** `written`: HubSpot has the carts (their last-sent time moves); false for rejections settled here. */
+  const markSentStatement = (sent: readonly SentCart[], owner: string, written = true): pg.QueryConfig => ({
     name: "cartbridge_mark_sent",
     text: sql.MARK_SENT,
-    values: [sent.map((c) => c.key), sent.map((c) => c.version), sent.map((c) => c.hubspotId ?? null), owner],
+    values: [
+      sent.map((c) => c.key),
+      sent.map((c) => c.version),
+      sent.map((c) => c.hubspotId ?? null),
+      owner,
+      written,
+    ],
   });
 
   const subjectParams = (subject: DataSubject): unknown[] => [
@@ -317,6 +324,7 @@ export async function openPostgresStore(
           markSentStatement(
             newest.map((c) => ({ key: c.key, version: c.version, hubspotId: undefined })),
             owner,
+            false,
           ),
         ]),
       );

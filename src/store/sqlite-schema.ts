@@ -105,6 +105,11 @@ CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
   { version: 2, name: "line sets and known line items (SPEC §10)", sql: SQLITE_LINE_ITEMS_MIGRATION },
   SQLITE_ACTIVITY_MIGRATION,
   { version: 4, name: "reconciliation", sql: reconcileSchema("INTEGER") },
+  {
+    version: 5,
+    name: "when each cart was last sent (console cart lookup)",
+    sql: "ALTER TABLE carts ADD COLUMN last_sent_at INTEGER;",
+  },
 ];
 
 /** The newest schema version this code knows. */

@@ -131,7 +131,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         synced_version = max(synced_version, ?1),
         pending_since = CASE WHEN version <= ?1 THEN NULL ELSE pending_since END,
         attempts = 0, next_attempt_at = 0, last_error = NULL,
-        hubspot_id = coalesce(?2, hubspot_id)
+        hubspot_id = coalesce(?2, hubspot_id), last_sent_at = coalesce(?4, last_sent_at)
         WHERE key = ?3`),
     markFailed: sql(`UPDATE carts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
         WHERE key = ?`),
@@ -444,7 +444,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
               q.repend.run(Date.now(), c.key);
               continue;
             }
-            q.markSent.run(c.version, c.hubspotId ?? null, c.key);
+            q.markSent.run(c.version, c.hubspotId ?? null, c.key, Date.now());
             q.clearSentDelivery.run(c.key);
           }
         },
@@ -503,7 +503,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
             (row["last_headers"] as string | null) ?? "{}",
             (row["last_body"] as Uint8Array | null) ?? null,
           );
-          q.markSent.run(c.version, null, c.key);
+          q.markSent.run(c.version, null, c.key, null);
           q.clearSentDelivery.run(c.key);
         }
       });

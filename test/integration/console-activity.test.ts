@@ -158,6 +158,19 @@ for (const factory of factories) {
         assert.equal((await activity.findCarts(`${B}:tok-9`))[0]?.version, 1);
         assert.deepEqual(await activity.findCarts(`${A}:tok-9`), []);
         assert.deepEqual(await activity.findCarts("nope"), []);
+
+        // When it was last sent: never yet; then the time HubSpot took it (a rejection is no send).
+        assert.equal(byToken[0]?.lastSentAtMs, undefined);
+        const [claim] = await store.claimDue({ limit: 10, nowMs: Date.now(), leaseMs: 30_000, owner: "o" });
+        assert.ok(claim);
+        const before = Date.now();
+        await store.markSent([{ key: claim.key, version: claim.version, hubspotId: "77" }], "o");
+        const sent = (await activity.findCarts("tok-9"))[0];
+        assert.ok(
+          sent?.lastSentAtMs !== undefined && sent.lastSentAtMs >= before - 1000,
+          String(sent?.lastSentAtMs),
+        );
+        assert.equal(sent.pendingSinceMs, undefined);
       });
     });
   });

@@ -163,6 +163,7 @@ export function describeCart(c: CartRecord): object {
     pendingSince: iso(c.pendingSinceMs),
     version: c.version,
     sentVersion: c.syncedVersion,
+    lastSentAt: iso(c.lastSentAtMs),
     attempts: c.attempts,
     nextAttemptAt: iso(c.nextAttemptAtMs),
     lastError: c.lastError === undefined ? null : maskEmails(c.lastError),
