@@ -76,7 +76,7 @@ export async function demoReconciliation(print: (line: string) => void, firstSte
     });
     const shop = reconciler.status()[0];
     const total = hubspot.cartByKey(key)?.properties["hs_total_price"] ?? "?";
-    line("(reconciliation)", "the next pass reads Shopify's orders", `${status() ?? "?"}, ${total} USD`);
+    line("(reconciliation)", "the next pass reads its orders", `${status() ?? "?"}, ${total} USD`);
     const missed = shop?.lastMissed;
     line(
       "(console)",
