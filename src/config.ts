@@ -43,6 +43,17 @@ const integer = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+/** A `true`/`false` variable (any case, spaces trimmed). */
+function flag(defaultValue: boolean) {
+  return z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
+    .default(defaultValue ? "true" : "false")
+    .transform((v) => v === "true");
+}
+
 const schema = z.object({
   SHOPIFY_WEBHOOK_SECRETS: z
     .string({ error: "is required" })
@@ -84,27 +95,9 @@ const schema = z.object({
     .string()
     .optional()
     .transform((t) => (t === undefined || t.trim() === "" ? undefined : t)),
-  ADMIN_TRUST_PROXY: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
-    .default("false")
-    .transform((v) => v === "true"),
-  HUBSPOT_SYNC_CONTACTS: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
-    .default("true")
-    .transform((v) => v === "true"),
-  HUBSPOT_SYNC_LINE_ITEMS: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .pipe(z.enum(["true", "false"], { error: "must be true or false" }))
-    .default("true")
-    .transform((v) => v === "true"),
+  ADMIN_TRUST_PROXY: flag(false),
+  HUBSPOT_SYNC_CONTACTS: flag(true),
+  HUBSPOT_SYNC_LINE_ITEMS: flag(true),
   HUBSPOT_LINE_ITEM_ID_PROPERTY: z
     .string()
     .trim()

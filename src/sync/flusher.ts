@@ -11,7 +11,7 @@ import type { UpsertInput } from "../hubspot/types.ts";
 import type { ClaimedCart, RejectedCart, SentCart, Store } from "../store/store.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import { currentValues } from "./merge.ts";
-import type { DroppedValue, PortalProperties } from "./portal-properties.ts";
+import { createValueFilter, type DroppedValue, type PortalProperties } from "./portal-properties.ts";
 import { createSleeper, secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
 import type { RateBudget } from "./rate-budget.ts";
 
@@ -121,7 +121,11 @@ export function createFlusher(opts: FlusherOptions): Flusher {
   let pausedUntilMs = 0;
   let hints = 0;
   let hintThreshold = 1;
-  const reportedDrops = new Set<string>();
+  const keptValues = createValueFilter({
+    log,
+    onDropped: (d) => observer.droppedValue?.(d),
+    message: "property value left out",
+  });
 
   // `wake()` cuts a sleep short once enough changes arrived; `interrupt()` always.
   const { sleep, interrupt } = createSleeper();
@@ -252,15 +256,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
 
   function toEntries(claims: readonly ClaimedCart[], portal: PortalProperties): Entry[] {
     return claims.map((claim) => {
-      const { kept, dropped } = portal.filter(currentValues(claim.state));
-      for (const d of dropped) {
-        observer.droppedValue?.(d);
-        const key = `${d.property}:${d.reason}`;
-        if (!reportedDrops.has(key)) {
-          reportedDrops.add(key);
-          log.warn({ property: d.property, reason: d.reason }, "property value left out");
-        }
-      }
+      const kept = keptValues(portal, currentValues(claim.state));
       kept[opts.idProperty] = claim.key;
       return {
         claim,

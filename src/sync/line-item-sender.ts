@@ -13,7 +13,7 @@ import { backoffDelayMs } from "./backoff.ts";
 import type { LogSink, PauseTimings, SenderObserver } from "./flusher.ts";
 import type { LineDraft } from "./line-items.ts";
 import { createSleeper, secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
-import type { PortalProperties } from "./portal-properties.ts";
+import { createValueFilter, type PortalProperties } from "./portal-properties.ts";
 import type { RateBudget } from "./rate-budget.ts";
 
 /**
@@ -86,7 +86,11 @@ export function createLineItemSender(opts: LineItemSenderOptions): LineItemSende
   let loopDone: Promise<void> = Promise.resolve();
   let pausedUntilMs = 0;
   let authProblem: string | undefined;
-  const reportedDrops = new Set<string>();
+  const keptValues = createValueFilter({
+    log,
+    onDropped: (d) => observer.droppedValue?.(d),
+    message: "line item property value left out",
+  });
 
   const { sleep, interrupt } = createSleeper();
   const takeSlot = (): Promise<void> => takeBudgetSlot(budget, now, (ms) => observer.rateLimitWait?.(ms));
@@ -156,15 +160,7 @@ export function createLineItemSender(opts: LineItemSenderOptions): LineItemSende
   }
 
   function toEntry(set: ClaimedLineSet, line: LineDraft, portal: PortalProperties): Entry {
-    const { kept, dropped } = portal.filter(line.properties);
-    for (const d of dropped) {
-      observer.droppedValue?.(d);
-      const key = `${d.property}:${d.reason}`;
-      if (!reportedDrops.has(key)) {
-        reportedDrops.add(key);
-        log.warn({ property: d.property, reason: d.reason }, "line item property value left out");
-      }
-    }
+    const kept = keptValues(portal, line.properties);
     kept[opts.idProperty] = line.key;
     return {
       set,

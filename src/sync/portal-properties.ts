@@ -72,3 +72,26 @@ function validForType(type: string, value: string): boolean {
       return value.length <= 65_536;
   }
 }
+
+/**
+ * `portal.filter`, reporting each left-out value to the observer and logging each (property, reason) once per
+ * process with `message` — the cart and line item lanes share it.
+ */
+export function createValueFilter(opts: {
+  log: { warn(obj: object, msg: string): void };
+  onDropped?: ((value: DroppedValue) => void) | undefined;
+  message: string;
+}): (portal: PortalProperties, properties: Readonly<Record<string, string>>) => Record<string, string> {
+  const reported = new Set<string>();
+  return (portal, properties) => {
+    const { kept, dropped } = portal.filter(properties);
+    for (const d of dropped) {
+      opts.onDropped?.(d);
+      const key = `${d.property}:${d.reason}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
+      opts.log.warn({ property: d.property, reason: d.reason }, opts.message);
+    }
+    return kept;
+  };
+}
