@@ -68,8 +68,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     bodyTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
   });
   // Replicas on PostgreSQL share one budget through the store; SQLite serves one instance.
-  const shared =
-    "takeRateSlot" in store ? (store as Store & { takeRateSlot: SharedSlots }).takeRateSlot : undefined;
+  const shared: SharedSlots | undefined = store.takeRateSlot?.bind(store);
   const budget = createRateBudget({
     maxRequests: config.hubspotMaxRequestsPer10s,
     ...(shared === undefined

@@ -1,7 +1,8 @@
-import { StoreError } from "../errors.ts";
-import type { BuyerContact, EventStamp } from "../sync/cart-event.ts";
-import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
-import type { IngestItem, IngestOutcome } from "./store.ts";
+import type { BuyerContact } from "../sync/cart-event.ts";
+import type { CartState } from "../sync/merge.ts";
+import type { IngestPlan, LinkValue, LinkWrite, Locked, LockedRows } from "./ingest-plan.ts";
+import { compareText, contactOf, stampOf } from "./rows.ts";
+import type { IngestItem } from "./store.ts";
 
 /**
  * Ingest on PostgreSQL: one transaction per group, two round trips whatever the group's size.
@@ -12,7 +13,7 @@ import type { IngestItem, IngestOutcome } from "./store.ts";
  *    (version 0), so a cart two replicas see at once for the first time is merged under one lock too. The
  *    upsert's conflict branch returns the newest committed row even when it is newer than the statement's
  *    snapshot, which a plain SELECT … FOR UPDATE would miss for rows inserted meanwhile.
- * 2. `planIngest` replays the group in order against those rows, exactly as sqlite.ts commits it item by
+ * 2. `planIngest` (ingest-plan.ts) replays the group in order against those rows, exactly as sqlite.ts commits it item by
  *    item (mergeEvent / mergeContact), then WRITE_CARTS + COMMIT (pipelined) write dead letters and every
  *    changed row back with multi-row statements, and drop placeholders nothing was written to.
  *
@@ -96,45 +97,6 @@ FROM unnest($20::text[], $21::text[], $22::bigint[], $23::bigint[], $24::bigint[
   AS u(key, state, version, updated_at, pending_since, last_topic, last_webhook_id, last_headers, last_body)
 WHERE c.key = u.key`;
 
-/** A locked row's version and value; version 0 is a placeholder this transaction created. */
-interface Locked<T> {
-  readonly version: number;
-  readonly value: T | undefined;
-}
-
-type LinkValue = { readonly stamp: EventStamp; readonly value: BuyerContact | undefined };
-
-export interface LockedRows {
-  readonly newDeliveries: ReadonlySet<string>;
-  readonly carts: ReadonlyMap<string, Locked<CartState>>;
-  readonly links: ReadonlyMap<string, Locked<LinkValue>>;
-}
-
-interface CartWrite {
-  state: CartState | undefined;
-  version: number;
-  updatedAt: number;
-  pendingSince: number | null;
-  last: IngestItem | undefined;
-}
-
-interface LinkWrite {
-  current: LinkValue | undefined;
-  version: number;
-  updatedAt: number;
-  written: boolean;
-}
-
-export interface IngestPlan {
-  readonly outcomes: IngestOutcome[];
-  readonly deadLetters: { readonly item: IngestItem; readonly reason: string }[];
-  readonly carts: ReadonlyMap<string, CartWrite>;
-  readonly links: ReadonlyMap<string, LinkWrite>;
-  /** Placeholders locked for events that turned out to be redeliveries, or links no event moved. */
-  readonly unusedCarts: string[];
-  readonly unusedLinks: string[];
-}
-
 /**
  * Parameters of LOCK_CARTS: the group's delivery ids (sorted, so concurrent groups insert them in one
  * order) and the cart keys its events touch, each with the delivery id that must be new for it to count.
@@ -175,93 +137,11 @@ export function readLocked(rows: readonly Row[]): LockedRows {
         value: typeof state === "string" && state !== "" ? (JSON.parse(state) as CartState) : undefined,
       });
     } else {
-      const email = row["email"];
-      const value: LinkValue = {
-        stamp: {
-          timeMs: Number(row["stamp_time"]),
-          topicRank: Number(row["stamp_rank"]),
-          webhookId: String(row["stamp_webhook"]),
-        },
-        value:
-          email === null || email === undefined
-            ? undefined
-            : {
-                email: asText(email),
-                ...optionalField("firstname", row["firstname"]),
-                ...optionalField("lastname", row["lastname"]),
-                ...optionalField("phone", row["phone"]),
-              },
-      };
+      const value: LinkValue = { stamp: stampOf(row), value: contactOf(row) };
       links.set(key, { version, value: version === 0 ? undefined : value });
     }
   }
   return { newDeliveries, carts, links };
-}
-
-/**
- * Replays the group in order against the locked rows, as sqlite.ts does item by item: a delivery id seen
- * before (in the database or earlier in the group) is a duplicate; each event merges into its cart (a
- * change bumps the version and makes the delivery the cart's newest) and its buyer into the contact link.
- * `nowMs` stamps the links (sqlite.ts uses the wall clock there too).
- */
-export function planIngest(items: readonly IngestItem[], locked: LockedRows, nowMs: number): IngestPlan {
-  const unseen = new Set(locked.newDeliveries);
-  const outcomes: IngestOutcome[] = [];
-  const deadLetters: { item: IngestItem; reason: string }[] = [];
-  const carts = new Map<string, CartWrite>();
-  const links = new Map<string, LinkWrite>();
-  for (const item of items) {
-    if (item.webhookId !== undefined && item.replay !== true && !unseen.delete(item.webhookId)) {
-      outcomes.push("duplicate");
-      continue;
-    }
-    const mapped = item.mapped;
-    if (mapped.kind === "unhandled") outcomes.push("ignored");
-    else if (mapped.kind === "unkeyed") outcomes.push("unkeyed");
-    else if (mapped.kind === "invalid") {
-      deadLetters.push({ item, reason: mapped.reason });
-      outcomes.push("dead_lettered");
-    } else {
-      const event = mapped.event;
-      if (event.contact !== undefined) {
-        const link = rowFor(links, locked.links, event.key, (row) => ({
-          current: row.value,
-          version: row.version,
-          updatedAt: 0,
-          written: false,
-        }));
-        const merged = mergeContact(link.current, event);
-        if (merged !== undefined) {
-          link.current = merged.contact;
-          link.version += merged.changed ? 1 : 0;
-          link.updatedAt = nowMs;
-          link.written = true;
-        }
-      }
-      const cart = rowFor(carts, locked.carts, event.key, (row) => ({
-        state: row.value,
-        version: row.version,
-        updatedAt: 0,
-        pendingSince: null,
-        last: undefined,
-      }));
-      // A placeholder (no state yet) merges like a new cart: changed, so version 1, pending from now.
-      const { state, changed } = mergeEvent(cart.state, event);
-      cart.state = state;
-      cart.updatedAt = item.receivedAtMs;
-      if (changed) {
-        cart.version++;
-        cart.pendingSince ??= item.receivedAtMs;
-        cart.last = item;
-      }
-      outcomes.push(changed ? "applied" : "unchanged");
-    }
-  }
-  const unusedCarts = [...locked.carts].filter(([k, r]) => r.version === 0 && !carts.has(k)).map(([k]) => k);
-  const unusedLinks = [...locked.links]
-    .filter(([k, r]) => r.version === 0 && links.get(k)?.written !== true)
-    .map(([k]) => k);
-  return { outcomes, deadLetters, carts, links, unusedCarts, unusedLinks };
 }
 
 /** Parameters of WRITE_CARTS. */
@@ -300,39 +180,4 @@ export function writeParams(plan: IngestPlan): unknown[] {
     c.map(([, x]) => (x.last === undefined ? null : JSON.stringify(x.last.headers))),
     c.map(([, x]) => x.last?.body ?? null),
   ];
-}
-
-/** The group's working copy of a locked row, made on first use. */
-function rowFor<L, W>(
-  work: Map<string, W>,
-  locked: ReadonlyMap<string, L>,
-  key: string,
-  start: (row: L) => W,
-): W {
-  let row = work.get(key);
-  if (row === undefined) {
-    const lockedRow = locked.get(key);
-    if (lockedRow === undefined)
-      throw new StoreError(`row of ${key} was not locked for ingest`, { retryable: false });
-    row = start(lockedRow);
-    work.set(key, row);
-  }
-  return row;
-}
-
-/** `{ [name]: value }` when the column is not NULL, else `{}` (optional fields stay absent). */
-export function optionalField(name: string, value: unknown): Record<string, string> {
-  return value === null || value === undefined ? {} : { [name]: asText(value) };
-}
-
-/** A column's value as text (TEXT arrives as a string, BIGINT as a string, INTEGER as a number). */
-export function asText(value: unknown): string {
-  return typeof value === "string" ? value : JSON.stringify(value);
-}
-
-/** Code-unit order, only to make the order of inserts deterministic. */
-export function compareText(a: unknown, b: unknown): number {
-  const x = String(a);
-  const y = String(b);
-  return x < y ? -1 : x > y ? 1 : 0;
 }

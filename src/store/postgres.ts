@@ -1,17 +1,9 @@
 import pg from "pg";
 import { StoreError, StoreSchemaError } from "../errors.ts";
 import type { CartState } from "../sync/merge.ts";
-import {
-  LOCK_CARTS,
-  WRITE_CARTS,
-  asText,
-  compareText,
-  lockParams,
-  optionalField,
-  planIngest,
-  readLocked,
-  writeParams,
-} from "./postgres-ingest.ts";
+import { planIngest } from "./ingest-plan.ts";
+import { LOCK_CARTS, WRITE_CARTS, lockParams, readLocked, writeParams } from "./postgres-ingest.ts";
+import { compareText, optionalNumber, optionalString, toClaimedContact, toDeadLetter } from "./rows.ts";
 import { createPostgresActivity, purgeActivity, recordActivity } from "./postgres-activity.ts";
 import { migrate } from "./postgres-schema.ts";
 import { createPostgresReconcileStore } from "./postgres-reconcile.ts";
@@ -24,13 +16,12 @@ import {
 import * as sql from "./postgres-sql.ts";
 import type {
   ClaimedCart,
-  ClaimedContact,
   DataSubject,
-  DeadLetter,
   IngestItem,
   IngestOutcome,
   PendingSummary,
   RejectedCart,
+  SharedRateBudget,
   SentCart,
   Store,
   StoreStats,
@@ -57,15 +48,8 @@ import type {
  * and COMMIT with the last. An ingest group costs two round trips whatever its size; every other call one.
  */
 
-export interface SharedRateBudget {
-  /**
-   * Takes a slot from the send budget every replica shares: at most `maxPerWindow` slots in any `windowMs`
-   * (rolling). Returns 0 when the slot was taken, else how many ms to wait before asking again.
-   */
-  takeRateSlot(nowMs: number, maxPerWindow: number, windowMs: number): Promise<number>;
-}
-
-export type PostgresStore = Store & SharedRateBudget;
+/** PostgreSQL is shared by replicas, so it always has the shared send budget. */
+export type PostgresStore = Store & Required<SharedRateBudget>;
 
 export interface PostgresStoreOptions {
   /** Connections in the pool (default 10). */
@@ -378,18 +362,7 @@ export async function openPostgresStore(
           (a, b) =>
             Number(a["updated_at"]) - Number(b["updated_at"]) || compareText(a["cart_key"], b["cart_key"]),
         );
-        return rows.map((row): ClaimedContact => ({
-          cartKey: String(row["cart_key"]),
-          cartId: String(row["hubspot_id"]),
-          version: Number(row["version"]),
-          attempts: Number(row["attempts"]),
-          contact: {
-            email: String(row["email"]),
-            ...optionalField("firstname", row["firstname"]),
-            ...optionalField("lastname", row["lastname"]),
-            ...optionalField("phone", row["phone"]),
-          },
-        }));
+        return rows.map(toClaimedContact);
       });
     },
 
@@ -553,30 +526,6 @@ function newestPerKey<T extends { readonly version: number }>(
     if (seen === undefined || item.version > seen.version) byKey.set(keyOf(item), item);
   }
   return [...byKey.values()];
-}
-
-function toDeadLetter(row: Row): DeadLetter {
-  return {
-    id: Number(row["id"]),
-    createdAtMs: Number(row["created_at"]),
-    source: row["source"] === "hubspot" ? "hubspot" : "mapping",
-    topic: String(row["topic"]),
-    shopDomain: String(row["shop"]),
-    webhookId: optionalString(row["webhook_id"]),
-    cartKey: optionalString(row["cart_key"]),
-    reason: String(row["reason"]),
-    category: optionalString(row["category"]),
-    headers: JSON.parse(String(row["headers"])) as Record<string, string>,
-    body: Buffer.isBuffer(row["body"]) ? row["body"] : undefined,
-  };
-}
-
-function optionalNumber(v: unknown): number | undefined {
-  return v === null || v === undefined ? undefined : Number(v);
-}
-
-function optionalString(v: unknown): string | undefined {
-  return v === null || v === undefined ? undefined : asText(v);
 }
 
 function asError(value: unknown): Error {

@@ -11,11 +11,11 @@ import { createSqliteReconcileStore } from "./sqlite-reconcile.ts";
 import { createSqliteLineItems, releaseSqliteLineClaims } from "./sqlite-line-items.ts";
 import { createSubjectMatcher } from "./subject-match.ts";
 import { isSqliteUnavailable } from "./sqlite-errors.ts";
+import { contactOf, optionalNumber, stampOf, toClaimedContact, toDeadLetter } from "./rows.ts";
 import type { CartEvent } from "../sync/cart-event.ts";
 import { mergeContact, mergeEvent, type CartState } from "../sync/merge.ts";
 import type {
   ClaimedCart,
-  ClaimedContact,
   DataSubject,
   DeadLetter,
   IngestItem,
@@ -40,10 +40,6 @@ const CLEAR_SENT_DELIVERY = `DELETE FROM cart_deliveries WHERE cart_key = ?1
 const SUBJECT_BODY = "(?2 IS NULL AND ?3 IS NULL) OR cartbridge_names_subject(body, ?2, ?3)";
 
 type Row = Record<string, unknown>;
-
-function optionalField(name: string, value: unknown): Record<string, string> {
-  return typeof value === "string" ? { [name]: value } : {};
-}
 
 /** The database at `path`, WAL, migrated; closed again when migrating fails. */
 function openMigrated(path: string): DatabaseSync {
@@ -329,25 +325,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
 
   function ingestContact(event: CartEvent): void {
     const row = q.getContact.get(event.key) as Row | undefined;
-    const current =
-      row === undefined
-        ? undefined
-        : {
-            stamp: {
-              timeMs: Number(row["stamp_time"]),
-              topicRank: Number(row["stamp_rank"]),
-              webhookId: String(row["stamp_webhook"]),
-            },
-            value:
-              row["email"] == null
-                ? undefined
-                : {
-                    email: row["email"] as string,
-                    ...optionalField("firstname", row["firstname"]),
-                    ...optionalField("lastname", row["lastname"]),
-                    ...optionalField("phone", row["phone"]),
-                  },
-          };
+    const current = row === undefined ? undefined : { stamp: stampOf(row), value: contactOf(row) };
     const merged = mergeContact(current, event);
     if (merged === undefined) return;
     const { value, stamp } = merged.contact;
@@ -369,23 +347,6 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   function subjectParams(subject: DataSubject): [string, string | null, string | null] {
     return [subject.shopDomain, subject.email?.toLowerCase() ?? null, subject.phone ?? null];
   }
-
-  const toDeadLetter = (row: Row): DeadLetter => ({
-    id: Number(row["id"]),
-    createdAtMs: Number(row["created_at"]),
-    source: row["source"] === "hubspot" ? "hubspot" : "mapping",
-    topic: String(row["topic"]),
-    shopDomain: String(row["shop"]),
-    webhookId: (row["webhook_id"] as string | null) ?? undefined,
-    cartKey: (row["cart_key"] as string | null) ?? undefined,
-    reason: String(row["reason"]),
-    category: (row["category"] as string | null) ?? undefined,
-    headers: JSON.parse(String(row["headers"])) as Record<string, string>,
-    body: row["body"] == null ? undefined : Buffer.from(row["body"] as Uint8Array),
-  });
-
-  const optionalNumber = (v: unknown): number | undefined =>
-    v === null || v === undefined ? undefined : Number(v);
 
   const lineItems = createSqliteLineItems(db, transaction, q.insertDeadLetter);
   const activity = createSqliteActivity(db, toDeadLetter);
@@ -563,20 +524,9 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         "claim contacts",
         () => {
           const rows = q.contactsDue.all(nowMs, limit) as Row[];
-          return rows.map((row): ClaimedContact => {
+          return rows.map((row) => {
             q.leaseContact.run(owner, nowMs + leaseMs, row["cart_key"] as string);
-            return {
-              cartKey: String(row["cart_key"]),
-              cartId: String(row["hubspot_id"]),
-              version: Number(row["version"]),
-              attempts: Number(row["attempts"]),
-              contact: {
-                email: String(row["email"]),
-                ...optionalField("firstname", row["firstname"]),
-                ...optionalField("lastname", row["lastname"]),
-                ...optionalField("phone", row["phone"]),
-              },
-            };
+            return toClaimedContact(row);
           });
         },
         "relaxed",

@@ -1,5 +1,5 @@
 import { maskEmails } from "../redact-text.ts";
-import type { MapResult } from "../sync/mapping.ts";
+import type { MapResult } from "../sync/cart-event.ts";
 import type { ActivityQueries } from "./activity.ts";
 import type { BuyerContact } from "../sync/cart-event.ts";
 import type { CartState } from "../sync/merge.ts";
@@ -141,7 +141,19 @@ export interface SubjectRecords {
   readonly pendingDeliveries: number;
 }
 
-export interface Store extends LineItemStore {
+/**
+ * A capability of stores that several replicas share (PostgreSQL): one send budget for all of them.
+ * SQLite serves one process, so it has none and the process keeps its budget in memory.
+ */
+export interface SharedRateBudget {
+  /**
+   * Takes a slot from the send budget every replica shares: at most `maxPerWindow` slots in any `windowMs`
+   * (rolling). Returns 0 when the slot was taken, else how many ms to wait before asking again.
+   */
+  takeRateSlot?(nowMs: number, maxPerWindow: number, windowMs: number): Promise<number>;
+}
+
+export interface Store extends LineItemStore, SharedRateBudget {
   /** Reconciliation's watermarks, checkout links and leases (SPEC §9). */
   readonly reconcile: ReconcileStore;
   /** What the operator console reads (store/activity.ts). */

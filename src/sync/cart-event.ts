@@ -66,3 +66,11 @@ export interface CartEvent {
   /** The event's line set (SPEC §10), when it carries `line_items`; see sync/line-items.ts. */
   readonly lines?: readonly LineDraft[];
 }
+
+/** What mapping makes of one delivery (sync/mapping.ts); the store records it as it is. */
+export type MapResult =
+  /** `warnings` names properties left out because the delivery carried them malformed. */
+  | { kind: "event"; event: CartEvent; warnings?: readonly string[] }
+  | { kind: "unkeyed"; reason: string }
+  | { kind: "unhandled" }
+  | { kind: "invalid"; reason: string };

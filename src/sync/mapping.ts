@@ -21,7 +21,9 @@ import {
 } from "../shopify/payloads.ts";
 import type { CartPayload, CheckoutPayload, LineItem, OrderPayload, Person } from "../shopify/payloads.ts";
 import { TOPIC_RANK } from "./cart-event.ts";
-import type { BuyerContact, CartEvent, CartStatus, TopicFamily } from "./cart-event.ts";
+import type { BuyerContact, CartEvent, CartStatus, MapResult, TopicFamily } from "./cart-event.ts";
+
+export type { MapResult } from "./cart-event.ts";
 import { formatDecimal, readDecimal, sumDecimals } from "./decimal.ts";
 import { mapLineSet } from "./line-items.ts";
 import type { Decimal } from "./decimal.ts";
@@ -34,13 +36,6 @@ export interface MapInput {
   triggeredAt: string | undefined;
   receivedAtMs: number;
 }
-
-export type MapResult =
-  /** `warnings` names properties left out because the delivery carried them malformed. */
-  | { kind: "event"; event: CartEvent; warnings?: readonly string[] }
-  | { kind: "unkeyed"; reason: string }
-  | { kind: "unhandled" }
-  | { kind: "invalid"; reason: string };
 
 export const MAPPED_TOPICS: readonly string[] = [
   "carts/create",
