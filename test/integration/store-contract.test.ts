@@ -1326,10 +1326,14 @@ for (const factory of factories) {
           }),
         ]);
         assert.equal(await store.purgeExpired(now - 60_000), 0);
+        // The console's per-shop activity counts in 10-minute buckets: within a minute of a bucket's end the
+        // cut-off also passes the bucket this delivery was counted in, and that row is purged too.
+        const tenMinutes = 10 * 60_000;
+        const bucketPassed = Math.floor((now + 60_000) / tenMinutes) > Math.floor(now / tenMinutes) ? 1 : 0;
         assert.equal(
           await store.purgeExpired(now + 60_000),
-          3,
-          "the delivery id, the buyer link and the kept body",
+          3 + bucketPassed,
+          "the delivery id, the buyer link and the kept body (and the activity bucket once it is over)",
         );
         await sendCarts(store, now);
         assert.deepEqual(await claimContacts(store, "c1", now), []);
