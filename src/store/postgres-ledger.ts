@@ -15,8 +15,9 @@ import type { ClaimedCart, PendingSummary, RejectedCart, SentCart, Store } from 
  * - Every write-back is fenced: it counts only while its claim is held (same owner, lease not run out;
  *   `held` in postgres-sql.ts). The ones that update several carts lock them in key order first, as ingest
  *   does, so they cannot deadlock with it.
- * - A write-back whose claim was lost makes the cart pending again under a new version (REPEND_UNHELD), so
- *   the current state is sent last whatever order the replicas' writes reached HubSpot in.
+ * - A sent or failed write whose claim was lost (it may have reached HubSpot after a newer one) makes the
+ *   cart pending again under a new version (REPEND_UNHELD), so the current state is sent last; a lost
+ *   claim's rejection is dropped (HubSpot wrote nothing; the new owner sends the cart).
  */
 export type PostgresLedger = LedgerClaims & LedgerWriteBacks;
 
