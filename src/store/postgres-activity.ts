@@ -9,6 +9,7 @@ import {
   type ActivityQueries,
   type DeadLetterFilter,
 } from "./activity.ts";
+import type { Query, Row } from "./postgres-connection.ts";
 import type { Migration } from "./postgres-schema.ts";
 import type { DeadLetter, IngestItem, IngestOutcome } from "./store.ts";
 
@@ -34,9 +35,6 @@ CREATE INDEX IF NOT EXISTS carts_shop_pending ON carts (shop, pending_since) WHE
 CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (category, source);
 `,
 };
-
-type Row = Record<string, unknown>;
-type Query = (name: string, text: string, values: unknown[]) => Promise<pg.QueryResult<Row>>;
 
 /**
  * Rows are upserted in key order (activityRows sorts them), so two ingest transactions touching the same

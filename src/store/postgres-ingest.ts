@@ -1,8 +1,18 @@
 import type { BuyerContact } from "../sync/cart-event.ts";
 import type { CartState } from "../sync/merge.ts";
-import type { IngestPlan, LinkValue, LinkWrite, Locked, LockedRows } from "./ingest-plan.ts";
+import {
+  planIngest,
+  type IngestPlan,
+  type LinkValue,
+  type LinkWrite,
+  type Locked,
+  type LockedRows,
+} from "./ingest-plan.ts";
+import { recordActivity } from "./postgres-activity.ts";
+import type { PostgresConnection, Row } from "./postgres-connection.ts";
+import { ingestLineSetsStatement } from "./postgres-line-items.ts";
 import { compareText, contactOf, stampOf } from "./rows.ts";
-import type { IngestItem } from "./store.ts";
+import type { IngestItem, IngestOutcome, Store } from "./store.ts";
 
 /**
  * Ingest on PostgreSQL: one transaction per group, two round trips whatever the group's size.
@@ -21,7 +31,35 @@ import type { IngestItem } from "./store.ts";
  * transaction that already holds its cart's row (claims, which never wait, excepted).
  */
 
-type Row = Record<string, unknown>;
+export type PostgresIngest = Pick<Store, "ingestBatch">;
+
+export function createPostgresIngest({ run, withClient }: PostgresConnection): PostgresIngest {
+  function ingest(items: readonly IngestItem[]): Promise<IngestOutcome[]> {
+    return withClient(async (client) => {
+      const [, locked] = await Promise.all([
+        client.query("BEGIN"),
+        client.query<Row>({ name: "cartbridge_lock_carts", text: LOCK_CARTS, values: lockParams(items) }),
+      ]);
+      const plan = planIngest(items, readLocked(locked.rows), Date.now());
+      const lineSets = ingestLineSetsStatement(items, plan.outcomes, Date.now());
+      const activity = recordActivity(items, plan.outcomes);
+      await Promise.all([
+        client.query({ name: "cartbridge_write_carts", text: WRITE_CARTS, values: writeParams(plan) }),
+        ...(lineSets === undefined ? [] : [client.query(lineSets)]),
+        ...(activity === undefined ? [] : [client.query(activity)]),
+        client.query("COMMIT"),
+      ]);
+      return plan.outcomes;
+    }, true);
+  }
+
+  return {
+    ingestBatch(items) {
+      if (items.length === 0) return Promise.resolve([]);
+      return run("ingest", () => ingest(items));
+    },
+  };
+}
 
 export const LOCK_CARTS = `
 WITH new_deliveries AS (

@@ -2,6 +2,7 @@ import type pg from "pg";
 import { compareStamps, type EventStamp } from "../sync/cart-event.ts";
 import type { LineDraft } from "../sync/line-items.ts";
 import type { ClaimedLineSet, KnownLineItem, LineItemStore } from "./line-items.ts";
+import type { PostgresConnection, Row } from "./postgres-connection.ts";
 import { DB_NOW_MS, held } from "./postgres-sql.ts";
 import type { IngestItem, IngestOutcome } from "./store.ts";
 
@@ -119,13 +120,7 @@ export const REDACT_LINE_SETS = `
 WITH sets AS (DELETE FROM cart_line_sets WHERE shop = $1 AND $2::text IS NULL AND $3::text IS NULL RETURNING 1)
 DELETE FROM line_items WHERE shop = $1 AND $2::text IS NULL AND $3::text IS NULL`;
 
-type Row = Record<string, unknown>;
-
-export interface PostgresLineItemDeps {
-  readonly run: <T>(what: string, fn: () => Promise<T>) => Promise<T>;
-  readonly query: (name: string, text: string, values: unknown[]) => Promise<pg.QueryResult<Row>>;
-  readonly transaction: (statements: readonly pg.QueryConfig[]) => Promise<pg.QueryResult<Row>[]>;
-}
+export type PostgresLineItemDeps = Pick<PostgresConnection, "run" | "query" | "transaction">;
 
 /**
  * The statement that writes the line sets of an ingest group (run after the group's carts are locked), or
@@ -164,21 +159,15 @@ export function ingestLineSetsStatement(
   };
 }
 
-export function createPostgresLineItems({ run, query, transaction }: PostgresLineItemDeps): LineItemStore {
-  const knownOf = (rows: readonly Row[]): Map<string, KnownLineItem[]> => {
-    const byCart = new Map<string, KnownLineItem[]>();
-    for (const r of rows) {
-      const list = byCart.get(String(r["cart_key"])) ?? [];
-      list.push({
-        lineKey: String(r["line_key"]),
-        hubspotId: String(r["hubspot_id"]),
-        associatedCartId: optionalText(r["associated_cart_id"]),
-      });
-      byCart.set(String(r["cart_key"]), list);
-    }
-    return byCart;
-  };
+export function createPostgresLineItems(deps: PostgresLineItemDeps): LineItemStore {
+  return { ...lineSetReads(deps), ...lineItemWriteBacks(deps) };
+}
 
+type LineSetReads = Pick<LineItemStore, "claimLineSetsDue" | "lineSetOf">;
+type LineItemWriteBacks = Omit<LineItemStore, keyof LineSetReads>;
+
+/** Claiming due line sets and reading one, each with the line items HubSpot already has for its cart. */
+function lineSetReads({ run, query }: PostgresLineItemDeps): LineSetReads {
   return {
     claimLineSetsDue({ limit, nowMs, leaseMs, owner }) {
       if (limit <= 0) return Promise.resolve([]);
@@ -205,6 +194,20 @@ export function createPostgresLineItems({ run, query, transaction }: PostgresLin
       });
     },
 
+    lineSetOf(cartKey) {
+      return run("read line set", async () => {
+        const set = (await query("cartbridge_get_line_set", GET_SET, [cartKey])).rows[0];
+        if (set === undefined) return undefined;
+        const known = knownOf((await query("cartbridge_known_line_items", KNOWN, [[cartKey]])).rows);
+        return { lines: JSON.parse(String(set["lines"])) as LineDraft[], known: known.get(cartKey) ?? [] };
+      });
+    },
+  };
+}
+
+/** What the sender learnt and settled: HubSpot ids, sent, failed, released and dead-lettered sets. */
+function lineItemWriteBacks({ run, query, transaction }: PostgresLineItemDeps): LineItemWriteBacks {
+  return {
     async recordLineItems(items) {
       if (items.length === 0) return;
       await run("record line items", () =>
@@ -261,16 +264,22 @@ export function createPostgresLineItems({ run, query, transaction }: PostgresLin
         ]),
       );
     },
-
-    lineSetOf(cartKey) {
-      return run("read line set", async () => {
-        const set = (await query("cartbridge_get_line_set", GET_SET, [cartKey])).rows[0];
-        if (set === undefined) return undefined;
-        const known = knownOf((await query("cartbridge_known_line_items", KNOWN, [[cartKey]])).rows);
-        return { lines: JSON.parse(String(set["lines"])) as LineDraft[], known: known.get(cartKey) ?? [] };
-      });
-    },
   };
+}
+
+/** The known line items of `rows` (KNOWN's), by cart. */
+function knownOf(rows: readonly Row[]): Map<string, KnownLineItem[]> {
+  const byCart = new Map<string, KnownLineItem[]>();
+  for (const r of rows) {
+    const list = byCart.get(String(r["cart_key"])) ?? [];
+    list.push({
+      lineKey: String(r["line_key"]),
+      hubspotId: String(r["hubspot_id"]),
+      associatedCartId: optionalText(r["associated_cart_id"]),
+    });
+    byCart.set(String(r["cart_key"]), list);
+  }
+  return byCart;
 }
 
 function optionalText(value: unknown): string | undefined {

@@ -1,11 +1,5 @@
-import type pg from "pg";
+import type { Query } from "./postgres-connection.ts";
 import type { ReconcileStore } from "./reconcile-store.ts";
-
-type Query = (
-  name: string,
-  text: string,
-  values: unknown[],
-) => Promise<pg.QueryResult<Record<string, unknown>>>;
 
 /**
  * Reconciliation's rows on PostgreSQL (see reconcile-store.ts; tables from migration "reconciliation").
