@@ -23,31 +23,7 @@ export function createSqliteContacts(
   transaction: SqliteTransaction,
   deadLetters: SqliteDeadLetters,
 ): SqliteContacts {
-  const sql = (text: string) => db.prepare(text);
-  const q = {
-    contactsDue: sql(`SELECT l.cart_key, l.version, l.attempts, l.email, l.firstname, l.lastname, l.phone,
-        c.hubspot_id FROM contact_links l JOIN carts c ON c.key = l.cart_key
-        WHERE l.version > l.synced_version AND l.email IS NOT NULL AND c.hubspot_id IS NOT NULL
-          AND l.next_attempt_at <= ?1 AND (l.lease_until IS NULL OR l.lease_until < ?1)
-        ORDER BY l.updated_at LIMIT ?2`),
-    leaseContact: sql("UPDATE contact_links SET lease_owner = ?, lease_until = ? WHERE cart_key = ?"),
-    contactSent: sql(`UPDATE contact_links SET synced_version = max(synced_version, ?1),
-        email = CASE WHEN version <= ?1 THEN NULL ELSE email END,
-        firstname = CASE WHEN version <= ?1 THEN NULL ELSE firstname END,
-        lastname = CASE WHEN version <= ?1 THEN NULL ELSE lastname END,
-        phone = CASE WHEN version <= ?1 THEN NULL ELSE phone END,
-        attempts = 0, next_attempt_at = 0, last_error = NULL,
-        lease_owner = NULL, lease_until = NULL
-        WHERE cart_key = ?3 AND lease_owner = ?2`),
-    contactHeld: sql("SELECT 1 FROM contact_links WHERE cart_key = ? AND lease_owner = ?"),
-    contactFailed: sql(`UPDATE contact_links SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
-        lease_owner = NULL, lease_until = NULL WHERE cart_key = ? AND lease_owner = ?`),
-    contactRelease: sql(
-      "UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE cart_key = ? AND lease_owner = ?",
-    ),
-    deleteContact: sql("DELETE FROM contact_links WHERE cart_key = ?"),
-    clearSentDelivery: sql(CLEAR_SENT_DELIVERY),
-  };
+  const q = prepareContactStatements(db);
 
   return {
     async claimContactsDue({ limit, nowMs, leaseMs, owner }) {
@@ -124,4 +100,32 @@ export function createSqliteContacts(
 /** At server start-up (SQLite serves one process): contact claims left by a dead process are released. */
 export function releaseSqliteContactClaims(db: DatabaseSync): void {
   db.exec("UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
+}
+
+function prepareContactStatements(db: DatabaseSync) {
+  const sql = (text: string) => db.prepare(text);
+  return {
+    contactsDue: sql(`SELECT l.cart_key, l.version, l.attempts, l.email, l.firstname, l.lastname, l.phone,
+        c.hubspot_id FROM contact_links l JOIN carts c ON c.key = l.cart_key
+        WHERE l.version > l.synced_version AND l.email IS NOT NULL AND c.hubspot_id IS NOT NULL
+          AND l.next_attempt_at <= ?1 AND (l.lease_until IS NULL OR l.lease_until < ?1)
+        ORDER BY l.updated_at LIMIT ?2`),
+    leaseContact: sql("UPDATE contact_links SET lease_owner = ?, lease_until = ? WHERE cart_key = ?"),
+    contactSent: sql(`UPDATE contact_links SET synced_version = max(synced_version, ?1),
+        email = CASE WHEN version <= ?1 THEN NULL ELSE email END,
+        firstname = CASE WHEN version <= ?1 THEN NULL ELSE firstname END,
+        lastname = CASE WHEN version <= ?1 THEN NULL ELSE lastname END,
+        phone = CASE WHEN version <= ?1 THEN NULL ELSE phone END,
+        attempts = 0, next_attempt_at = 0, last_error = NULL,
+        lease_owner = NULL, lease_until = NULL
+        WHERE cart_key = ?3 AND lease_owner = ?2`),
+    contactHeld: sql("SELECT 1 FROM contact_links WHERE cart_key = ? AND lease_owner = ?"),
+    contactFailed: sql(`UPDATE contact_links SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
+        lease_owner = NULL, lease_until = NULL WHERE cart_key = ? AND lease_owner = ?`),
+    contactRelease: sql(
+      "UPDATE contact_links SET lease_owner = NULL, lease_until = NULL WHERE cart_key = ? AND lease_owner = ?",
+    ),
+    deleteContact: sql("DELETE FROM contact_links WHERE cart_key = ?"),
+    clearSentDelivery: sql(CLEAR_SENT_DELIVERY),
+  };
 }

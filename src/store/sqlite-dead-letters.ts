@@ -36,17 +36,7 @@ export interface SqliteDeadLetters {
 
 /** The `dead_letters` table: what the mapping or HubSpot refused, kept for operators to replay or delete. */
 export function createSqliteDeadLetters(db: DatabaseSync, transaction: SqliteTransaction): SqliteDeadLetters {
-  const sql = (text: string) => db.prepare(text);
-  const q = {
-    insert: sql(`INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason,
-        category, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-    cartForDeadLetter: sql(`SELECT c.shop, d.topic AS last_topic, d.webhook_id AS last_webhook_id,
-        d.headers AS last_headers, d.body AS last_body FROM carts c LEFT JOIN cart_deliveries d ON d.cart_key = c.key
-        WHERE c.key = ?`),
-    list: sql("SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"),
-    get: sql("SELECT * FROM dead_letters WHERE id = ?"),
-    delete: sql("DELETE FROM dead_letters WHERE id = ?"),
-  };
+  const q = prepareDeadLetterStatements(db);
 
   return {
     insertUnmappable(item, reason) {
@@ -116,5 +106,19 @@ export function createSqliteDeadLetters(db: DatabaseSync, transaction: SqliteTra
         return;
       },
     },
+  };
+}
+
+function prepareDeadLetterStatements(db: DatabaseSync) {
+  const sql = (text: string) => db.prepare(text);
+  return {
+    insert: sql(`INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason,
+        category, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    cartForDeadLetter: sql(`SELECT c.shop, d.topic AS last_topic, d.webhook_id AS last_webhook_id,
+        d.headers AS last_headers, d.body AS last_body FROM carts c LEFT JOIN cart_deliveries d ON d.cart_key = c.key
+        WHERE c.key = ?`),
+    list: sql("SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"),
+    get: sql("SELECT * FROM dead_letters WHERE id = ?"),
+    delete: sql("DELETE FROM dead_letters WHERE id = ?"),
   };
 }

@@ -37,8 +37,20 @@ export function createSqliteLedger(
   deadLetters: SqliteDeadLetters,
   lineItems: SqliteLineItems,
 ): SqliteLedger {
+  const q = prepareLedgerStatements(db);
+  const leases = createCartLeases();
+  return {
+    ...ledgerClaims(q, leases),
+    ...ledgerAnswers(q, leases, transaction, { deadLetters, lineItems }),
+  };
+}
+
+type Statements = ReturnType<typeof prepareLedgerStatements>;
+type CartLeases = ReturnType<typeof createCartLeases>;
+
+function prepareLedgerStatements(db: DatabaseSync) {
   const sql = (text: string) => db.prepare(text);
-  const q = {
+  return {
     dueCandidates: sql(`SELECT key, pending_since FROM carts
         WHERE pending_since IS NOT NULL AND next_attempt_at <= ?1 ORDER BY pending_since LIMIT ?2`),
     nextRetry: sql(`SELECT min(next_attempt_at) AS t FROM carts
@@ -60,8 +72,13 @@ export function createSqliteLedger(
     ),
     clearSentDelivery: sql(CLEAR_SENT_DELIVERY),
   };
-  const leases = createCartLeases();
+}
 
+/** What is due, and claims on it (in memory, see createCartLeases). */
+function ledgerClaims(
+  q: Statements,
+  leases: CartLeases,
+): Pick<SqliteLedger, "pendingSummary" | "claimDue" | "renewClaims" | "release"> {
   return {
     async pendingSummary(nowMs, cap): Promise<PendingSummary> {
       const due = (q.dueCandidates.all(nowMs, cap + leases.size()) as Row[]).filter(
@@ -93,6 +110,25 @@ export function createSqliteLedger(
       });
     },
 
+    async renewClaims(keys, owner, { nowMs, leaseMs }) {
+      return leases.renew(keys, owner, nowMs + leaseMs);
+    },
+
+    async release(keys, owner) {
+      for (const key of keys) leases.release(key, owner);
+    },
+  };
+}
+
+/** What HubSpot answered (sent, failed, rejected) and a replay's pending mark; fenced by the claim's owner. */
+function ledgerAnswers(
+  q: Statements,
+  leases: CartLeases,
+  transaction: SqliteTransaction,
+  parts: { readonly deadLetters: SqliteDeadLetters; readonly lineItems: SqliteLineItems },
+): Pick<SqliteLedger, "markSent" | "markFailed" | "markRejected" | "markPending"> {
+  const { deadLetters, lineItems } = parts;
+  return {
     async markSent(carts: readonly SentCart[], owner) {
       const marked = carts.filter((c) => leases.holds(c.key, owner));
       transaction(
@@ -127,14 +163,6 @@ export function createSqliteLedger(
         "relaxed",
       );
       for (const key of held) leases.release(key, owner);
-    },
-
-    async renewClaims(keys, owner, { nowMs, leaseMs }) {
-      return leases.renew(keys, owner, nowMs + leaseMs);
-    },
-
-    async release(keys, owner) {
-      for (const key of keys) leases.release(key, owner);
     },
 
     async markRejected(carts: readonly RejectedCart[], owner, nowMs) {
