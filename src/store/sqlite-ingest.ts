@@ -44,7 +44,8 @@ export function createSqliteIngest(
     async ingestBatch(items) {
       return transaction("ingest", () => {
         const rows = load(items);
-        // Links are stamped by the wall clock, as ever (carts by their delivery's receipt time).
+        // Links are stamped by the wall clock (carts by their delivery's receipt time): one reading per group,
+        // where the item-by-item ingest read it per event — the same moment to within the transaction.
         const plan = planIngest(items, rows, Date.now());
         save(items, rows, plan);
         parts.activity.record(items, plan.outcomes);

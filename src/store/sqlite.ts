@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
-import { optionalNumber } from "./rows.ts";
+import { optionalNumber, toDeadLetter } from "./rows.ts";
 import { createSqliteActivity } from "./sqlite-activity.ts";
 import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { createSqliteContacts, releaseSqliteContactClaims } from "./sqlite-contacts.ts";
@@ -16,7 +16,6 @@ import { lockSqliteFile, type ProcessLock } from "./sqlite-process-lock.ts";
 import { createSqliteReconcileStore } from "./sqlite-reconcile.ts";
 import { migrateSqlite } from "./sqlite-schema.ts";
 import { createSqliteTransaction } from "./sqlite-transaction.ts";
-import { toDeadLetter } from "./rows.ts";
 import type { Store, StoreStats } from "./store.ts";
 
 /**
