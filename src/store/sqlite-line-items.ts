@@ -1,8 +1,11 @@
 /* eslint-disable @typescript-eslint/require-await -- node:sqlite is synchronous; async keeps the port's promise contract (errors reject, never throw) */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { compareStamps, type CartEvent, type EventStamp } from "../sync/cart-event.ts";
+import { compareStamps, type CartEvent } from "../sync/cart-event.ts";
 import type { LineDraft } from "../sync/line-items.ts";
 import type { ClaimedLineSet, KnownLineItem, LineItemStore } from "./line-items.ts";
+import { stampOf } from "./rows.ts";
+import type { SqliteDeadLetters } from "./sqlite-dead-letters.ts";
+import type { SqliteTransaction } from "./sqlite-transaction.ts";
 
 /**
  * SQLite side of the line item store (see line-items.ts): the `cart_line_sets` and `line_items` tables of
@@ -39,7 +42,6 @@ CREATE INDEX line_items_shop ON line_items (shop);
 `;
 
 type Row = Record<string, unknown>;
-type Transaction = <T>(what: string, fn: () => T, mode?: "durable" | "relaxed") => T;
 
 export interface SqliteLineItems extends LineItemStore {
   /** Inside the ingest transaction: keeps the event's line set when it is the newest. */
@@ -52,11 +54,22 @@ export interface SqliteLineItems extends LineItemStore {
 
 export function createSqliteLineItems(
   db: DatabaseSync,
-  transaction: Transaction,
-  insertDeadLetter: StatementSync,
+  transaction: SqliteTransaction,
+  deadLetters: SqliteDeadLetters,
 ): SqliteLineItems {
+  const q = prepareLineItemStatements(db);
+  return {
+    ...lineSetWrites(q),
+    ...lineSetClaims(q, transaction),
+    ...lineSetAnswers(q, transaction, deadLetters),
+  };
+}
+
+type Statements = ReturnType<typeof prepareLineItemStatements>;
+
+function prepareLineItemStatements(db: DatabaseSync) {
   const sql = (text: string): StatementSync => db.prepare(text);
-  const q = {
+  return {
     getSet: sql("SELECT lines, stamp_time, stamp_rank, stamp_webhook FROM cart_line_sets WHERE cart_key = ?"),
     insertSet: sql(`INSERT INTO cart_line_sets (cart_key, shop, lines, stamp_time, stamp_rank, stamp_webhook,
         version, pending_since) VALUES (?, ?, ?, ?, ?, ?, 1, ?)`),
@@ -86,19 +99,15 @@ export function createSqliteLineItems(
         WHERE cart_key = ? AND lease_owner = ?`),
     pending: sql(`UPDATE cart_line_sets SET version = version + 1, pending_since = coalesce(pending_since, ?),
         attempts = 0, next_attempt_at = 0 WHERE cart_key = ?`),
-    delivery: sql(`SELECT c.shop, d.topic, d.webhook_id, d.headers, d.body FROM carts c
-        LEFT JOIN cart_deliveries d ON d.cart_key = c.key WHERE c.key = ?`),
     redactSets: sql("DELETE FROM cart_line_sets WHERE shop = ?"),
     redactItems: sql("DELETE FROM line_items WHERE shop = ?"),
   };
+}
 
-  const known = (cartKey: string): KnownLineItem[] =>
-    (q.known.all(cartKey) as Row[]).map((r) => ({
-      lineKey: String(r["line_key"]),
-      hubspotId: String(r["hubspot_id"]),
-      associatedCartId: typeof r["associated_cart_id"] === "string" ? r["associated_cart_id"] : undefined,
-    }));
-
+/** What other transactions write: ingest's line sets, a replay's pending mark, a shop's erasure. */
+function lineSetWrites(
+  q: Statements,
+): Pick<SqliteLineItems, "ingestLineSet" | "markLineSetPending" | "redactShop"> {
   return {
     ingestLineSet(event, nowMs) {
       if (event.lines === undefined) return;
@@ -109,12 +118,7 @@ export function createSqliteLineItems(
         q.insertSet.run(event.key, event.shopDomain, lines, s.timeMs, s.topicRank, s.webhookId, nowMs);
         return;
       }
-      const stored: EventStamp = {
-        timeMs: Number(row["stamp_time"]),
-        topicRank: Number(row["stamp_rank"]),
-        webhookId: String(row["stamp_webhook"]),
-      };
-      if (compareStamps(s, stored) <= 0) return;
+      if (compareStamps(s, stampOf(row)) <= 0) return;
       const changed = row["lines"] !== lines ? 1 : 0;
       q.replaceSet.run(lines, s.timeMs, s.topicRank, s.webhookId, changed, nowMs, event.key);
     },
@@ -126,7 +130,21 @@ export function createSqliteLineItems(
     redactShop(shop) {
       return Number(q.redactSets.run(shop).changes) + Number(q.redactItems.run(shop).changes);
     },
+  };
+}
 
+/** The line item lane's reads: claims on due line sets, and a cart's line set with what HubSpot holds. */
+function lineSetClaims(
+  q: Statements,
+  transaction: SqliteTransaction,
+): Pick<SqliteLineItems, "claimLineSetsDue" | "lineSetOf"> {
+  const known = (cartKey: string): KnownLineItem[] =>
+    (q.known.all(cartKey) as Row[]).map((r) => ({
+      lineKey: String(r["line_key"]),
+      hubspotId: String(r["hubspot_id"]),
+      associatedCartId: typeof r["associated_cart_id"] === "string" ? r["associated_cart_id"] : undefined,
+    }));
+  return {
     async claimLineSetsDue({ limit, nowMs, leaseMs, owner }) {
       // Most polls find nothing: a read first, so an idle lane never takes the write lock.
       if ((q.due.all(nowMs, 1) as Row[]).length === 0) return [];
@@ -150,6 +168,24 @@ export function createSqliteLineItems(
       );
     },
 
+    async lineSetOf(cartKey) {
+      const row = q.getSet.get(cartKey) as Row | undefined;
+      if (row === undefined) return undefined;
+      return { lines: JSON.parse(String(row["lines"])) as LineDraft[], known: known(cartKey) };
+    },
+  };
+}
+
+/** What the line item lane writes back after HubSpot answered (fenced by the claim's owner). */
+function lineSetAnswers(
+  q: Statements,
+  transaction: SqliteTransaction,
+  deadLetters: SqliteDeadLetters,
+): Pick<
+  SqliteLineItems,
+  "recordLineItems" | "markLineSetsSent" | "markLineSetsFailed" | "releaseLineSets" | "deadLetterLines"
+> {
+  return {
     async recordLineItems(items) {
       transaction(
         "record line items",
@@ -203,27 +239,11 @@ export function createSqliteLineItems(
     async deadLetterLines(lines, nowMs) {
       transaction("dead-letter lines", () => {
         for (const l of lines) {
-          const row = q.delivery.get(l.cartKey) as Row | undefined;
-          insertDeadLetter.run(
-            nowMs,
-            "hubspot",
-            (row?.["topic"] as string | null | undefined) ?? "unknown",
-            (row?.["shop"] as string | undefined) ?? l.cartKey.split(":")[0] ?? "",
-            (row?.["webhook_id"] as string | null | undefined) ?? null,
-            l.cartKey,
-            `line item ${l.lineKey}: ${l.reason}`,
-            l.category ?? null,
-            (row?.["headers"] as string | null | undefined) ?? "{}",
-            (row?.["body"] as Uint8Array | null | undefined) ?? null,
-          );
+          const kept = deadLetters.keptDeliveryOf(l.cartKey);
+          const reason = `line item ${l.lineKey}: ${l.reason}`;
+          deadLetters.insertRejected(l.cartKey, kept, { reason, category: l.category }, nowMs);
         }
       });
-    },
-
-    async lineSetOf(cartKey) {
-      const row = q.getSet.get(cartKey) as Row | undefined;
-      if (row === undefined) return undefined;
-      return { lines: JSON.parse(String(row["lines"])) as LineDraft[], known: known(cartKey) };
     },
   };
 }
