@@ -49,10 +49,10 @@ export interface IngestPlan {
 }
 
 /**
- * Replays the group in order against the locked rows, as sqlite.ts does item by item: a delivery id seen
- * before (in the database or earlier in the group) is a duplicate; each event merges into its cart (a
- * change bumps the version and makes the delivery the cart's newest) and its buyer into the contact link.
- * `nowMs` stamps the links (sqlite.ts uses the wall clock there too).
+ * Replays the group in order against the loaded rows: a delivery id seen before (in the database or earlier
+ * in the group) is a duplicate; each event merges into its cart (a change bumps the version and makes the
+ * delivery the cart's newest) and its buyer into the contact link. `nowMs` (the wall clock, read once per
+ * group by the adapter) stamps the links.
  */
 export function planIngest(items: readonly IngestItem[], locked: LockedRows, nowMs: number): IngestPlan {
   const unseen = new Set(locked.newDeliveries);

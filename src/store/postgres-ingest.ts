@@ -23,8 +23,8 @@ import type { IngestItem, IngestOutcome, Store } from "./store.ts";
  *    (version 0), so a cart two replicas see at once for the first time is merged under one lock too. The
  *    upsert's conflict branch returns the newest committed row even when it is newer than the statement's
  *    snapshot, which a plain SELECT … FOR UPDATE would miss for rows inserted meanwhile.
- * 2. `planIngest` (ingest-plan.ts) replays the group in order against those rows, exactly as sqlite.ts commits it item by
- *    item (mergeEvent / mergeContact), then WRITE_CARTS + COMMIT (pipelined) write dead letters and every
+ * 2. `planIngest` (ingest-plan.ts, shared with sqlite-ingest.ts) replays the group in order against those
+ *    rows (mergeEvent / mergeContact), then WRITE_CARTS + COMMIT (pipelined) write dead letters and every
  *    changed row back with multi-row statements, and drop placeholders nothing was written to.
  *
  * Rule that keeps this deadlock-free: cart rows are locked in key order, and a contact link only by a
