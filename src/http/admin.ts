@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import express, { type RequestHandler, type Router } from "express";
 import { describeDeadLetter, type Store } from "../store/store.ts";
-import type { ReplayResult } from "../sync/replay.ts";
+import { allDeadLetterIds, type ReplayResult } from "../sync/replay.ts";
 import { consoleApiRouter, type ConsoleDeps } from "./console/api.ts";
 import { consoleRouter, securityHeaders } from "./console/console-router.ts";
 import { createConsoleSessions, csrfProblem } from "./console/session.ts";
@@ -111,17 +111,6 @@ export function adminRouter(deps: AdminDeps): Router {
     res.status(404).json({ error: "not found" });
   });
   return router;
-}
-
-export async function allDeadLetterIds(store: Store): Promise<number[]> {
-  const ids: number[] = [];
-  let afterId = 0;
-  for (;;) {
-    const page = await store.listDeadLetters({ limit: 1000, afterId });
-    if (page.length === 0) return ids;
-    for (const l of page) ids.push(l.id);
-    afterId = page[page.length - 1]?.id ?? afterId;
-  }
 }
 
 /** `shop` and `reason` from a query string or a JSON body (empty means no filter). */
