@@ -8,10 +8,9 @@ import {
   readKeyProperty,
   type KeyPropertySpec,
 } from "./hubspot/key-property.ts";
-import { allDeadLetterIds } from "./http/admin.ts";
 import { openStore } from "./store/open.ts";
 import { describeDeadLetter } from "./store/store.ts";
-import { replayDeadLetters } from "./sync/replay.ts";
+import { allDeadLetterIds, replayDeadLetters } from "./sync/replay.ts";
 
 /** The one-shot commands; each returns the process exit code (main.ts exits). */
 export type Print = (line: string) => void;

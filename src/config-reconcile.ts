@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { integer } from "./config-fields.ts";
 
 /** Reconciliation's configuration (SPEC §2, §9); part of `Config` as `reconcile`. */
 export interface ReconcileConfig {
@@ -20,14 +21,6 @@ const list = (raw: string): string[] =>
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-const integer = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, "must be a whole number")
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
-
 /** Fields of the environment schema in config.ts. Messages never quote a value (tokens are secrets). */
 export const reconcileEnvShape = {
   SHOPIFY_CLIENT_ID: z.string().trim().optional(),

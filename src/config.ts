@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { integer } from "./config-fields.ts";
 import { ConfigError } from "./errors.ts";
 import {
   readReconcileConfig,
@@ -34,14 +35,6 @@ export interface Config {
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-
-const integer = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, "must be a whole number")
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
 
 /** A `true`/`false` variable (any case, spaces trimmed). */
 function flag(defaultValue: boolean) {

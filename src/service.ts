@@ -1,19 +1,21 @@
-import { once } from "node:events";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
 import type { Logger } from "pino";
 import type { Config } from "./config.ts";
-import { createHubSpotClient, type HubSpotClient } from "./hubspot/client.ts";
 import { createApp } from "./http/app.ts";
-import { isErrorStatus, createRecentErrors } from "./http/console/recent-errors.ts";
+import { isErrorStatus, createRecentErrors, type RecentErrors } from "./http/console/recent-errors.ts";
 import { createRefusalCounter } from "./http/console/refusals.ts";
-import type { Readiness } from "./http/health.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
-import { createGroupCommitter } from "./store/group-commit.ts";
+import type { Readiness } from "./readiness.ts";
+import { setUpReconciliation } from "./reconcile-setup.ts";
+import { createGaugeRefresh, createReadinessCheck } from "./service/health.ts";
+import { connectHubSpot, type HubSpotConnection } from "./service/hubspot.ts";
+import { createFollowerLanes, type FollowerLanes } from "./service/lanes.ts";
+import { closeServer, listen } from "./service/listen.ts";
+import { startPurging } from "./service/purge.ts";
+import { createSenderObserver } from "./service/sender-observer.ts";
+import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
-import { createContactSender, type ContactSender } from "./sync/contact-sender.ts";
-import { startLineItemLane, type LineItemLane } from "./sync/line-item-lane.ts";
 import {
   createFlusher,
   DEFAULT_TIMINGS,
@@ -21,16 +23,20 @@ import {
   type PauseTimings,
   type SenderObserver,
 } from "./sync/flusher.ts";
-import { handlePrivacyDelivery } from "./sync/privacy.ts";
-import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";
-import { takeSlot } from "./sync/pacing.ts";
-import { createRateBudget, type SharedSlots } from "./sync/rate-budget.ts";
-import { replayDeadLetters } from "./sync/replay.ts";
-import { setUpReconciliation } from "./reconcile-setup.ts";
-import type { Reconciler } from "./sync/reconcile/reconciler.ts";
-import { createLinkLearner } from "./sync/reconcile/link-learner.ts";
 import type { CartEvent } from "./sync/cart-event.ts";
-import { createRequiredPropertyWatch } from "./sync/required-properties.ts";
+import { takeSlot } from "./sync/pacing.ts";
+import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";
+import { handlePrivacyDelivery } from "./sync/privacy.ts";
+import { createLinkLearner, type LinkLearner } from "./sync/reconcile/link-learner.ts";
+import type { Reconciler } from "./sync/reconcile/reconciler.ts";
+import { replayDeadLetters } from "./sync/replay.ts";
+import { createRequiredPropertyWatch, type RequiredPropertyWatch } from "./sync/required-properties.ts";
+
+/**
+ * The service: the one place that wires the bridge together and the only module that imports http/.
+ * `startService` reads top to bottom: store and metrics, HubSpot, the cart sender and the lanes that
+ * follow it, reconciliation, the HTTP app, listen, start. Its parts live in service/ (one concern each).
+ */
 
 /** A running bridge: HTTP server, store, flusher. `stop()` is the SIGTERM path. */
 export interface Service {
@@ -47,8 +53,6 @@ export interface Service {
   stop(opts?: { drainMs?: number }): Promise<void>;
 }
 
-const PURGE_EVERY_MS = 60 * 60_000;
-
 export interface ServiceOptions {
   readonly host?: string;
   /** Shorter pauses and timeouts for tests; production uses the defaults. */
@@ -59,22 +63,92 @@ export interface ServiceOptions {
 export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
   const store = await openStore(config.databaseUrl, { server: true });
   const metrics = createMetrics();
-  const client: HubSpotClient = createHubSpotClient({
-    baseUrl: config.hubspotBaseUrl,
-    accessToken: config.hubspotAccessToken,
-    apiVersion: config.hubspotApiVersion,
-    // A request must end well within the claim lease (renewed every third of it).
-    headersTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
-    bodyTimeoutMs: opts.hubspotTimeoutMs ?? 20_000,
+  const hubspot = connectHubSpot(config, store, opts.hubspotTimeoutMs);
+  const senders = createSenders(config, log, opts, { store, metrics, hubspot });
+  const { portal, flusher, lanes } = senders;
+  const { reconciler, links } = setUpReconcileParts(config, log, { store, metrics, flusher });
+  const committer = createGroupCommitter(store, {
+    onCommit(size, seconds) {
+      metrics.groupCommitSize.observe(size);
+      metrics.groupCommitDuration.observe(seconds);
+    },
   });
-  // Replicas on PostgreSQL share one budget through the store; SQLite serves one instance.
-  const shared: SharedSlots | undefined = store.takeRateSlot?.bind(store);
-  const budget = createRateBudget({
-    maxRequests: config.hubspotMaxRequestsPer10s,
-    ...(shared === undefined
-      ? {}
-      : { shared: (now: number, max: number, windowMs: number) => shared(now, max, windowMs) }),
+  let shuttingDown = false;
+  const isShuttingDown = (): boolean => shuttingDown;
+  const health = { ...senders, store, reconciler };
+  const readiness = createReadinessCheck({ ...health, isShuttingDown });
+  const app = buildApp(config, log, {
+    store,
+    metrics,
+    hubspot,
+    flusher,
+    reconciler,
+    links,
+    committer,
+    readiness,
+    isShuttingDown,
+    recentErrors: senders.recentErrors,
+    refreshGauges: createGaugeRefresh(metrics, health),
   });
+
+  const { server, url, port } = await listen(app, config.port, opts.host ?? "0.0.0.0");
+  portal.start();
+  flusher.start();
+  lanes.contacts?.start();
+  reconciler?.start();
+  lanes.lineItems?.start();
+  const stopPurging = startPurging(store, config.deliveryRetentionDays, log);
+  log.info({ port, store: config.databaseUrl.split(":")[0] }, "cartbridge started");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    server,
+    store,
+    flusher,
+    portal,
+    metrics,
+    reconciler,
+    readiness,
+    stop({ drainMs = 10_000 } = {}) {
+      stopping ??= (async () => {
+        shuttingDown = true;
+        stopPurging();
+        // In-flight requests finish (their commits land); then the sender drains what is pending.
+        await closeServer(server);
+        await committer.drain();
+        await reconciler?.stop();
+        await links?.stop();
+        await flusher.stop({ deadlineMs: drainMs });
+        await lanes.contacts?.stop();
+        await lanes.lineItems?.stop();
+        portal.stop();
+        await hubspot.client.close();
+        await store.close();
+        log.info({}, "cartbridge stopped");
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** The cart sender, the portal watch it depends on, the lanes that follow it, and what they report to. */
+interface Senders {
+  readonly portal: PortalWatcher;
+  readonly flusher: Flusher;
+  readonly lanes: FollowerLanes;
+  readonly requiredCartProperties: RequiredPropertyWatch;
+  /** The console's list of failed HubSpot requests (fed by the senders' observer). */
+  readonly recentErrors: RecentErrors;
+}
+
+function createSenders(
+  config: Config,
+  log: Logger,
+  opts: ServiceOptions,
+  { store, metrics, hubspot }: { store: Store; metrics: Metrics; hubspot: HubSpotConnection },
+): Senders {
+  const { client, budget } = hubspot;
   let onPortalChange = (): void => {};
   const portal = createPortalWatcher({
     client,
@@ -83,37 +157,17 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     onChange: () => onPortalChange(),
     beforeRequest: () => takeSlot(budget, Date.now),
   });
-  let shuttingDown = false;
-
-  let contactSender: ContactSender | undefined;
   const recentErrors = createRecentErrors();
   const requiredCartProperties = createRequiredPropertyWatch({ objectType: "carts", log });
-  let lineItemLane: LineItemLane | undefined;
-  const senderObserver: SenderObserver = {
-    request(operation, status, seconds, size) {
+  let wakeFollowers = (): void => {};
+  const senderObserver: SenderObserver = createSenderObserver({
+    metrics,
+    onRequest: (operation, status) => {
       if (isErrorStatus(status)) recentErrors.record({ atMs: Date.now(), operation, status });
-      metrics.hubspotRequests.inc({ operation, status });
-      metrics.hubspotRequestDuration.observe({ operation }, seconds);
-      if (operation === "carts_upsert") metrics.batchSize.observe(size);
     },
-    rateLimitWait(ms) {
-      metrics.rateLimitWaits.inc();
-      metrics.rateLimitWaitSeconds.inc(ms / 1000);
-    },
-    deadLettered(count, reasons) {
-      metrics.deadLettersCreated.inc({ source: "hubspot" }, count);
-      requiredCartProperties.rejected(reasons ?? []);
-    },
-    droppedValue(d) {
-      metrics.droppedValues.inc({ property: d.property, reason: d.reason });
-    },
-    sent() {
-      requiredCartProperties.sent();
-      contactSender?.wake();
-      lineItemLane?.wake();
-    },
-  };
-
+    requiredCartProperties,
+    afterCartsSent: () => wakeFollowers(),
+  });
   const flusher = createFlusher({
     store,
     client,
@@ -127,22 +181,29 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     observer: senderObserver,
     leaseMs: config.claimLeaseMs,
   });
-
   onPortalChange = () => flusher.resume();
-  if (config.hubspotSyncContacts) {
-    contactSender = createContactSender({
-      store,
-      client,
-      budget,
-      log,
-      observer: senderObserver,
-      intervalMs: config.flushIntervalMs,
-      // Two requests (upsert, associate) per claim and no renewal: a longer lease.
-      leaseMs: config.claimLeaseMs * 3,
-      timings: { ...DEFAULT_TIMINGS, ...opts.timings },
-    });
-  }
+  const timings = { ...DEFAULT_TIMINGS, ...opts.timings };
+  const lanes = createFollowerLanes(config, {
+    store,
+    client,
+    budget,
+    log,
+    observer: senderObserver,
+    timings,
+  });
+  wakeFollowers = () => {
+    lanes.contacts?.wake();
+    lanes.lineItems?.wake();
+  };
+  return { portal, flusher, lanes, requiredCartProperties, recentErrors };
+}
 
+/** Reconciliation (undefined without a configured shop) and the checkout links it learns from webhooks. */
+function setUpReconcileParts(
+  config: Config,
+  log: Logger,
+  { store, metrics, flusher }: { store: Store; metrics: Metrics; flusher: Flusher },
+): { reconciler: Reconciler | undefined; links: LinkLearner | undefined } {
   const reconciler = setUpReconciliation({
     config: config.reconcile,
     store,
@@ -158,66 +219,27 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
           store: store.reconcile,
           onError: (err) => log.warn({ err }, "checkout links not saved"),
         });
-  if (config.hubspotSyncLineItems) {
-    lineItemLane = startLineItemLane({
-      store,
-      client,
-      budget,
-      log,
-      observer: senderObserver,
-      idProperty: config.hubspotLineItemIdProperty,
-      intervalMs: config.flushIntervalMs,
-      leaseMs: config.claimLeaseMs * 3,
-      timings: { ...DEFAULT_TIMINGS, ...opts.timings },
-    });
-  }
+  return { reconciler, links };
+}
 
-  const committer = createGroupCommitter(store, {
-    onCommit(size, seconds) {
-      metrics.groupCommitSize.observe(size);
-      metrics.groupCommitDuration.observe(seconds);
-    },
-  });
+/** What the HTTP app needs from the running parts. */
+interface AppParts {
+  readonly store: Store;
+  readonly metrics: Metrics;
+  readonly hubspot: HubSpotConnection;
+  readonly flusher: Flusher;
+  readonly reconciler: Reconciler | undefined;
+  readonly links: LinkLearner | undefined;
+  readonly committer: GroupCommitter;
+  readonly recentErrors: RecentErrors;
+  readonly readiness: () => Promise<Readiness>;
+  readonly isShuttingDown: () => boolean;
+  readonly refreshGauges: () => Promise<void>;
+}
 
-  async function readiness(): Promise<Readiness> {
-    const reasons: string[] = [];
-    if (shuttingDown) reasons.push("shutting down");
-    try {
-      await store.ping();
-    } catch (error) {
-      reasons.push(`store unavailable: ${error instanceof Error ? error.message : String(error)}`);
-    }
-    const portalProblem = portal.problem();
-    if (portalProblem !== undefined) reasons.push(portalProblem);
-    const health = flusher.health();
-    if (health.state === "paused") reasons.push(health.reason);
-    const contacts = contactSender?.degraded();
-    const lines = lineItemLane?.degraded();
-    // A required property (HubSpot 2026-09) refuses only the carts without it: degraded, not unready, so a
-    // load balancer keeps taking the webhooks the bridge can store.
-    const required = requiredCartProperties.problem();
-    const degraded = [
-      ...[contacts, lines, required].filter((d) => d !== undefined),
-      ...(reconciler?.degraded() ?? []),
-    ];
-    return { ready: reasons.length === 0, reasons, degraded };
-  }
-
-  async function refreshGauges(): Promise<void> {
-    const now = Date.now();
-    const stats = await store.stats(now);
-    metrics.pendingCarts.set(stats.pendingCarts);
-    metrics.oldestPendingAge.set(
-      stats.oldestPendingSinceMs === undefined ? 0 : (now - stats.oldestPendingSinceMs) / 1000,
-    );
-    metrics.deadLetters.set(stats.deadLetters);
-    const health = flusher.health();
-    for (const cause of ["auth", "daily_limit"] as const) {
-      metrics.senderPaused.set({ cause }, health.state === "paused" && health.cause === cause ? 1 : 0);
-    }
-    metrics.senderPaused.set({ cause: "setup" }, portal.problem() === undefined ? 0 : 1);
-  }
-
+/** The HTTP app (webhooks, health, admin and its console) over the running parts; no listening. */
+function buildApp(config: Config, log: Logger, p: AppParts): ReturnType<typeof createApp> {
+  const { store, metrics, flusher, reconciler, links, readiness } = p;
   const replay = (ids: readonly number[]) =>
     replayDeadLetters(store, ids, {
       nowMs: Date.now(),
@@ -225,16 +247,15 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       syncLineItems: config.hubspotSyncLineItems,
       onChanged: () => flusher.wake(),
     });
-
-  const app = createApp({
+  return createApp({
     webhooks: {
       secrets: config.shopifyWebhookSecrets,
       maxBodyBytes: config.maxBodyBytes,
-      committer,
+      committer: p.committer,
       metrics,
       log,
       onChanged: () => flusher.wake(),
-      isShuttingDown: () => shuttingDown,
+      isShuttingDown: p.isShuttingDown,
       ...(links === undefined ? {} : { onCheckoutEvent: (event: CartEvent) => links.learn(event) }),
       syncContacts: config.hubspotSyncContacts,
       syncLineItems: config.hubspotSyncLineItems,
@@ -248,10 +269,10 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         sender: () => flusher.health(),
         budget: () => ({
           maxPer10s: config.hubspotMaxRequestsPer10s,
-          inUse: Math.max(0, config.hubspotMaxRequestsPer10s - budget.available(Date.now())),
+          inUse: Math.max(0, config.hubspotMaxRequestsPer10s - p.hubspot.budget.available(Date.now())),
         }),
         refusals: createRefusalCounter(),
-        recentErrors,
+        recentErrors: p.recentErrors,
         trustProxy: config.adminTrustProxy,
         ...(reconciler === undefined ? {} : { reconcileStatus: () => reconciler.status() }),
       },
@@ -263,79 +284,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       }),
     },
     readiness,
-    beforeScrape: refreshGauges,
+    beforeScrape: p.refreshGauges,
     metrics,
     log,
   });
-
-  // Shopify allows 5 s per delivery: a request (headers and body) slower than 10 s is not Shopify and is cut
-  // off, checked every second, so trickled bodies cannot hold connections open.
-  const server = createServer(
-    {
-      requestTimeout: 10_000,
-      headersTimeout: 5_000,
-      connectionsCheckingInterval: 1_000,
-      keepAliveTimeout: 65_000,
-    },
-    app,
-  );
-  server.maxHeadersCount = 200;
-  // A socket silent for 2 minutes (one that never sent a request, say) is closed.
-  server.timeout = 120_000;
-  server.listen(config.port, opts.host ?? "0.0.0.0");
-  await once(server, "listening");
-  const address = server.address() as AddressInfo;
-  const url = `http://${address.address === "0.0.0.0" || address.address === "::" ? "127.0.0.1" : address.address}:${address.port}`;
-
-  portal.start();
-  flusher.start();
-  contactSender?.start();
-  reconciler?.start();
-  lineItemLane?.start();
-  const purge = async (): Promise<void> => {
-    try {
-      const removed = await store.purgeExpired(Date.now() - config.deliveryRetentionDays * 86_400_000);
-      if (removed > 0) log.info({ removed }, "expired deliveries and dead letters purged");
-    } catch (error) {
-      log.warn({ err: error }, "purge failed");
-    }
-  };
-  void purge();
-  const purgeTimer = setInterval(() => void purge(), PURGE_EVERY_MS);
-  purgeTimer.unref();
-  log.info({ port: address.port, store: config.databaseUrl.split(":")[0] }, "cartbridge started");
-
-  let stopping: Promise<void> | undefined;
-  return {
-    url,
-    server,
-    store,
-    flusher,
-    portal,
-    metrics,
-    reconciler,
-    readiness,
-    stop({ drainMs = 10_000 } = {}) {
-      stopping ??= (async () => {
-        shuttingDown = true;
-        clearInterval(purgeTimer);
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        // In-flight requests finish (their commits land); then the sender drains what is pending.
-        await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
-        server.closeAllConnections();
-        await committer.drain();
-        await reconciler?.stop();
-        await links?.stop();
-        await flusher.stop({ deadlineMs: drainMs });
-        await contactSender?.stop();
-        await lineItemLane?.stop();
-        portal.stop();
-        await client.close();
-        await store.close();
-        log.info({}, "cartbridge stopped");
-      })();
-      return stopping;
-    },
-  };
 }

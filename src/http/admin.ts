@@ -1,10 +1,10 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import express, { type RequestHandler, type Router } from "express";
 import { describeDeadLetter, type Store } from "../store/store.ts";
-import type { ReplayResult } from "../sync/replay.ts";
+import { allDeadLetterIds, type ReplayResult } from "../sync/replay.ts";
 import { consoleApiRouter, type ConsoleDeps } from "./console/api.ts";
 import { consoleRouter, securityHeaders } from "./console/console-router.ts";
-import { createConsoleSessions, csrfProblem } from "./console/session.ts";
+import { createConsoleSessions, csrfProblem, type ConsoleSessions } from "./console/session.ts";
 
 export interface AdminDeps {
   readonly adminToken: string | undefined;
@@ -28,7 +28,30 @@ export function adminRouter(deps: AdminDeps): Router {
           trustProxy: deps.console.trustProxy,
         });
 
-  const authorize: RequestHandler = (req, res, next) => {
+  const authorize = authorization(expected, sessions);
+  if (sessions !== undefined) router.use("/admin", securityHeaders).use(consoleRouter({ sessions }));
+  router.use("/admin", authorize, express.json({ limit: "1mb" }));
+  if (deps.console !== undefined) router.use(consoleApiRouter(deps.store, deps.console));
+
+  router.get("/admin/status", async (_req, res) => {
+    res.json(await deps.status());
+  });
+
+  router.get("/admin/dead-letters", listDeadLetters(deps.store));
+  router.post("/admin/dead-letters/replay", replayDeadLetters(deps));
+
+  router.use("/admin", (_req, res) => {
+    res.status(404).json({ error: "not found" });
+  });
+  return router;
+}
+
+/**
+ * The admin authorisation: 404 when no token is set; the console's session cookie (a state-changing
+ * request must also prove it is not cross-site, else 403); else a bearer token (401 without a valid one).
+ */
+function authorization(expected: Buffer | undefined, sessions: ConsoleSessions | undefined): RequestHandler {
+  return (req, res, next) => {
     if (expected === undefined) {
       res.status(404).json({ error: "not found" });
       return;
@@ -55,24 +78,19 @@ export function adminRouter(deps: AdminDeps): Router {
     }
     next();
   };
+}
 
-  if (sessions !== undefined) router.use("/admin", securityHeaders).use(consoleRouter({ sessions }));
-  router.use("/admin", authorize, express.json({ limit: "1mb" }));
-  if (deps.console !== undefined) router.use(consoleApiRouter(deps.store, deps.console));
-
-  router.get("/admin/status", async (_req, res) => {
-    res.json(await deps.status());
-  });
-
-  router.get("/admin/dead-letters", async (req, res) => {
+/** GET /admin/dead-letters: oldest first by default, or the console's filters and newest-first paging. */
+function listDeadLetters(store: Store): RequestHandler {
+  return async (req, res) => {
     const limit = clampInt(req.query["limit"], 1, 1000, 100);
     const afterId = clampInt(req.query["after"], 0, Number.MAX_SAFE_INTEGER, 0);
     const filter = deadLetterFilter(req.query);
     // Filters and newest-first paging (?order=newest&before=<id>) are the console's (store/activity.ts).
     const letters =
-      deps.store.activity === undefined
-        ? await deps.store.listDeadLetters({ limit, afterId })
-        : await deps.store.activity.findDeadLetters({
+      store.activity === undefined
+        ? await store.listDeadLetters({ limit, afterId })
+        : await store.activity.findDeadLetters({
             ...filter,
             limit,
             afterId,
@@ -82,13 +100,14 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json({
       deadLetters: letters.map(describeDeadLetter),
       next: letters.length === limit ? letters[letters.length - 1]?.id : null,
-      ...(deps.store.activity === undefined
-        ? {}
-        : { total: await deps.store.activity.countDeadLetters(filter) }),
+      ...(store.activity === undefined ? {} : { total: await store.activity.countDeadLetters(filter) }),
     });
-  });
+  };
+}
 
-  router.post("/admin/dead-letters/replay", async (req, res) => {
+/** POST /admin/dead-letters/replay: {"ids": [...]} or {"all": true} (with the console's filters). */
+function replayDeadLetters(deps: AdminDeps): RequestHandler {
+  return async (req, res) => {
     const body = (req.body ?? {}) as { ids?: unknown; all?: unknown };
     let ids: number[];
     if (body.all === true) {
@@ -105,23 +124,7 @@ export function adminRouter(deps: AdminDeps): Router {
     }
     const results = await deps.replay(ids);
     res.json({ results });
-  });
-
-  router.use("/admin", (_req, res) => {
-    res.status(404).json({ error: "not found" });
-  });
-  return router;
-}
-
-export async function allDeadLetterIds(store: Store): Promise<number[]> {
-  const ids: number[] = [];
-  let afterId = 0;
-  for (;;) {
-    const page = await store.listDeadLetters({ limit: 1000, afterId });
-    if (page.length === 0) return ids;
-    for (const l of page) ids.push(l.id);
-    afterId = page[page.length - 1]?.id ?? afterId;
-  }
+  };
 }
 
 /** `shop` and `reason` from a query string or a JSON body (empty means no filter). */

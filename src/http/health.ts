@@ -1,12 +1,8 @@
 import express, { type Router } from "express";
 import type { Metrics } from "../metrics.ts";
+import type { Readiness } from "../readiness.ts";
 
-export interface Readiness {
-  readonly ready: boolean;
-  readonly reasons: readonly string[];
-  /** Working, but not fully (e.g. contacts cannot be linked); never a reason for 503. */
-  readonly degraded?: readonly string[];
-}
+export type { Readiness } from "../readiness.ts";
 
 export function healthRouter(deps: {
   readiness: () => Promise<Readiness>;

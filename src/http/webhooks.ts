@@ -1,4 +1,4 @@
-import express, { type RequestHandler, type Router } from "express";
+import express, { type Request, type RequestHandler, type Router } from "express";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
 import { headersToKeep, headerValue, SHOPIFY_HEADERS } from "../shopify/headers.ts";
@@ -58,37 +58,14 @@ export function webhookRouter(deps: WebhookDeps): Router {
       metrics.webhooksReceived.inc({ topic, outcome });
       res.status(status).json(body);
     };
-    if (deps.isShuttingDown()) {
-      res.setHeader("connection", "close");
-      answer(503, "shutting_down", "unknown", { error: "shutting down; retry later" });
+    const checked = verifyRequest(deps, req, receivedAtMs);
+    if ("status" in checked) {
+      if (checked.outcome === "shutting_down") res.setHeader("connection", "close");
+      answer(checked.status, checked.outcome, checked.topic, checked.body);
       return;
     }
-    const body = Buffer.isBuffer(req.body) ? req.body : EMPTY;
-    const verdict = verifyShopifyHmac(body, headerValue(req.headers, SHOPIFY_HEADERS.hmac), deps.secrets);
-    if (!verdict.valid) {
-      log.debug({ reason: verdict.reason }, "delivery refused");
-      answer(401, "unauthorized", "unknown", { error: "invalid webhook signature", reason: verdict.reason });
-      return;
-    }
-    const topic = headerValue(req.headers, SHOPIFY_HEADERS.topic)?.toLowerCase();
-    const shopDomain = headerValue(req.headers, SHOPIFY_HEADERS.shopDomain)?.toLowerCase();
-    if (topic === undefined || shopDomain === undefined) {
-      const missing = [
-        ...(topic === undefined ? ["X-Shopify-Topic"] : []),
-        ...(shopDomain === undefined ? ["X-Shopify-Shop-Domain"] : []),
-      ];
-      answer(400, "bad_request", topic ?? "unknown", { error: `missing header: ${missing.join(", ")}` });
-      return;
-    }
-    const webhookId = headerValue(req.headers, SHOPIFY_HEADERS.webhookId);
-    const delivery: VerifiedDelivery = {
-      topic,
-      shopDomain,
-      webhookId,
-      body,
-      receivedAtMs,
-      headers: headersToKeep(req.headers),
-    };
+    const delivery = checked;
+    const { topic, shopDomain, webhookId } = delivery;
     const metricTopic = topicLabel(topic);
 
     try {
@@ -98,21 +75,8 @@ export function webhookRouter(deps: WebhookDeps): Router {
         answer(200, other, metricTopic, { outcome: other });
         return;
       }
-      const mapped: MapResult = mapVerifiedDelivery({
-        topic,
-        shopDomain,
-        body,
-        webhookId,
-        triggeredAt: headerValue(req.headers, SHOPIFY_HEADERS.triggeredAt),
-        receivedAtMs,
-        syncContacts: deps.syncContacts,
-        syncLineItems: deps.syncLineItems !== false,
-      });
-      if (mapped.kind === "event") reportMappingWarnings(topic, mapped.warnings);
+      const mapped = mapRequest(deps, delivery, req, reportMappingWarnings);
       let outcome: IngestOutcome;
-      if (mapped.kind === "event" && mapped.event.checkoutToken !== undefined) {
-        deps.onCheckoutEvent?.(mapped.event);
-      }
       if (mapped.kind === "unhandled") outcome = "ignored";
       else if (mapped.kind === "unkeyed") outcome = "unkeyed";
       else {
@@ -122,7 +86,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
           shopDomain,
           receivedAtMs,
           headers: headersToKeep(req.headers),
-          body,
+          body: delivery.body,
           mapped,
         });
       }
@@ -138,6 +102,86 @@ export function webhookRouter(deps: WebhookDeps): Router {
 
   router.post("/webhooks/shopify", rawBody, receive);
   return router;
+}
+
+/** A request that is not a delivery to store, as the answer to give (status, metric outcome and topic, body). */
+interface Refusal {
+  readonly status: number;
+  readonly outcome: "shutting_down" | "unauthorized" | "bad_request";
+  readonly topic: string;
+  readonly body: object;
+}
+
+/**
+ * The checks before anything is read: not shutting down (503), the HMAC over the raw bytes (401), topic
+ * and shop headers present (400). Returns the verified delivery or the refusal.
+ */
+function verifyRequest(deps: WebhookDeps, req: Request, receivedAtMs: number): VerifiedDelivery | Refusal {
+  if (deps.isShuttingDown()) {
+    return {
+      status: 503,
+      outcome: "shutting_down",
+      topic: "unknown",
+      body: { error: "shutting down; retry later" },
+    };
+  }
+  const body = Buffer.isBuffer(req.body) ? req.body : EMPTY;
+  const verdict = verifyShopifyHmac(body, headerValue(req.headers, SHOPIFY_HEADERS.hmac), deps.secrets);
+  if (!verdict.valid) {
+    deps.log.debug({ reason: verdict.reason }, "delivery refused");
+    return {
+      status: 401,
+      outcome: "unauthorized",
+      topic: "unknown",
+      body: { error: "invalid webhook signature", reason: verdict.reason },
+    };
+  }
+  const topic = headerValue(req.headers, SHOPIFY_HEADERS.topic)?.toLowerCase();
+  const shopDomain = headerValue(req.headers, SHOPIFY_HEADERS.shopDomain)?.toLowerCase();
+  if (topic === undefined || shopDomain === undefined) {
+    const missing = [
+      ...(topic === undefined ? ["X-Shopify-Topic"] : []),
+      ...(shopDomain === undefined ? ["X-Shopify-Shop-Domain"] : []),
+    ];
+    return {
+      status: 400,
+      outcome: "bad_request",
+      topic: topic ?? "unknown",
+      body: { error: `missing header: ${missing.join(", ")}` },
+    };
+  }
+  return {
+    topic,
+    shopDomain,
+    webhookId: headerValue(req.headers, SHOPIFY_HEADERS.webhookId),
+    body,
+    receivedAtMs,
+    headers: headersToKeep(req.headers),
+  };
+}
+
+/** Maps a verified delivery (pure) and tells who listens: mapping warnings, checkout links. */
+function mapRequest(
+  deps: WebhookDeps,
+  delivery: VerifiedDelivery,
+  req: Request,
+  reportMappingWarnings: ReturnType<typeof createMappingWarningReporter>,
+): MapResult {
+  const mapped: MapResult = mapVerifiedDelivery({
+    topic: delivery.topic,
+    shopDomain: delivery.shopDomain,
+    body: delivery.body,
+    webhookId: delivery.webhookId,
+    triggeredAt: headerValue(req.headers, SHOPIFY_HEADERS.triggeredAt),
+    receivedAtMs: delivery.receivedAtMs,
+    syncContacts: deps.syncContacts,
+    syncLineItems: deps.syncLineItems !== false,
+  });
+  if (mapped.kind === "event") reportMappingWarnings(delivery.topic, mapped.warnings);
+  if (mapped.kind === "event" && mapped.event.checkoutToken !== undefined) {
+    deps.onCheckoutEvent?.(mapped.event);
+  }
+  return mapped;
 }
 
 const KNOWN_TOPICS = new Set([...MAPPED_TOPICS, ...PRIVACY_TOPICS]);

@@ -7,7 +7,7 @@
  * with `{shop}` substituted. The library always builds `https://<shop>/admin/api/<version>/graphql.json`,
  * so the override is applied in the fetch it is given.
  */
-import { createAdminApiClient, type AdminApiClient } from "@shopify/admin-api-client";
+import { createAdminApiClient, type AdminApiClient, type ClientResponse } from "@shopify/admin-api-client";
 import { fetch } from "undici";
 import { createAdminTokenSource, type AdminTokenSource } from "./admin-tokens.ts";
 
@@ -68,38 +68,13 @@ export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
     ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
   });
   const shops = [...new Set([...opts.shops, ...opts.adminTokens.keys()])];
-  const clients = new Map<string, { token: string; client: AdminApiClient }>();
-
-  function clientFor(shop: string, token: string): AdminApiClient {
-    const held = clients.get(shop);
-    if (held?.token === token) return held.client;
-    const libraryOrigin = `https://${shop}`;
-    const client = createAdminApiClient({
-      storeDomain: shop,
-      apiVersion: opts.apiVersion,
-      accessToken: token,
-      userAgentPrefix: "cartbridge",
-      // The library warns on console about versions newer than it knows; the version is validated by config.
-      logger: () => {},
-      customFetchApi: (url, init) => {
-        const target = url.startsWith(libraryOrigin)
-          ? baseUrlOf(shop) + url.slice(libraryOrigin.length)
-          : url;
-        return fetch(target, {
-          ...init,
-          signal: AbortSignal.any([AbortSignal.timeout(opts.timeoutMs ?? 30_000), closing.signal]),
-        });
-      },
-    });
-    clients.set(shop, { token, client });
-    return client;
-  }
+  const clientFor = createClientCache(opts, baseUrlOf, closing.signal);
 
   async function attempt<T>(
     shop: string,
     operation: string,
     variables: Record<string, unknown>,
-  ): Promise<AdminAnswer<T> | { kind: "unauthorized"; reason: string }> {
+  ): Promise<AdminAnswer<T> | Unauthorized> {
     const token = await tokens.get(shop, Date.now());
     if (token.kind === "refused") return { kind: "auth", reason: token.reason };
     if (token.kind === "unavailable") return { kind: "failed", reason: token.reason };
@@ -107,29 +82,7 @@ export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
     const cost = (answer.extensions as { cost?: QueryCost } | undefined)?.cost;
     const errors = answer.errors;
     if (errors === undefined) return { kind: "ok", data: answer.data as T, cost };
-    const status = errors.networkStatusCode;
-    if (errors.response !== undefined && !errors.response.bodyUsed) await errors.response.body?.cancel();
-    if (status === 401)
-      return { kind: "unauthorized", reason: "Admin API answered 401 (token invalid or revoked)" };
-    if (status === 403) {
-      return {
-        kind: "auth",
-        reason: "Admin API answered 403 (the app lacks read_orders or was uninstalled)",
-      };
-    }
-    const graphQLErrors = (errors.graphQLErrors ?? []) as {
-      message?: string;
-      extensions?: { code?: string; cost?: number };
-    }[];
-    const codes = graphQLErrors.map((e) => e.extensions?.code);
-    if (codes.includes("THROTTLED")) return { kind: "throttled", cost };
-    if (codes.includes("MAX_COST_EXCEEDED")) {
-      const requested = graphQLErrors.find((e) => e.extensions?.code === "MAX_COST_EXCEEDED")?.extensions
-        ?.cost;
-      return { kind: "max_cost", requestedCost: requested ?? cost?.requestedQueryCost };
-    }
-    const message = graphQLErrors[0]?.message ?? errors.message ?? "unknown error";
-    return { kind: "failed", reason: status === undefined ? message : `HTTP ${status}: ${message}` };
+    return classifyErrors<T>(errors, cost);
   }
 
   return {
@@ -152,4 +105,75 @@ export function createShopifyAdmin(opts: ShopifyAdminOptions): ShopifyAdmin {
       }
     },
   };
+}
+
+/** An answer refused with 401: the caller asks for a new token once before pausing the shop. */
+type Unauthorized = { kind: "unauthorized"; reason: string };
+
+/**
+ * One library client per shop, made again when the shop's token changed. The library's fetch goes to
+ * `baseUrlOf(shop)` (the SHOPIFY_ADMIN_API_URL override) with a timeout, and aborts when the admin closes.
+ */
+function createClientCache(
+  opts: Pick<ShopifyAdminOptions, "apiVersion" | "timeoutMs">,
+  baseUrlOf: (shop: string) => string,
+  closing: AbortSignal,
+): (shop: string, token: string) => AdminApiClient {
+  const clients = new Map<string, { token: string; client: AdminApiClient }>();
+  return function clientFor(shop, token) {
+    const held = clients.get(shop);
+    if (held?.token === token) return held.client;
+    const libraryOrigin = `https://${shop}`;
+    const client = createAdminApiClient({
+      storeDomain: shop,
+      apiVersion: opts.apiVersion,
+      accessToken: token,
+      userAgentPrefix: "cartbridge",
+      // The library warns on console about versions newer than it knows; the version is validated by config.
+      logger: () => {},
+      customFetchApi: (url, init) => {
+        const target = url.startsWith(libraryOrigin)
+          ? baseUrlOf(shop) + url.slice(libraryOrigin.length)
+          : url;
+        return fetch(target, {
+          ...init,
+          signal: AbortSignal.any([AbortSignal.timeout(opts.timeoutMs ?? 30_000), closing]),
+        });
+      },
+    });
+    clients.set(shop, { token, client });
+    return client;
+  };
+}
+
+/**
+ * A failed answer by what the caller does next: 401 unauthorized (renew the token once), 403 auth (pause
+ * the shop), THROTTLED (wait), MAX_COST_EXCEEDED (smaller page), anything else failed (retry later).
+ */
+async function classifyErrors<T>(
+  errors: NonNullable<ClientResponse<T>["errors"]>,
+  cost: QueryCost | undefined,
+): Promise<AdminAnswer<T> | Unauthorized> {
+  const status = errors.networkStatusCode;
+  if (errors.response !== undefined && !errors.response.bodyUsed) await errors.response.body?.cancel();
+  if (status === 401)
+    return { kind: "unauthorized", reason: "Admin API answered 401 (token invalid or revoked)" };
+  if (status === 403) {
+    return {
+      kind: "auth",
+      reason: "Admin API answered 403 (the app lacks read_orders or was uninstalled)",
+    };
+  }
+  const graphQLErrors = (errors.graphQLErrors ?? []) as {
+    message?: string;
+    extensions?: { code?: string; cost?: number };
+  }[];
+  const codes = graphQLErrors.map((e) => e.extensions?.code);
+  if (codes.includes("THROTTLED")) return { kind: "throttled", cost };
+  if (codes.includes("MAX_COST_EXCEEDED")) {
+    const requested = graphQLErrors.find((e) => e.extensions?.code === "MAX_COST_EXCEEDED")?.extensions?.cost;
+    return { kind: "max_cost", requestedCost: requested ?? cost?.requestedQueryCost };
+  }
+  const message = graphQLErrors[0]?.message ?? errors.message ?? "unknown error";
+  return { kind: "failed", reason: status === undefined ? message : `HTTP ${status}: ${message}` };
 }

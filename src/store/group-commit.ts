@@ -58,107 +58,37 @@ export function createGroupCommitter(
   const maxQueued = opts.maxQueued ?? 5000;
   const maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
   const maxWaitMs = opts.maxWaitMs ?? 4000;
-  let queue: Waiter[] = [];
-  let queuedBytes = 0;
-  let scheduled = false;
-  let committing: Promise<void> | undefined;
-  let down = false;
-  /** A store call is out (while the store is down: the probe). */
-  let storeCalled = false;
-
-  function settle(w: Waiter, outcome: { ok: IngestOutcome } | { error: unknown }): void {
-    if (w.settled) return;
-    w.settled = true;
-    clearTimeout(w.timer);
-    if ("ok" in outcome) w.resolve(outcome.ok);
-    else w.reject(outcome.error);
-  }
-
-  function take(count: number): Waiter[] {
-    const group = queue.length > count ? queue.splice(0, count) : queue;
-    if (group === queue) queue = [];
-    for (const w of group) queuedBytes -= w.item.body.length;
-    // Waiters answered already (timed out) are not committed: Shopify was told to retry them.
-    return group.filter((w) => !w.settled);
-  }
+  const state: CommitState = {
+    queue: [],
+    queuedBytes: 0,
+    scheduled: false,
+    committing: undefined,
+    down: false,
+    storeCalled: false,
+  };
+  const run: CommitRun = { store, state, maxBatch, onCommit: opts.onCommit };
 
   function schedule(): void {
-    if (scheduled || committing !== undefined) return;
-    scheduled = true;
+    if (state.scheduled || state.committing !== undefined) return;
+    state.scheduled = true;
     // setImmediate runs after the I/O phase, so every request parsed in this loop turn joins the group.
     setImmediate(() => {
-      scheduled = false;
-      committing = commitQueued().finally(() => {
-        committing = undefined;
-        if (queue.length > 0) schedule();
+      state.scheduled = false;
+      state.committing = commitQueued(run).finally(() => {
+        state.committing = undefined;
+        if (state.queue.length > 0) schedule();
       });
     });
-  }
-
-  /** Commits `group` in one transaction; settles every waiter. Returns the error when the store is down. */
-  async function commit(group: readonly Waiter[]): Promise<unknown> {
-    const started = performance.now();
-    let outcomes: IngestOutcome[];
-    try {
-      storeCalled = true;
-      outcomes = await store.ingestBatch(group.map((w) => w.item));
-    } catch (error) {
-      storeCalled = false;
-      if (isStoreUnavailable(error) || group.length === 1) {
-        // Set before anyone hears the outcome, so the next submission already sees the store's state.
-        down = isStoreUnavailable(error);
-        for (const w of group) settle(w, { error });
-        return isStoreUnavailable(error) ? error : undefined;
-      }
-      // The group's own fault: commit each alone, so only the culprit is answered 503.
-      for (const [i, w] of group.entries()) {
-        const unavailable = await commit([w]);
-        if (unavailable !== undefined) {
-          for (const rest of group.slice(i + 1)) settle(rest, { error: unavailable });
-          return unavailable;
-        }
-      }
-      return undefined;
-    }
-    storeCalled = false;
-    down = false;
-    opts.onCommit?.(group.length, (performance.now() - started) / 1000);
-    group.forEach((w, i) => {
-      const outcome = outcomes[i];
-      settle(
-        w,
-        outcome === undefined
-          ? { error: new StoreError("the store returned no outcome for a delivery", { retryable: false }) }
-          : { ok: outcome },
-      );
-    });
-    return undefined;
-  }
-
-  async function commitQueued(): Promise<void> {
-    while (queue.length > 0) {
-      const group = take(maxBatch);
-      if (group.length === 0) continue;
-      if ((await commit(group)) !== undefined) {
-        // Everything queued behind a failed commit would wait for the same outage: refuse it now.
-        const error = new StoreError("the store is unavailable", { retryable: true });
-        for (const w of take(queue.length)) settle(w, { error });
-      }
-    }
-  }
-
-  function refuse(reason: string): Promise<IngestOutcome> {
-    return Promise.reject(new StoreError(reason, { retryable: true }));
   }
 
   return {
     submit(item) {
       // While the store is down, a single delivery at a time probes it; the others are refused at once.
-      if (down && (storeCalled || queue.length > 0)) {
+      if (state.down && (state.storeCalled || state.queue.length > 0)) {
         return refuse("the store is unavailable");
       }
-      const overBytes = queue.length > 0 && queuedBytes + item.body.length > maxQueuedBytes;
-      if (queue.length >= maxQueued || overBytes) {
+      const overBytes = state.queue.length > 0 && state.queuedBytes + item.body.length > maxQueuedBytes;
+      if (state.queue.length >= maxQueued || overBytes) {
         return refuse("too many deliveries are waiting for the store");
       }
       return new Promise<IngestOutcome>((resolve, reject) => {
@@ -166,16 +96,115 @@ export function createGroupCommitter(
         w.timer = setTimeout(() => {
           settle(w, { error: new StoreError(`no commit within ${maxWaitMs} ms`, { retryable: true }) });
         }, maxWaitMs);
-        queue.push(w);
-        queuedBytes += item.body.length;
+        state.queue.push(w);
+        state.queuedBytes += item.body.length;
         schedule();
       });
     },
     async drain() {
-      while (committing !== undefined || scheduled || queue.length > 0) {
-        await (committing ?? new Promise((r) => setImmediate(r)));
+      while (state.committing !== undefined || state.scheduled || state.queue.length > 0) {
+        await (state.committing ?? new Promise((r) => setImmediate(r)));
       }
     },
-    storeDown: () => down,
+    storeDown: () => state.down,
   };
+}
+
+/** The committer's state, in one record (the state machine above). */
+interface CommitState {
+  queue: Waiter[];
+  queuedBytes: number;
+  scheduled: boolean;
+  committing: Promise<void> | undefined;
+  /** The last commit found the store unavailable. */
+  down: boolean;
+  /** A store call is out (while the store is down: the probe). */
+  storeCalled: boolean;
+}
+
+/** What a commit works with: the store, the state, and the options it reads. */
+interface CommitRun {
+  readonly store: Pick<Store, "ingestBatch">;
+  readonly state: CommitState;
+  readonly maxBatch: number;
+  readonly onCommit: ((size: number, seconds: number) => void) | undefined;
+}
+
+function settle(w: Waiter, outcome: { ok: IngestOutcome } | { error: unknown }): void {
+  if (w.settled) return;
+  w.settled = true;
+  clearTimeout(w.timer);
+  if ("ok" in outcome) w.resolve(outcome.ok);
+  else w.reject(outcome.error);
+}
+
+function refuse(reason: string): Promise<IngestOutcome> {
+  return Promise.reject(new StoreError(reason, { retryable: true }));
+}
+
+/** Takes up to `count` waiters off the queue, leaving out those answered already. */
+function take(state: CommitState, count: number): Waiter[] {
+  const group = state.queue.length > count ? state.queue.splice(0, count) : state.queue;
+  if (group === state.queue) state.queue = [];
+  for (const w of group) state.queuedBytes -= w.item.body.length;
+  // Waiters answered already (timed out) are not committed: Shopify was told to retry them.
+  return group.filter((w) => !w.settled);
+}
+
+async function commitQueued(run: CommitRun): Promise<void> {
+  const { state } = run;
+  while (state.queue.length > 0) {
+    const group = take(state, run.maxBatch);
+    if (group.length === 0) continue;
+    if ((await commit(run, group)) !== undefined) {
+      // Everything queued behind a failed commit would wait for the same outage: refuse it now.
+      const error = new StoreError("the store is unavailable", { retryable: true });
+      for (const w of take(state, state.queue.length)) settle(w, { error });
+    }
+  }
+}
+
+/** Commits `group` in one transaction; settles every waiter. Returns the error when the store is down. */
+async function commit(run: CommitRun, group: readonly Waiter[]): Promise<unknown> {
+  const { state } = run;
+  const started = performance.now();
+  let outcomes: IngestOutcome[];
+  try {
+    state.storeCalled = true;
+    outcomes = await run.store.ingestBatch(group.map((w) => w.item));
+  } catch (error) {
+    state.storeCalled = false;
+    if (isStoreUnavailable(error) || group.length === 1) {
+      // Set before anyone hears the outcome, so the next submission already sees the store's state.
+      state.down = isStoreUnavailable(error);
+      for (const w of group) settle(w, { error });
+      return isStoreUnavailable(error) ? error : undefined;
+    }
+    return commitEachAlone(run, group);
+  }
+  state.storeCalled = false;
+  state.down = false;
+  run.onCommit?.(group.length, (performance.now() - started) / 1000);
+  group.forEach((w, i) => {
+    const outcome = outcomes[i];
+    settle(
+      w,
+      outcome === undefined
+        ? { error: new StoreError("the store returned no outcome for a delivery", { retryable: false }) }
+        : { ok: outcome },
+    );
+  });
+  return undefined;
+}
+
+/** The group's own fault: commit each alone, so only the culprit is answered 503. */
+async function commitEachAlone(run: CommitRun, group: readonly Waiter[]): Promise<unknown> {
+  for (const [i, w] of group.entries()) {
+    const unavailable = await commit(run, [w]);
+    if (unavailable !== undefined) {
+      for (const rest of group.slice(i + 1)) settle(rest, { error: unavailable });
+      return unavailable;
+    }
+  }
+  return undefined;
 }

@@ -18,7 +18,7 @@ export interface PortalWatcher {
   stop(): void;
 }
 
-export function createPortalWatcher(opts: {
+export interface PortalWatcherOptions {
   client: HubSpotClient;
   idProperty: string;
   log: LogSink;
@@ -35,13 +35,10 @@ export function createPortalWatcher(opts: {
     type: "carts" | "line_items";
     variable: string;
   };
-}): PortalWatcher {
-  const object = opts.object ?? {
-    list: () => opts.client.listCartProperties(),
-    name: "cart",
-    type: "carts" as const,
-    variable: "HUBSPOT_CART_ID_PROPERTY",
-  };
+}
+
+export function createPortalWatcher(opts: PortalWatcherOptions): PortalWatcher {
+  const object = opts.object ?? cartObject(opts.client);
   const refreshMs = opts.refreshMs ?? 5 * 60_000;
   const retryMs = opts.retryMs ?? 5_000;
   let portal: PortalProperties | undefined;
@@ -51,11 +48,7 @@ export function createPortalWatcher(opts: {
 
   function problem(): string | undefined {
     if (portal === undefined) return lastError ?? `HubSpot ${object.name} properties not read yet`;
-    // The same advice setup-hubspot and status give (a definition to create by hand, or another name).
-    const spec = keyPropertySpec(object.type, opts.idProperty);
-    if (portal.idPropertyStatus === "missing") return missingAdvice(spec);
-    if (portal.idPropertyStatus === "not_unique") return notUniqueAdvice(spec);
-    return undefined;
+    return idPropertyProblem(portal, object.type, opts.idProperty);
   }
 
   async function refresh(): Promise<void> {
@@ -70,14 +63,15 @@ export function createPortalWatcher(opts: {
         opts.onChange?.();
         if (after === undefined)
           opts.log.info({ properties: definitions.length, object: object.name }, "HubSpot properties read");
-        else opts.log.error({ idProperty: opts.idProperty }, after);
+        else
+          opts.log.error(
+            { idProperty: opts.idProperty, object: object.name, problem: after },
+            "HubSpot id property unusable",
+          );
       }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      lastError =
-        error instanceof HubSpotAuthError
-          ? `HubSpot refused to list ${object.name} properties (${error.status}); check HUBSPOT_ACCESS_TOKEN and its ${object.name === "cart" ? "crm.objects.carts.read" : "crm.objects.line_items.read"} scope`
-          : `HubSpot ${object.name} properties could not be read: ${message}`;
+      lastError = readFailure(error, object.name, message);
       opts.log.warn({ err: message, object: object.name }, "reading HubSpot properties failed");
     }
   }
@@ -107,4 +101,34 @@ export function createPortalWatcher(opts: {
       if (timer) clearTimeout(timer);
     },
   };
+}
+
+type WatchedObject = NonNullable<PortalWatcherOptions["object"]>;
+
+function cartObject(client: HubSpotClient): WatchedObject {
+  return {
+    list: () => client.listCartProperties(),
+    name: "cart",
+    type: "carts",
+    variable: "HUBSPOT_CART_ID_PROPERTY",
+  };
+}
+
+/** The same advice setup-hubspot and status give (a definition to create by hand, or another name). */
+function idPropertyProblem(
+  portal: PortalProperties,
+  type: WatchedObject["type"],
+  idProperty: string,
+): string | undefined {
+  const spec = keyPropertySpec(type, idProperty);
+  if (portal.idPropertyStatus === "missing") return missingAdvice(spec);
+  if (portal.idPropertyStatus === "not_unique") return notUniqueAdvice(spec);
+  return undefined;
+}
+
+/** Why the properties could not be read, as readiness says it (a refused token names the scope). */
+function readFailure(error: unknown, objectName: string, message: string): string {
+  return error instanceof HubSpotAuthError
+    ? `HubSpot refused to list ${objectName} properties (${error.status}); check HUBSPOT_ACCESS_TOKEN and its ${objectName === "cart" ? "crm.objects.carts.read" : "crm.objects.line_items.read"} scope`
+    : `HubSpot ${objectName} properties could not be read: ${message}`;
 }

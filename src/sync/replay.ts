@@ -1,11 +1,11 @@
 import { headerValue, SHOPIFY_HEADERS } from "../shopify/headers.ts";
 import type { DeadLetter, Store } from "../store/store.ts";
 import { mapVerifiedDelivery } from "./delivery-mapping.ts";
+import { PRIVACY_TOPICS } from "./privacy.ts";
 import { RECONCILE_TOPIC_RANK } from "./reconcile/map.ts";
 
 /** The header reconciliation puts on the deliveries it makes (see reconcile/pass.ts). */
 const RECONCILIATION_SOURCE_HEADER = "x-cartbridge-source";
-import { PRIVACY_TOPICS } from "./privacy.ts";
 
 const PRIVACY_NOT_REPLAYED =
   "a privacy request is not replayed; act on it by hand (it expires with DELIVERY_RETENTION_DAYS)";
@@ -14,6 +14,18 @@ export interface ReplayResult {
   readonly id: number;
   readonly outcome: "replayed" | "still_failing" | "not_found";
   readonly reason?: string;
+}
+
+/** Every dead letter's id, oldest first (a replay of "all": the CLI's --all, the admin API's {"all": true}). */
+export async function allDeadLetterIds(store: Pick<Store, "listDeadLetters">): Promise<number[]> {
+  const ids: number[] = [];
+  let afterId = 0;
+  for (;;) {
+    const page = await store.listDeadLetters({ limit: 1000, afterId });
+    if (page.length === 0) return ids;
+    for (const l of page) ids.push(l.id);
+    afterId = page[page.length - 1]?.id ?? afterId;
+  }
 }
 
 /**

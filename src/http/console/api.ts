@@ -36,11 +36,6 @@ export interface ConsoleDeps {
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
-/**
- * The console's data, as JSON, for the page and for scripts alike (README "Admin API"):
- * GET /admin/overview, GET /admin/dead-letters/:id (personal data masked), GET /admin/carts?q=<key|token>.
- * Mounted after the admin authorisation.
- */
 /** A shop with no delivery recorded. */
 const NO_ACTIVITY: Omit<ShopActivity, "shopDomain"> = {
   lastDeliveryByTopic: {},
@@ -51,6 +46,11 @@ const NO_ACTIVITY: Omit<ShopActivity, "shopDomain"> = {
   deadLetters: 0,
 };
 
+/**
+ * The console's data, as JSON, for the page and for scripts alike (README "Admin API"):
+ * GET /admin/overview, GET /admin/dead-letters/:id (personal data masked), GET /admin/carts?q=<key|token>.
+ * Mounted after the admin authorisation.
+ */
 export function consoleApiRouter(store: Store, deps: ConsoleDeps): Router {
   const router = express.Router();
   const activity = (): ActivityQueries => {
@@ -59,58 +59,7 @@ export function consoleApiRouter(store: Store, deps: ConsoleDeps): Router {
   };
 
   router.get("/admin/overview", async (_req, res) => {
-    const nowMs = Date.now();
-    const [shops, stats, reasons] = await Promise.all([
-      activity().shops(nowMs),
-      store.stats(nowMs),
-      activity().deadLetterReasons(),
-    ]);
-    const reconcile = new Map((deps.reconcileStatus?.() ?? []).map((r) => [r.shopDomain, r]));
-    const refusals = deps.refusals.counts(nowMs);
-    res.json({
-      generatedAt: iso(nowMs),
-      totals: {
-        pendingCarts: stats.pendingCarts,
-        oldestPendingAgeSeconds:
-          stats.oldestPendingSinceMs === undefined
-            ? null
-            : Math.round((nowMs - stats.oldestPendingSinceMs) / 1000),
-        deadLetters: stats.deadLetters,
-        carts: stats.carts,
-      },
-      refusals: { lastHour: refusals.lastHour, lastDay: refusals.lastDay, lastAt: iso(refusals.lastAtMs) },
-      sender: {
-        ...deps.sender(),
-        budget: deps.budget(),
-        recentErrors: deps.recentErrors
-          .list()
-          .map((e) => ({ at: iso(e.atMs), operation: e.operation, status: e.status })),
-      },
-      reconciliation: deps.reconcileStatus === undefined ? "not configured" : "configured",
-      deadLetterReasons: reasons,
-      // A shop reconciliation reads but no webhook reached yet is listed too: that is the broken case.
-      shops: [
-        ...shops,
-        ...[...reconcile.keys()]
-          .filter((shop) => !shops.some((s) => s.shopDomain === shop))
-          .map((shopDomain) => ({ ...NO_ACTIVITY, shopDomain })),
-      ].map((s) => {
-        const r = reconcile.get(s.shopDomain);
-        return {
-          shopDomain: s.shopDomain,
-          lastDeliveryByTopic: Object.fromEntries(
-            Object.entries(s.lastDeliveryByTopic).map(([topic, ms]) => [topic, iso(ms)]),
-          ),
-          deliveriesLastHour: s.deliveriesLastHour,
-          deliveriesLastDay: s.deliveriesLastDay,
-          pendingCarts: s.pendingCarts,
-          oldestPendingAgeSeconds:
-            s.oldestPendingSinceMs === undefined ? null : Math.round((nowMs - s.oldestPendingSinceMs) / 1000),
-          deadLetters: s.deadLetters,
-          reconciliation: r === undefined ? null : describeReconcile(r),
-        };
-      }),
-    });
+    res.json(await overview(store, activity(), deps, Date.now()));
   });
 
   router.get("/admin/dead-letters/:id", async (req, res) => {
@@ -138,6 +87,67 @@ export function consoleApiRouter(store: Store, deps: ConsoleDeps): Router {
   });
 
   return router;
+}
+
+/** GET /admin/overview: totals, refusals, the sender, and every shop with its activity and reconciliation. */
+async function overview(
+  store: Store,
+  activity: ActivityQueries,
+  deps: ConsoleDeps,
+  nowMs: number,
+): Promise<object> {
+  const [shops, stats, reasons] = await Promise.all([
+    activity.shops(nowMs),
+    store.stats(nowMs),
+    activity.deadLetterReasons(),
+  ]);
+  const reconcile = new Map((deps.reconcileStatus?.() ?? []).map((r) => [r.shopDomain, r]));
+  const refusals = deps.refusals.counts(nowMs);
+  return {
+    generatedAt: iso(nowMs),
+    totals: {
+      pendingCarts: stats.pendingCarts,
+      oldestPendingAgeSeconds:
+        stats.oldestPendingSinceMs === undefined
+          ? null
+          : Math.round((nowMs - stats.oldestPendingSinceMs) / 1000),
+      deadLetters: stats.deadLetters,
+      carts: stats.carts,
+    },
+    refusals: { lastHour: refusals.lastHour, lastDay: refusals.lastDay, lastAt: iso(refusals.lastAtMs) },
+    sender: {
+      ...deps.sender(),
+      budget: deps.budget(),
+      recentErrors: deps.recentErrors
+        .list()
+        .map((e) => ({ at: iso(e.atMs), operation: e.operation, status: e.status })),
+    },
+    reconciliation: deps.reconcileStatus === undefined ? "not configured" : "configured",
+    deadLetterReasons: reasons,
+    // A shop reconciliation reads but no webhook reached yet is listed too: that is the broken case.
+    shops: [
+      ...shops,
+      ...[...reconcile.keys()]
+        .filter((shop) => !shops.some((s) => s.shopDomain === shop))
+        .map((shopDomain) => ({ ...NO_ACTIVITY, shopDomain })),
+    ].map((s) => describeShop(s, reconcile.get(s.shopDomain), nowMs)),
+  };
+}
+
+function describeShop(s: ShopActivity, r: ReconcileShopStatus | undefined, nowMs: number): object {
+  return {
+    shopDomain: s.shopDomain,
+    lastDeliveryByTopic: Object.fromEntries(
+      Object.entries(s.lastDeliveryByTopic).map(([topic, ms]) => [topic, iso(ms)]),
+    ),
+    deliveriesLastHour: s.deliveriesLastHour,
+    deliveriesLastDay: s.deliveriesLastDay,
+    pendingCarts: s.pendingCarts,
+    oldestPendingAgeSeconds:
+      s.oldestPendingSinceMs === undefined ? null : Math.round((nowMs - s.oldestPendingSinceMs) / 1000),
+    deadLetters: s.deadLetters,
+    reconciliation: r === undefined ? null : describeReconcile(r),
+  };
 }
 
 function describeReconcile(r: ReconcileShopStatus): object {

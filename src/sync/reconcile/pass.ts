@@ -17,10 +17,9 @@
  * restore rate, covers the request: the bucket is never asked for more than it has.
  */
 import type { AdminAnswer, ShopifyAdmin, QueryCost } from "../../shopify/admin-client.ts";
-import type { IngestItem, Store } from "../../store/store.ts";
+import type { Store } from "../../store/store.ts";
 import type { ReconcileSource } from "../../store/reconcile-store.ts";
-import { mapAbandonedCheckout, mapOrder, tokenFromCheckoutUrl, type ReconciledDelivery } from "./map.ts";
-import type { AbandonedCheckoutNode, OrderNode } from "./map.ts";
+import { ingestPage } from "./ingest-page.ts";
 import {
   ABANDONED_CHECKOUTS_QUERY,
   CHECKOUT_NODE_COST,
@@ -34,7 +33,7 @@ import {
 /** Read again what changed this long before the watermark (clock skew, Shopify's indexing delay). */
 export const OVERLAP_MS = 5 * 60_000;
 /** A change found this much older than now, that the store did not have, was missed by webhooks. */
-export const MISSED_AFTER_MS = 10 * 60_000;
+export { MISSED_AFTER_MS } from "./ingest-page.ts";
 const MAX_FAILURES = 5;
 
 export interface PassSummary {
@@ -112,20 +111,7 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
   const shop = opts.shopDomain;
   const summary: PassSummary = { read: 0, changed: 0, missed: 0, skipped: 0 };
   const startedAtMs = deps.now();
-  let bucket: { cost: QueryCost; atMs: number } | undefined;
-
-  /** Waits until the bucket, as last reported and restored since, holds `cost` points. */
-  const pace = async (cost: number): Promise<void> => {
-    if (bucket === undefined) return;
-    const t = bucket.cost.throttleStatus;
-    const available = Math.min(
-      t.maximumAvailable,
-      t.currentlyAvailable + ((deps.now() - bucket.atMs) / 1000) * t.restoreRate,
-    );
-    if (available >= cost || t.restoreRate <= 0) return;
-    await deps.sleep(Math.ceil(((cost - available) / t.restoreRate) * 1000), deps.signal);
-  };
-
+  const pacer = createPacer(deps);
   // A source whose reading reached back to its watermark (or that had none) may move it; a `--since` that
   // starts after the watermark leaves a gap no later pass would read, so it leaves the watermark alone.
   const covered = new Set<ReconcileSource>();
@@ -139,63 +125,8 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
     // Only changes inside the window regular passes cover can be missed ones: the first pass over a source
     // and a backfill's reach before the watermark find history that was never asked for.
     const missedFromMs = watermark === undefined ? undefined : watermark - OVERLAP_MS;
-    let pageSize = pageSizeFor(spec.nodeCost);
-    let after: string | null = null;
-    let page = 0;
-    let failures = 0;
-    for (;;) {
-      if (stopped(deps)) return { outcome: "stopped", summary };
-      const requested = requestedCostOf(pageSize, spec.nodeCost);
-      await pace(requested);
-      if (stopped(deps)) return { outcome: "stopped", summary };
-      const answer: AdminAnswer<Record<string, Connection<unknown>>> = await deps.admin.query<
-        Record<string, Connection<unknown>>
-      >(shop, spec.query, {
-        first: pageSize,
-        after,
-        query: updatedSince(sinceMs),
-      });
-      if (answer.kind === "auth") return { outcome: "paused", reason: answer.reason, summary };
-      if (answer.kind === "max_cost") {
-        if (pageSize === 1)
-          return { outcome: "failed", reason: "a single node exceeds the query cost limit", summary };
-        pageSize = Math.max(1, Math.floor(pageSize / 2));
-        continue;
-      }
-      if (answer.kind === "throttled") {
-        if (answer.cost !== undefined) bucket = { cost: answer.cost, atMs: deps.now() };
-        const t = answer.cost?.throttleStatus;
-        const waitMs =
-          t === undefined || t.restoreRate <= 0
-            ? 1000
-            : Math.ceil((Math.max(0, requested - t.currentlyAvailable) / t.restoreRate) * 1000) + 50;
-        await deps.sleep(waitMs, deps.signal);
-        continue;
-      }
-      if (answer.kind === "failed") {
-        failures += 1;
-        if (failures >= MAX_FAILURES) return { outcome: "failed", reason: answer.reason, summary };
-        await deps.sleep(Math.min(30_000, 500 * 2 ** failures), deps.signal);
-        continue;
-      }
-      failures = 0;
-      if (answer.cost !== undefined) bucket = { cost: answer.cost, atMs: deps.now() };
-      const connection: Connection<unknown> | undefined = answer.data[spec.root];
-      if (connection === undefined)
-        return { outcome: "failed", reason: `answer without ${spec.root}`, summary };
-      page += 1;
-      await ingestPage(deps, shop, spec.source, connection.nodes, summary, missedFromMs);
-      deps.onPage?.({
-        shopDomain: shop,
-        source: spec.source,
-        page,
-        pageSize,
-        hasNextPage: connection.pageInfo.hasNextPage,
-        ...summary,
-      });
-      if (!connection.pageInfo.hasNextPage || connection.pageInfo.endCursor === null) break;
-      after = connection.pageInfo.endCursor;
-    }
+    const ended = await readSource(deps, { shop, spec, sinceMs, missedFromMs, summary, pacer });
+    if (ended !== undefined) return ended;
   }
   // Both sources were read to the end: what changed before the pass began is in the store.
   for (const spec of SOURCES) {
@@ -208,76 +139,111 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
   return { outcome: "completed", summary };
 }
 
-function stopped(deps: PassDeps): boolean {
-  return deps.signal?.aborted === true;
+/** One source's reading within a pass. */
+interface SourceRead {
+  readonly shop: string;
+  readonly spec: SourceSpec;
+  readonly sinceMs: number;
+  readonly missedFromMs: number | undefined;
+  readonly summary: PassSummary;
+  readonly pacer: Pacer;
 }
 
-async function ingestPage(
-  deps: PassDeps,
-  shop: string,
-  source: ReconcileSource,
-  nodes: readonly unknown[],
-  summary: PassSummary,
-  missedFromMs: number | undefined,
-): Promise<void> {
-  let deliveries: ReconciledDelivery[];
-  if (source === "checkouts") {
-    const checkouts = nodes as readonly AbandonedCheckoutNode[];
-    const checkoutTokens = checkouts
-      .map((n) => tokenFromCheckoutUrl(n.abandonedCheckoutUrl))
-      .filter((t) => t?.kind === "checkout")
-      .map((t) => t?.token ?? "");
-    const links =
-      checkoutTokens.length === 0
-        ? new Map<string, string>()
-        : await deps.store.reconcile.cartTokensOf(shop, checkoutTokens);
-    deliveries = checkouts.map((n) => mapAbandonedCheckout(shop, n, (token) => links.get(token)));
-  } else {
-    deliveries = (nodes as readonly OrderNode[]).map((n) => mapOrder(shop, n));
-  }
-  summary.read += nodes.length;
-  const nowMs = deps.now();
-  const items: IngestItem[] = [];
-  for (const d of deliveries) {
-    let mapped = d.mapped;
-    if (mapped.kind !== "event") {
-      summary.skipped += 1;
+/**
+ * Reads one source page by page to its end (undefined), or returns how the pass ends early: stopped,
+ * paused (auth), failed. Each answer leads where the ladder at the top of this file says.
+ */
+async function readSource(deps: PassDeps, r: SourceRead): Promise<PassResult | undefined> {
+  const { shop, spec, summary, pacer } = r;
+  let pageSize = pageSizeFor(spec.nodeCost);
+  let after: string | null = null;
+  let page = 0;
+  let failures = 0;
+  for (;;) {
+    if (stopped(deps)) return { outcome: "stopped", summary };
+    const requested = requestedCostOf(pageSize, spec.nodeCost);
+    await pacer.pace(requested);
+    if (stopped(deps)) return { outcome: "stopped", summary };
+    const answer: AdminAnswer<Record<string, Connection<unknown>>> = await deps.admin.query<
+      Record<string, Connection<unknown>>
+    >(shop, spec.query, {
+      first: pageSize,
+      after,
+      query: updatedSince(r.sinceMs),
+    });
+    if (answer.kind === "auth") return { outcome: "paused", reason: answer.reason, summary };
+    if (answer.kind === "max_cost") {
+      if (pageSize === 1)
+        return { outcome: "failed", reason: "a single node exceeds the query cost limit", summary };
+      pageSize = Math.max(1, Math.floor(pageSize / 2));
       continue;
     }
-    if (!deps.syncContacts && mapped.event.contact !== undefined) {
-      const { contact: _dropped, ...event } = mapped.event;
-      mapped = { ...mapped, event };
+    if (answer.kind === "throttled") {
+      if (answer.cost !== undefined) pacer.observe(answer.cost);
+      await deps.sleep(throttledWaitMs(answer.cost, requested), deps.signal);
+      continue;
     }
-    items.push({
-      webhookId: undefined,
-      topic: d.topic,
+    if (answer.kind === "failed") {
+      failures += 1;
+      if (failures >= MAX_FAILURES) return { outcome: "failed", reason: answer.reason, summary };
+      await deps.sleep(Math.min(30_000, 500 * 2 ** failures), deps.signal);
+      continue;
+    }
+    failures = 0;
+    if (answer.cost !== undefined) pacer.observe(answer.cost);
+    const connection: Connection<unknown> | undefined = answer.data[spec.root];
+    if (connection === undefined)
+      return { outcome: "failed", reason: `answer without ${spec.root}`, summary };
+    page += 1;
+    await ingestPage(deps, shop, spec.source, connection.nodes, summary, r.missedFromMs);
+    deps.onPage?.({
       shopDomain: shop,
-      receivedAtMs: nowMs,
-      headers: { "x-cartbridge-source": "reconciliation" },
-      body: d.body,
-      mapped,
+      source: spec.source,
+      page,
+      pageSize,
+      hasNextPage: connection.pageInfo.hasNextPage,
+      ...summary,
     });
+    if (!connection.pageInfo.hasNextPage || connection.pageInfo.endCursor === null) return undefined;
+    after = connection.pageInfo.endCursor;
   }
-  if (items.length === 0) return;
-  const outcomes = await deps.store.ingestBatch(items);
-  let changed = false;
-  for (const [i, outcome] of outcomes.entries()) {
-    if (outcome !== "applied") continue;
-    changed = true;
-    summary.changed += 1;
-    const item = items[i];
-    if (item?.mapped.kind !== "event") continue;
-    const updatedAtMs = item.mapped.event.stamp.timeMs;
-    if (missedFromMs !== undefined && updatedAtMs >= missedFromMs && updatedAtMs < nowMs - MISSED_AFTER_MS) {
-      summary.missed += 1;
-      deps.onMissed?.({
-        shopDomain: shop,
-        topic: source,
-        cartKey: item.mapped.event.key,
-        updatedAtMs,
-        foundAtMs: nowMs,
-      });
-    }
-  }
-  if (changed) deps.onChanged?.();
+}
+
+/** After a throttled answer: until the bucket holds the request's cost again (1 s when it does not say). */
+function throttledWaitMs(cost: QueryCost | undefined, requested: number): number {
+  const t = cost?.throttleStatus;
+  return t === undefined || t.restoreRate <= 0
+    ? 1000
+    : Math.ceil((Math.max(0, requested - t.currentlyAvailable) / t.restoreRate) * 1000) + 50;
+}
+
+/** The shop's query cost bucket as Shopify last reported it, and the wait before a request. */
+interface Pacer {
+  /** Waits until the bucket, as last reported and restored since, holds `cost` points. */
+  pace(cost: number): Promise<void>;
+  /** Folds in the cost an answer reported. */
+  observe(cost: QueryCost): void;
+}
+
+function createPacer(deps: Pick<PassDeps, "now" | "sleep" | "signal">): Pacer {
+  let bucket: { cost: QueryCost; atMs: number } | undefined;
+  return {
+    async pace(cost) {
+      if (bucket === undefined) return;
+      const t = bucket.cost.throttleStatus;
+      const available = Math.min(
+        t.maximumAvailable,
+        t.currentlyAvailable + ((deps.now() - bucket.atMs) / 1000) * t.restoreRate,
+      );
+      if (available >= cost || t.restoreRate <= 0) return;
+      await deps.sleep(Math.ceil(((cost - available) / t.restoreRate) * 1000), deps.signal);
+    },
+    observe(cost) {
+      bucket = { cost, atMs: deps.now() };
+    },
+  };
+}
+
+function stopped(deps: PassDeps): boolean {
+  return deps.signal?.aborted === true;
 }

@@ -11,7 +11,8 @@
 import type { ShopifyAdmin } from "../../shopify/admin-client.ts";
 import type { Store } from "../../store/store.ts";
 import type { ReconcileSource } from "../../store/reconcile-store.ts";
-import { runPass, type MissedChange, type PageProgress, type PassResult, type PassSummary } from "./pass.ts";
+import type { MissedChange, PageProgress, PassResult, PassSummary } from "./pass.ts";
+import { leasedPass, type LeasedPassResult, type PassContext, type ShopState } from "./shop-pass.ts";
 
 /** The per-shop status /admin/status and the console show (h16 builds the console against this shape). */
 export interface ShopReconcileStatus {
@@ -55,120 +56,17 @@ export interface Reconciler {
   runOnce(
     shopDomain: string,
     opts?: { sinceMs?: number; onPage?: (p: PageProgress) => void },
-  ): Promise<PassResult | { outcome: "leased"; summary: PassSummary }>;
+  ): Promise<LeasedPassResult>;
   status(): ShopReconcileStatus[];
   /** `degraded` reasons for /readyz: the paused shops, named, with their reason. */
   degraded(): string[];
 }
 
-interface ShopState {
-  state: "idle" | "running" | "paused";
-  pausedReason?: string;
-  lastPassAtMs?: number;
-  lastPassSummary?: PassSummary;
-  lastMissed?: MissedChange;
-  timer?: NodeJS.Timeout;
-  running?: Promise<unknown>;
-}
-
-const EMPTY: PassSummary = { read: 0, changed: 0, missed: 0, skipped: 0 };
-
 export function createReconciler(opts: ReconcilerOptions): Reconciler {
-  const leaseMs = opts.leaseMs ?? 120_000;
   const shops = new Map<string, ShopState>(opts.admin.shops.map((s) => [s, { state: "idle" }]));
   const abort = new AbortController();
+  const ctx: PassContext = { opts, leaseMs: opts.leaseMs ?? 120_000, stopped: abort.signal };
   let started = false;
-
-  const sleep = (ms: number, signal: AbortSignal | undefined): Promise<void> =>
-    new Promise((resolve) => {
-      if (signal?.aborted === true) return resolve();
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      }
-      signal?.addEventListener("abort", done, { once: true });
-    });
-
-  async function pass(
-    shop: string,
-    state: ShopState,
-    extra: { sinceMs?: number; onPage?: (p: PageProgress) => void },
-  ): Promise<PassResult | { outcome: "leased"; summary: PassSummary }> {
-    const now = Date.now();
-    if (!(await opts.store.reconcile.acquireReconcileLease(shop, opts.owner, now, now + leaseMs))) {
-      return { outcome: "leased", summary: EMPTY };
-    }
-    const previous = state.state;
-    state.state = "running";
-    const leaseLost = new AbortController();
-    const signal = AbortSignal.any([abort.signal, leaseLost.signal]);
-    let result: PassResult;
-    try {
-      result = await runPass(
-        {
-          admin: opts.admin,
-          store: opts.store,
-          now: Date.now,
-          sleep,
-          syncContacts: opts.syncContacts,
-          signal,
-          ...(opts.onChanged === undefined ? {} : { onChanged: opts.onChanged }),
-          onMissed: (m) => {
-            state.lastMissed = {
-              topic: m.topic,
-              cartKey: m.cartKey,
-              updatedAtMs: m.updatedAtMs,
-              foundAtMs: m.foundAtMs,
-            };
-            opts.onMissed?.(m.topic);
-          },
-          onPage: (p) => {
-            extra.onPage?.(p);
-            const at = Date.now();
-            void opts.store.reconcile
-              .acquireReconcileLease(shop, opts.owner, at, at + leaseMs)
-              .then((held) => {
-                if (!held) leaseLost.abort();
-              })
-              .catch(() => leaseLost.abort());
-          },
-        },
-        {
-          shopDomain: shop,
-          lookbackDays: opts.lookbackDays,
-          ...(extra.sinceMs === undefined ? {} : { sinceMs: extra.sinceMs }),
-        },
-      );
-    } catch (error) {
-      result = {
-        outcome: "failed",
-        reason: error instanceof Error ? error.message : String(error),
-        summary: EMPTY,
-      };
-    } finally {
-      await opts.store.reconcile.releaseReconcileLease(shop, opts.owner).catch(() => undefined);
-    }
-    opts.onPass?.(result.outcome);
-    const fields = { shop, ...result.summary };
-    if (result.outcome === "paused") {
-      state.state = "paused";
-      state.pausedReason = result.reason;
-      opts.log.warn({ ...fields, reason: result.reason }, "reconciliation paused");
-    } else if (result.outcome === "stopped") {
-      state.state = previous === "paused" ? "paused" : "idle";
-    } else {
-      state.state = "idle";
-      delete state.pausedReason;
-      state.lastPassAtMs = Date.now();
-      state.lastPassSummary = { ...result.summary };
-      if (result.outcome === "failed")
-        opts.log.warn({ ...fields, reason: result.reason }, "reconciliation pass failed");
-      else opts.log.info(fields, "reconciliation pass completed");
-    }
-    return result;
-  }
 
   function schedule(shop: string, state: ShopState, delayMs: number): void {
     if (abort.signal.aborted) return;
@@ -177,7 +75,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       const running: Promise<unknown> = (async () => {
         // A pass asked for meanwhile (runOnce) ends first: never two at once in one process.
         if (before !== undefined) await before.catch(() => undefined);
-        return pass(shop, state, {});
+        return leasedPass(ctx, shop, state, {});
       })()
         .catch((error: unknown) => opts.log.warn({ shop, err: error }, "reconciliation pass failed"))
         .finally(() => {
@@ -205,7 +103,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       let state = shops.get(shop);
       if (state === undefined) shops.set(shop, (state = { state: "idle" }));
       while (state.running !== undefined) await state.running;
-      const running = pass(shop, state, extra);
+      const running = leasedPass(ctx, shop, state, extra);
       state.running = running;
       try {
         return await running;
@@ -214,19 +112,23 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       }
     },
     status() {
-      return [...shops].map(([shopDomain, s]) => ({
-        shopDomain,
-        state: s.state,
-        ...(s.pausedReason === undefined ? {} : { pausedReason: s.pausedReason }),
-        ...(s.lastPassAtMs === undefined ? {} : { lastPassAtMs: s.lastPassAtMs }),
-        ...(s.lastPassSummary === undefined ? {} : { lastPassSummary: { ...s.lastPassSummary } }),
-        ...(s.lastMissed === undefined ? {} : { lastMissed: { ...s.lastMissed } }),
-      }));
+      return [...shops].map(([shopDomain, s]) => describeShop(shopDomain, s));
     },
     degraded() {
       return [...shops]
         .filter(([, s]) => s.state === "paused")
         .map(([shop, s]) => `reconciliation of ${shop} paused: ${s.pausedReason ?? "unknown reason"}`);
     },
+  };
+}
+
+function describeShop(shopDomain: string, s: ShopState): ShopReconcileStatus {
+  return {
+    shopDomain,
+    state: s.state,
+    ...(s.pausedReason === undefined ? {} : { pausedReason: s.pausedReason }),
+    ...(s.lastPassAtMs === undefined ? {} : { lastPassAtMs: s.lastPassAtMs }),
+    ...(s.lastPassSummary === undefined ? {} : { lastPassSummary: { ...s.lastPassSummary } }),
+    ...(s.lastMissed === undefined ? {} : { lastMissed: { ...s.lastMissed } }),
   };
 }
