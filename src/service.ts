@@ -14,13 +14,8 @@ import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
 import { createContactSender, type ContactSender } from "./sync/contact-sender.ts";
 import { startLineItemLane, type LineItemLane } from "./sync/line-item-lane.ts";
-import {
-  createFlusher,
-  DEFAULT_TIMINGS,
-  type Flusher,
-  type PauseTimings,
-  type SenderObserver,
-} from "./sync/flusher.ts";
+import { createFlusher, type Flusher } from "./sync/flusher.ts";
+import { DEFAULT_TIMINGS, type PauseTimings, type SenderObserver } from "./sync/lane-types.ts";
 import { handlePrivacyDelivery } from "./sync/privacy.ts";
 import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";
 import { takeSlot } from "./sync/pacing.ts";

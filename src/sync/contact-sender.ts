@@ -15,7 +15,7 @@ import {
   type LinkFailure,
 } from "./association-outcome.ts";
 import { backoffDelayMs } from "./backoff.ts";
-import type { LogSink, PauseTimings, SenderObserver } from "./flusher.ts";
+import type { LogSink, PauseTimings, SenderObserver } from "./lane-types.ts";
 import { createSleeper, secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
 import type { RateBudget } from "./rate-budget.ts";
 

@@ -11,7 +11,14 @@ import type { UpsertInput } from "../hubspot/types.ts";
 import type { ClaimedCart, RejectedCart, SentCart, Store } from "../store/store.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import { currentValues } from "./merge.ts";
-import { createValueFilter, type DroppedValue, type PortalProperties } from "./portal-properties.ts";
+import {
+  DEFAULT_TIMINGS,
+  type LogSink,
+  type PauseTimings,
+  type SenderHealth,
+  type SenderObserver,
+} from "./lane-types.ts";
+import { createValueFilter, type PortalProperties } from "./portal-properties.ts";
 import { createSleeper, secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
 import type { RateBudget } from "./rate-budget.ts";
 
@@ -33,24 +40,8 @@ import type { RateBudget } from "./rate-budget.ts";
  * HubSpot rejects as a whole (400) is split in halves until the inputs at fault are isolated.
  */
 
-export interface LogSink {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
-export interface SenderObserver {
-  request?(operation: string, status: string, seconds: number, batchSize: number): void;
-  rateLimitWait?(ms: number): void;
-  deadLettered?(count: number, reasons?: readonly string[]): void;
-  droppedValue?(value: DroppedValue): void;
-  sent?(carts: readonly SentCart[], claims: readonly ClaimedCart[]): void;
-}
-
-export type SenderHealth =
-  | { readonly state: "running" }
-  | { readonly state: "paused"; readonly reason: string; readonly cause: "auth" | "daily_limit" };
+/** Kept for the tests that import `LogSink` from here; it lives in lane-types.ts. */
+export type { LogSink } from "./lane-types.ts";
 
 export interface Flusher {
   start(): void;
@@ -88,19 +79,6 @@ interface Entry {
   readonly input: UpsertInput;
 }
 
-/** How long a pause lasts before the next batch probes whether it passed. */
-export interface PauseTimings {
-  readonly authRetryMs: number;
-  readonly dailyRetryMs: number;
-  /** First retry delay ceiling for failures that may pass (doubles per attempt, full jitter). */
-  readonly backoffBaseMs: number;
-}
-
-export const DEFAULT_TIMINGS: PauseTimings = {
-  authRetryMs: 10_000,
-  dailyRetryMs: 60_000,
-  backoffBaseMs: 1000,
-};
 const SETUP_RETRY_MS = 1_000;
 
 export function createFlusher(opts: FlusherOptions): Flusher {

@@ -10,7 +10,7 @@ import type { InputError, UpsertInput } from "../hubspot/types.ts";
 import type { ClaimedLineSet, LearnedLineItem, RejectedLine, SentLineSet } from "../store/line-items.ts";
 import type { Store } from "../store/store.ts";
 import { backoffDelayMs } from "./backoff.ts";
-import type { LogSink, PauseTimings, SenderObserver } from "./flusher.ts";
+import type { LogSink, PauseTimings, SenderObserver } from "./lane-types.ts";
 import type { LineDraft } from "./line-items.ts";
 import { createSleeper, secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
 import { createValueFilter, type PortalProperties } from "./portal-properties.ts";
