@@ -9,3 +9,18 @@ export function backoffDelayMs(
   const jittered = Math.round((opts.random ?? Math.random)() * ceiling);
   return Math.max(opts.minMs ?? 0, jittered, 100);
 }
+
+/**
+ * When a batch that may pass is tried again, as the store's `markFailed` takes it: the claims of one batch
+ * share their fate, so the most-tried one (`attempts`) sets the pace; the reason is cut to 500 characters.
+ */
+export function retrySchedule(
+  attempts: number,
+  reason: string,
+  opts: { minDelayMs: number; baseMs: number; nowMs: number },
+): { nextAttemptAtMs: number; error: string } {
+  return {
+    nextAttemptAtMs: opts.nowMs + backoffDelayMs(attempts, { minMs: opts.minDelayMs, baseMs: opts.baseMs }),
+    error: reason.slice(0, 500),
+  };
+}
