@@ -50,9 +50,6 @@ export type Failure =
 
 export type FailureKind = Failure["kind"];
 
-/** A failure a lane retries with backoff (`refused` or `unavailable`). */
-export type PassingFailure = Extract<Failure, { readonly minDelayMs: number }>;
-
 /**
  * Classifies what a HubSpot call threw. `blamesSetup` tells, for a whole-batch 400, whether HubSpot blames
  * the lane's id property rather than an input (each lane knows its property); without it a 400 is `rejected`.

@@ -1,11 +1,5 @@
 import { randomUUID } from "node:crypto";
 import type { HubSpotClient } from "../hubspot/client.ts";
-import {
-  HubSpotAuthError,
-  HubSpotRateLimitError,
-  HubSpotRejectedError,
-  HubSpotUnavailableError,
-} from "../hubspot/errors.ts";
 import type { UpsertInput } from "../hubspot/types.ts";
 import type { ClaimedContact, Store } from "../store/store.ts";
 import {
@@ -14,10 +8,14 @@ import {
   type AssociationSettlement,
   type LinkFailure,
 } from "./association-outcome.ts";
-import { backoffDelayMs } from "./backoff.ts";
+import { retrySchedule } from "./backoff.ts";
+import { classifyFailure, type Failure } from "./classify-failure.ts";
+import { createLaneLoop } from "./lane-loop.ts";
+import { authPauseMs, createDegradation, createLanePause, pauseForRateLimit, refusal } from "./lane-pause.ts";
 import type { LogSink, PauseTimings, SenderObserver } from "./lane-types.ts";
-import { createSleeper, secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
+import { secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
 import type { RateBudget } from "./rate-budget.ts";
+import { settleFailedCall } from "./settle-batch.ts";
 
 /**
  * The contact lane: links carts to their buyers once the carts exist in HubSpot.
@@ -52,8 +50,6 @@ export interface ContactSenderOptions {
   readonly now?: () => number;
 }
 
-const SCOPE_RETRY_MS = 5 * 60_000;
-
 export function createContactSender(opts: ContactSenderOptions): ContactSender {
   const { store, client, budget, log } = opts;
   const now = opts.now ?? Date.now;
@@ -61,48 +57,24 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
   const leaseMs = opts.leaseMs ?? 120_000;
   const maxBatch = opts.maxBatchSize ?? 100;
   const observer = opts.observer ?? {};
-  let running = false;
-  let loopDone: Promise<void> = Promise.resolve();
-  let pausedUntilMs = 0;
-  let degradedReason: string | undefined;
-
-  const { sleep, interrupt } = createSleeper();
+  const pause = createLanePause();
+  const degradation = createDegradation(log, "contact sync resumed");
+  const lane = createLaneLoop((error) => log.error({ err: error }, "contact step failed"));
   const takeSlot = (): Promise<void> => takeBudgetSlot(budget, now, (ms) => observer.rateLimitWait?.(ms));
 
-  async function loop(): Promise<void> {
-    while (running) {
-      try {
-        const t = now();
-        if (t < pausedUntilMs) {
-          await sleep(pausedUntilMs - t);
-          continue;
-        }
-        const claims = await store.claimContactsDue({ limit: maxBatch, nowMs: t, leaseMs, owner });
-        if (claims.length === 0) {
-          await sleep(opts.intervalMs);
-          continue;
-        }
-        await takeSlot();
-        await send(groupByEmail(claims));
-      } catch (error) {
-        log.error({ err: error }, "contact step failed");
-        await sleep(1000);
-      }
-    }
+  async function step(): Promise<void> {
+    const t = now();
+    if (t < pause.untilMs) return lane.sleep(pause.untilMs - t);
+    const claims = await store.claimContactsDue({ limit: maxBatch, nowMs: t, leaseMs, owner });
+    if (claims.length === 0) return lane.sleep(opts.intervalMs);
+    await takeSlot();
+    await send(groupByEmail(claims));
   }
 
   /** One upsert for these e-mails (a slot is held), then their associations. */
   async function send(groups: ReadonlyArray<readonly ClaimedContact[]>): Promise<void> {
     const claims = groups.flat();
-    const keys = claims.map((c) => c.cartKey);
-    const inputs: UpsertInput[] = groups.map((group) => {
-      const c = (group[0] as ClaimedContact).contact;
-      const properties: Record<string, string> = { email: c.email };
-      if (c.firstname !== undefined) properties["firstname"] = c.firstname;
-      if (c.lastname !== undefined) properties["lastname"] = c.lastname;
-      if (c.phone !== undefined) properties["phone"] = c.phone;
-      return { id: c.email, idProperty: "email", objectWriteTraceId: randomUUID(), properties };
-    });
+    const inputs = groups.map(toInput);
     const started = performance.now();
     try {
       const outcome = await client.upsertContacts(inputs);
@@ -121,43 +93,46 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
         if (email) idByEmail.set(email, r.id);
       }
       const linked = claims.filter((c) => idByEmail.has(c.contact.email));
-      if (linked.length > 0) {
-        await takeSlot();
-        const assocStarted = performance.now();
-        const result = await client.associateCartsWithContacts(
-          linked.map((c) => ({ cartId: c.cartId, contactId: idByEmail.get(c.contact.email) as string })),
-        );
-        budget.observe(result.rateLimit, now());
-        observer.request?.(
-          "associations_create",
-          result.errors.length > 0 ? "207" : "201",
-          seconds(assocStarted),
-          linked.length,
-        );
-        await settleLinks(
-          settleAssociations(
-            linked.map((claim) => ({
-              cartId: claim.cartId,
-              contactId: idByEmail.get(claim.contact.email) as string,
-              claim,
-            })),
-            result.errors,
-          ),
-        );
-      }
+      if (linked.length > 0) await associate(linked, idByEmail);
       const missing = claims.filter((c) => !idByEmail.has(c.contact.email));
       if (missing.length > 0) await retryLater(missing, "HubSpot's answer did not name this contact", 0);
-      if (degradedReason !== undefined) {
-        degradedReason = undefined;
-        log.info({}, "contact sync resumed");
-      }
+      degradation.recover();
       log.info(
         { contacts: inputs.length, linked: linked.length, ms: Math.round(seconds(started) * 1000) },
         "contacts sent",
       );
     } catch (error) {
-      await handleFailure(groups, keys, error);
+      await handleFailure(groups, classifyFailure(error));
     }
+  }
+
+  /** Associates each cart with its buyer (a slot is taken), then settles the links. */
+  async function associate(
+    linked: readonly ClaimedContact[],
+    idByEmail: ReadonlyMap<string, string>,
+  ): Promise<void> {
+    await takeSlot();
+    const started = performance.now();
+    const result = await client.associateCartsWithContacts(
+      linked.map((c) => ({ cartId: c.cartId, contactId: idByEmail.get(c.contact.email) as string })),
+    );
+    budget.observe(result.rateLimit, now());
+    observer.request?.(
+      "associations_create",
+      result.errors.length > 0 ? "207" : "201",
+      seconds(started),
+      linked.length,
+    );
+    await settleLinks(
+      settleAssociations(
+        linked.map((claim) => ({
+          cartId: claim.cartId,
+          contactId: idByEmail.get(claim.contact.email) as string,
+          claim,
+        })),
+        result.errors,
+      ),
+    );
   }
 
   /** Linked buyers are erased; rejected links become dead letters; links that may pass are retried. */
@@ -196,58 +171,55 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
     }
   }
 
+  /** The lane's response to a failed call (pause, degrade, log), then the contacts' fate. */
   async function handleFailure(
     groups: ReadonlyArray<readonly ClaimedContact[]>,
-    keys: string[],
-    error: unknown,
+    failure: Failure,
   ): Promise<void> {
     const claims = groups.flat();
-    if (error instanceof HubSpotRateLimitError) {
-      budget.observe(error.rateLimit, now());
+    if (failure.kind === "rate_limited") {
+      const dailyPauseMs = pauseForRateLimit(failure, budget, now, opts.timings);
       observer.request?.("contacts_upsert", "429", 0, claims.length);
-      if (error.daily) pausedUntilMs = now() + Math.max(error.retryAfterMs, opts.timings.dailyRetryMs);
-      else budget.pauseUntil(now() + error.retryAfterMs);
-      await store.releaseContacts(keys, owner);
-      return;
+      if (dailyPauseMs !== undefined) pause.pauseUntil(now() + dailyPauseMs);
+    } else if (failure.kind === "auth") {
+      degradation.degrade(
+        `contacts not linked: HubSpot refused (${refusal(failure)}); the token needs crm.objects.contacts.read/write`,
+        { status: failure.status, category: failure.category },
+        "contacts not linked: HubSpot refused the token",
+      );
+      pause.pauseUntil(now() + authPauseMs(failure.status, opts.timings));
     }
-    if (error instanceof HubSpotAuthError) {
-      const reason = `contacts not linked: HubSpot refused (${error.status}${error.category ? ` ${error.category}` : ""}); the token needs crm.objects.contacts.read/write`;
-      if (degradedReason !== reason) log.warn({ status: error.status, category: error.category }, reason);
-      degradedReason = reason;
-      pausedUntilMs = now() + Math.max(opts.timings.authRetryMs, error.status === 403 ? SCOPE_RETRY_MS : 0);
-      await store.releaseContacts(keys, owner);
-      return;
+    const settled = settleFailedCall(groups, failure);
+    if (settled.release.length > 0)
+      await store.releaseContacts(
+        claims.map((c) => c.cartKey),
+        owner,
+      );
+    if (settled.reject.length > 0 && failure.kind === "rejected") {
+      await store.markContactsRejected(
+        claims.map((c) => ({
+          cartKey: c.cartKey,
+          version: c.version,
+          reason: failure.message,
+          category: failure.category,
+        })),
+        owner,
+        now(),
+      );
+      observer.deadLettered?.(claims.length);
+      log.warn(
+        { category: failure.category, carts: claims.length },
+        "contact rejected by HubSpot; dead-lettered",
+      );
     }
-    if (error instanceof HubSpotRejectedError) {
-      if (groups.length === 1) {
-        await store.markContactsRejected(
-          claims.map((c) => ({
-            cartKey: c.cartKey,
-            version: c.version,
-            reason: error.message,
-            category: error.category,
-          })),
-          owner,
-          now(),
-        );
-        observer.deadLettered?.(claims.length);
-        log.warn(
-          { category: error.category, carts: claims.length },
-          "contact rejected by HubSpot; dead-lettered",
-        );
-        return;
-      }
-      const half = Math.ceil(groups.length / 2);
-      for (const part of [groups.slice(0, half), groups.slice(half)]) {
-        await takeSlot();
-        await send(part);
-      }
-      return;
+    for (const part of settled.split) {
+      await takeSlot();
+      await send(part);
     }
-    const minDelay = error instanceof HubSpotUnavailableError ? error.minDelayMs : 0;
-    const message = error instanceof Error ? error.message : String(error);
-    log.warn({ err: message, contacts: groups.length }, "contacts failed; will retry");
-    await retryLater(claims, message, minDelay);
+    if (settled.retry.length > 0 && "minDelayMs" in failure) {
+      log.warn({ err: failure.message, contacts: groups.length }, "contacts failed; will retry");
+      await retryLater(claims, failure.message, failure.minDelayMs);
+    }
   }
 
   async function retryLater(
@@ -259,30 +231,28 @@ export function createContactSender(opts: ContactSenderOptions): ContactSender {
     await store.markContactsFailed(
       claims.map((c) => c.cartKey),
       owner,
-      {
-        nextAttemptAtMs:
-          now() + backoffDelayMs(attempts, { minMs: minDelayMs, baseMs: opts.timings.backoffBaseMs }),
-        error: reason.slice(0, 500),
-      },
+      retrySchedule(attempts, reason, { minDelayMs, baseMs: opts.timings.backoffBaseMs, nowMs: now() }),
     );
   }
 
   return {
-    start() {
-      if (running) return;
-      running = true;
-      loopDone = loop();
-    },
+    start: () => lane.start(step),
     wake() {
-      if (now() >= pausedUntilMs) interrupt();
+      if (now() >= pause.untilMs) lane.interrupt();
     },
-    degraded: () => degradedReason,
-    async stop() {
-      running = false;
-      interrupt();
-      await Promise.race([loopDone, new Promise((r) => setTimeout(r, 5000).unref())]);
-    },
+    degraded: () => degradation.reason,
+    stop: () => lane.stopWithin(5000),
   };
+}
+
+/** One upsert input per buyer: the e-mail is the id property. */
+function toInput(group: readonly ClaimedContact[]): UpsertInput {
+  const c = (group[0] as ClaimedContact).contact;
+  const properties: Record<string, string> = { email: c.email };
+  if (c.firstname !== undefined) properties["firstname"] = c.firstname;
+  if (c.lastname !== undefined) properties["lastname"] = c.lastname;
+  if (c.phone !== undefined) properties["phone"] = c.phone;
+  return { id: c.email, idProperty: "email", objectWriteTraceId: randomUUID(), properties };
 }
 
 /** One group per e-mail: carts of the same buyer share one contact input. */

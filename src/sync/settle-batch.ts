@@ -1,6 +1,6 @@
 import type { BatchOutcome, InputError, UpsertInput } from "../hubspot/types.ts";
 import type { ClaimedCart, RejectedCart, SentCart } from "../store/store.ts";
-import type { Failure, PassingFailure } from "./classify-failure.ts";
+import type { Failure } from "./classify-failure.ts";
 
 /**
  * What happens to each claimed cart of one upsert, given HubSpot's answer or the failure of the call. Pure:
@@ -82,32 +82,50 @@ function settleAnswer(
 }
 
 function settleFailure(entries: readonly CartEntry[], failure: Failure): CartSettlement {
-  const nothing = { sent: NONE, rejected: NONE, retry: undefined, release: NONE, split: NONE };
+  const { release, reject, split, retry } = settleFailedCall(entries, failure);
+  const rejected =
+    failure.kind === "rejected"
+      ? reject.map(({ claim }) => ({
+          key: claim.key,
+          version: claim.version,
+          reason: failure.message,
+          category: failure.category,
+        }))
+      : NONE;
+  const later =
+    retry.length > 0 && (failure.kind === "refused" || failure.kind === "unavailable")
+      ? { entries: retry, reason: failure.message, minDelayMs: failure.minDelayMs }
+      : undefined;
+  return { sent: NONE, rejected, retry: later, release, split };
+}
+
+/** What a failed call means for the units of a batch (carts, contact groups), whatever the lane. */
+export interface FailedCallSettlement<E> {
+  /** Given back untouched: nothing was written (`rate_limited`, `auth`, `setup`). */
+  readonly release: readonly E[];
+  /** The one unit a rejection is about: a dead letter. */
+  readonly reject: readonly E[];
+  /** The halves of a rejected batch of several units, each to be sent again. */
+  readonly split: readonly (readonly E[])[];
+  /** Tried again later with backoff (`refused`, `unavailable`). */
+  readonly retry: readonly E[];
+}
+
+export function settleFailedCall<E>(units: readonly E[], failure: Failure): FailedCallSettlement<E> {
   switch (failure.kind) {
     case "rate_limited":
     case "auth":
     case "setup":
-      return { ...nothing, release: entries };
+      return { release: units, reject: NONE, split: NONE, retry: NONE };
     case "rejected": {
-      if (entries.length === 1) {
-        const { claim } = entries[0] as CartEntry;
-        const reason = failure.message;
-        return {
-          ...nothing,
-          rejected: [{ key: claim.key, version: claim.version, reason, category: failure.category }],
-        };
-      }
-      const half = Math.ceil(entries.length / 2);
-      return { ...nothing, split: [entries.slice(0, half), entries.slice(half)] };
+      if (units.length === 1) return { release: NONE, reject: units, split: NONE, retry: NONE };
+      const half = Math.ceil(units.length / 2);
+      return { release: NONE, reject: NONE, split: [units.slice(0, half), units.slice(half)], retry: NONE };
     }
     case "refused":
     case "unavailable":
-      return { ...nothing, retry: retryAll(entries, failure) };
+      return { release: NONE, reject: NONE, split: NONE, retry: units };
   }
-}
-
-function retryAll(entries: readonly CartEntry[], failure: PassingFailure): RetryLater {
-  return { entries, reason: failure.message, minDelayMs: failure.minDelayMs };
 }
 
 /**
