@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { HubSpotClient } from "../hubspot/client.ts";
-import type { Store } from "../store/store.ts";
-import { createCartBatches, SETUP_RETRY_MS } from "./cart-batch.ts";
-import { createLostClaims, renewWhileSending } from "./claim-renewal.ts";
-import { createLaneLoop } from "./lane-loop.ts";
-import { createCartHealth, createLanePause } from "./lane-pause.ts";
+import type { ClaimedCart, Store } from "../store/store.ts";
+import { createCartBatches, SETUP_RETRY_MS, type CartBatches } from "./cart-batch.ts";
+import { createLostClaims, renewWhileSending, type LostClaims } from "./claim-renewal.ts";
+import { createLaneLoop, type LaneLoop } from "./lane-loop.ts";
+import { createCartHealth, createLanePause, type LanePause } from "./lane-pause.ts";
 import {
   DEFAULT_TIMINGS,
   type LogSink,
@@ -68,117 +68,157 @@ export interface FlusherOptions {
 }
 
 export function createFlusher(opts: FlusherOptions): Flusher {
-  const maxBatch = opts.maxBatchSize ?? 100;
-  const maxInFlight = opts.maxInFlight ?? 4;
-  const leaseMs = opts.leaseMs ?? 30_000;
+  const observer = opts.observer ?? {};
   const owner = opts.owner ?? randomUUID();
   const now = opts.now ?? Date.now;
-  const { store, budget, log } = opts;
-  const observer = opts.observer ?? {};
   const timings: PauseTimings = { ...DEFAULT_TIMINGS, ...opts.timings };
-
-  let draining = false;
-  const inFlight = new Set<Promise<void>>();
   const pause = createLanePause();
-  const health = createCartHealth(log, pause, now);
-  const lost = createLostClaims(log);
-  const batches = createCartBatches({
-    ...opts,
-    observer,
+  const health = createCartHealth(opts.log, pause, now);
+  const lost = createLostClaims(opts.log);
+  const s: Scheduler = {
+    opts,
+    maxBatch: opts.maxBatchSize ?? 100,
+    maxInFlight: opts.maxInFlight ?? 4,
+    leaseMs: opts.leaseMs ?? 30_000,
     owner,
     now,
-    timings,
-    lost,
-    health,
     pause,
-    onSetupProblem: opts.onSetupProblem,
-  });
-  // `wake()` cuts a sleep short once enough changes arrived; `interrupt()` always.
-  const lane = createLaneLoop((error) => log.error({ err: error }, "flush step failed"));
-  const { sleep, interrupt } = lane;
-  let hints = 0;
-  let hintThreshold = 1;
-
-  /** One turn of the loop: wait (paused, blocked, full, nothing due) or claim a batch and send it. */
-  async function step(): Promise<void> {
-    const t = now();
-    // Draining while nothing can be sent (paused, or the portal unusable): what is pending stays stored.
-    const blocked = t < pause.untilMs || opts.portal()?.idPropertyStatus !== "ok";
-    if (draining && blocked && inFlight.size === 0) return lane.end();
-    if (t < pause.untilMs) return waitFor(pause.untilMs - t);
-    const portal = opts.portal();
-    // Readiness reports the property problem; the portal watcher re-reads it until it is fixed.
-    if (portal === undefined || portal.idPropertyStatus !== "ok") return waitFor(SETUP_RETRY_MS);
-    if (inFlight.size >= maxInFlight) return waitFor(60_000); // a finishing batch interrupts
-    // Wakes that arrive while the summary is read may describe changes it did not see: they count
-    // against the threshold set below instead of being dropped (else a new cart could wait 30 s).
-    hints = 0;
-    const summary = await store.pendingSummary(t, maxBatch);
-    const dueAt =
-      summary.oldestDueSinceMs === undefined
-        ? Number.POSITIVE_INFINITY
-        : draining
-          ? t
-          : summary.oldestDueSinceMs + opts.flushIntervalMs;
-    if (summary.dueCount === 0 || (summary.dueCount < maxBatch && t < dueAt)) {
-      if (draining && summary.dueCount === 0 && inFlight.size === 0) return lane.end();
-      const until = Math.min(dueAt, summary.nextRetryAtMs ?? Number.POSITIVE_INFINITY, t + 30_000);
-      // With nothing due, the first change must wake us to start its interval; otherwise wake early
-      // only when a full batch has accumulated.
-      hintThreshold = draining || summary.dueCount === 0 ? 1 : Math.max(1, maxBatch - summary.dueCount);
-      if (hints >= hintThreshold) return;
-      await sleep(until - t);
-      return;
-    }
-    const wait = await budget.take(t);
-    if (wait > 0) {
-      observer.rateLimitWait?.(wait);
-      return waitFor(wait);
-    }
-    const claims = await store.claimDue({ limit: maxBatch, nowMs: t, leaseMs, owner });
-    if (claims.length === 0) return;
-    const stopRenewing = renewWhileSending(claims, { store, owner, leaseMs, now, log, lost });
-    const batch = batches
-      .send(claims)
-      .catch((error: unknown) => log.error({ err: error }, "batch failed unexpectedly"))
-      .finally(() => {
-        stopRenewing();
-        inFlight.delete(batch);
-        interrupt();
-      });
-    inFlight.add(batch);
-  }
-
-  /** Sleeps `ms` that only an interrupt (not a wake hint) cuts short. */
-  async function waitFor(ms: number): Promise<void> {
-    hintThreshold = Number.POSITIVE_INFINITY;
-    await sleep(ms);
-  }
-
+    lost,
+    batches: createCartBatches({
+      ...opts,
+      observer,
+      owner,
+      now,
+      timings,
+      lost,
+      health,
+      pause,
+      onSetupProblem: opts.onSetupProblem,
+    }),
+    // `wake()` cuts a sleep short once enough changes arrived; `interrupt()` always.
+    lane: createLaneLoop((error) => opts.log.error({ err: error }, "flush step failed")),
+    inFlight: new Set(),
+    draining: false,
+    hints: 0,
+    hintThreshold: 1,
+  };
   return {
-    start: () => lane.start(step),
+    start: () => s.lane.start(() => step(s)),
     wake() {
-      hints++;
-      if (hints >= hintThreshold) interrupt();
+      s.hints++;
+      if (s.hints >= s.hintThreshold) s.lane.interrupt();
     },
     health: () => health.current,
     resume() {
       pause.clear();
-      interrupt();
+      s.lane.interrupt();
     },
-    async stop({ deadlineMs = 10_000 } = {}) {
-      draining = true;
-      interrupt();
-      const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), deadlineMs).unref());
-      const finished = await Promise.race([lane.done().then(() => "done" as const), deadline]);
-      lane.end();
-      interrupt();
-      if (finished === "timeout")
-        log.warn({ inFlight: inFlight.size }, "shutdown deadline reached; the rest stays pending");
-      await Promise.race([
-        Promise.allSettled([...inFlight]),
-        new Promise((r) => setTimeout(r, 2000).unref()),
-      ]);
-    },
+    stop: ({ deadlineMs = 10_000 } = {}) => drain(s, deadlineMs),
   };
+}
+
+/** The flusher's state between steps: its settings, its parts, and the batches in flight. */
+interface Scheduler {
+  readonly opts: FlusherOptions;
+  readonly maxBatch: number;
+  readonly maxInFlight: number;
+  readonly leaseMs: number;
+  readonly owner: string;
+  readonly now: () => number;
+  readonly pause: LanePause;
+  readonly lost: LostClaims;
+  readonly batches: CartBatches;
+  readonly lane: LaneLoop;
+  readonly inFlight: Set<Promise<void>>;
+  draining: boolean;
+  /** Wakes since the last pending summary, and how many cut the current sleep short. */
+  hints: number;
+  hintThreshold: number;
+}
+
+/** One turn of the loop: wait (paused, blocked, full, nothing due) or claim a batch and send it. */
+async function step(s: Scheduler): Promise<void> {
+  const { opts, lane, inFlight } = s;
+  const t = s.now();
+  // Draining while nothing can be sent (paused, or the portal unusable): what is pending stays stored.
+  const blocked = t < s.pause.untilMs || opts.portal()?.idPropertyStatus !== "ok";
+  if (s.draining && blocked && inFlight.size === 0) return lane.end();
+  if (t < s.pause.untilMs) return waitFor(s, s.pause.untilMs - t);
+  const portal = opts.portal();
+  // Readiness reports the property problem; the portal watcher re-reads it until it is fixed.
+  if (portal === undefined || portal.idPropertyStatus !== "ok") return waitFor(s, SETUP_RETRY_MS);
+  if (inFlight.size >= s.maxInFlight) return waitFor(s, 60_000); // a finishing batch interrupts
+  // Wakes that arrive while the summary is read may describe changes it did not see: they count
+  // against the threshold set below instead of being dropped (else a new cart could wait 30 s).
+  s.hints = 0;
+  const summary = await opts.store.pendingSummary(t, s.maxBatch);
+  const dueAt =
+    summary.oldestDueSinceMs === undefined
+      ? Number.POSITIVE_INFINITY
+      : s.draining
+        ? t
+        : summary.oldestDueSinceMs + opts.flushIntervalMs;
+  if (summary.dueCount === 0 || (summary.dueCount < s.maxBatch && t < dueAt)) {
+    if (s.draining && summary.dueCount === 0 && inFlight.size === 0) return lane.end();
+    const until = Math.min(dueAt, summary.nextRetryAtMs ?? Number.POSITIVE_INFINITY, t + 30_000);
+    // With nothing due, the first change must wake us to start its interval; otherwise wake early
+    // only when a full batch has accumulated.
+    s.hintThreshold = s.draining || summary.dueCount === 0 ? 1 : Math.max(1, s.maxBatch - summary.dueCount);
+    if (s.hints >= s.hintThreshold) return;
+    await lane.sleep(until - t);
+    return;
+  }
+  const wait = await opts.budget.take(t);
+  if (wait > 0) {
+    opts.observer?.rateLimitWait?.(wait);
+    return waitFor(s, wait);
+  }
+  const claims = await opts.store.claimDue({
+    limit: s.maxBatch,
+    nowMs: t,
+    leaseMs: s.leaseMs,
+    owner: s.owner,
+  });
+  if (claims.length > 0) sendInBackground(s, claims);
+}
+
+/** Sleeps `ms` that only an interrupt (not a wake hint) cuts short. */
+async function waitFor(s: Scheduler, ms: number): Promise<void> {
+  s.hintThreshold = Number.POSITIVE_INFINITY;
+  await s.lane.sleep(ms);
+}
+
+/** Sends a claimed batch while the loop goes on, renewing its claims until it is settled. */
+function sendInBackground(s: Scheduler, claims: readonly ClaimedCart[]): void {
+  const { opts, owner, leaseMs, now, lost } = s;
+  const stopRenewing = renewWhileSending(claims, {
+    store: opts.store,
+    owner,
+    leaseMs,
+    now,
+    log: opts.log,
+    lost,
+  });
+  const batch = s.batches
+    .send(claims)
+    .catch((error: unknown) => opts.log.error({ err: error }, "batch failed unexpectedly"))
+    .finally(() => {
+      stopRenewing();
+      s.inFlight.delete(batch);
+      s.lane.interrupt();
+    });
+  s.inFlight.add(batch);
+}
+
+/** Shutdown: sends what is due within `deadlineMs`, then waits briefly for the batches in flight. */
+async function drain(s: Scheduler, deadlineMs: number): Promise<void> {
+  s.draining = true;
+  s.lane.interrupt();
+  const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), deadlineMs).unref());
+  const finished = await Promise.race([s.lane.done().then(() => "done" as const), deadline]);
+  s.lane.end();
+  s.lane.interrupt();
+  if (finished === "timeout")
+    s.opts.log.warn({ inFlight: s.inFlight.size }, "shutdown deadline reached; the rest stays pending");
+  await Promise.race([Promise.allSettled([...s.inFlight]), new Promise((r) => setTimeout(r, 2000).unref())]);
 }

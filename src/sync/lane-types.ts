@@ -1,5 +1,7 @@
-import type { ClaimedCart, SentCart } from "../store/store.ts";
+import type { HubSpotClient } from "../hubspot/client.ts";
+import type { ClaimedCart, SentCart, Store } from "../store/store.ts";
 import type { DroppedValue } from "./portal-properties.ts";
+import type { RateBudget } from "./rate-budget.ts";
 
 /**
  * The types every sender lane (carts, contacts, line items) and the modules around them share: where they
@@ -42,3 +44,40 @@ export const DEFAULT_TIMINGS: PauseTimings = {
   dailyRetryMs: 60_000,
   backoffBaseMs: 1000,
 };
+
+/** What every sender lane is handed: where it reads and writes, whom it tells, and its clock. */
+export interface LaneContext {
+  readonly store: Store;
+  readonly client: HubSpotClient;
+  readonly budget: RateBudget;
+  readonly log: LogSink;
+  readonly observer: SenderObserver;
+  /** This process's claim owner id. */
+  readonly owner: string;
+  readonly now: () => number;
+  readonly timings: PauseTimings;
+}
+
+/** A lane that degrades alone when HubSpot refuses it (contacts, line items): carts keep flowing. */
+export interface DegradableLane {
+  start(): void;
+  wake(): void;
+  /** Why the lane is not working, or undefined. */
+  degraded(): string | undefined;
+  stop(): Promise<void>;
+}
+
+/** The options the degradable lanes share (service.ts passes the same values to both). */
+export interface DegradableLaneOptions {
+  readonly store: Store;
+  readonly client: HubSpotClient;
+  readonly budget: RateBudget;
+  readonly log: LogSink;
+  readonly observer?: SenderObserver;
+  readonly intervalMs: number;
+  readonly timings: PauseTimings;
+  readonly owner?: string;
+  readonly leaseMs?: number;
+  readonly maxBatchSize?: number;
+  readonly now?: () => number;
+}
