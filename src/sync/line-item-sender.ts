@@ -1,16 +1,27 @@
 import { randomUUID } from "node:crypto";
-import type { HubSpotClient } from "../hubspot/client.ts";
 import type { ClaimedLineSet, RejectedLine } from "../store/line-items.ts";
-import type { Store } from "../store/store.ts";
 import { retrySchedule } from "./backoff.ts";
 import { classifyFailure, type Failure } from "./classify-failure.ts";
-import { createLaneLoop } from "./lane-loop.ts";
-import { authPauseMs, createDegradation, createLanePause, pauseForRateLimit, refusal } from "./lane-pause.ts";
-import type { LogSink, PauseTimings, SenderObserver } from "./lane-types.ts";
-import { createLineItemRequests } from "./line-item-requests.ts";
+import { createLaneLoop, type LaneLoop } from "./lane-loop.ts";
+import {
+  authPauseMs,
+  createDegradation,
+  createLanePause,
+  pauseForRateLimit,
+  refusal,
+  type Degradation,
+  type LanePause,
+} from "./lane-pause.ts";
+import type { DegradableLane, DegradableLaneOptions } from "./lane-types.ts";
+import {
+  archiveLeftovers,
+  associateLines,
+  toLineEntry,
+  upsertLines,
+  type LineRequestLane,
+} from "./line-item-requests.ts";
 import { secondsSince as seconds } from "./pacing.ts";
-import type { PortalProperties } from "./portal-properties.ts";
-import type { RateBudget } from "./rate-budget.ts";
+import { createValueFilter, type PortalProperties } from "./portal-properties.ts";
 
 /** Kept for the test that imports it from here; it lives in line-item-requests.ts. */
 export { unassociatedWhereRefused } from "./line-item-requests.ts";
@@ -32,136 +43,143 @@ export { unassociatedWhereRefused } from "./line-item-requests.ts";
  * item scopes) and a missing or non-unique line item id property degrade only this lane: carts keep flowing,
  * and `/readyz` reports it.
  */
-export interface LineItemSender {
-  start(): void;
-  wake(): void;
-  /** Why line items are not being synced, or undefined. */
-  degraded(): string | undefined;
-  stop(): Promise<void>;
-}
+export type LineItemSender = DegradableLane;
 
-export interface LineItemSenderOptions {
-  readonly store: Store;
-  readonly client: HubSpotClient;
-  readonly budget: RateBudget;
-  readonly log: LogSink;
+export interface LineItemSenderOptions extends DegradableLaneOptions {
   readonly idProperty: string;
   /** The portal's line item properties; undefined until read. */
   readonly portal: () => PortalProperties | undefined;
   /** Why the portal's line item properties are unusable (missing id property …), or undefined. */
   readonly portalProblem: () => string | undefined;
-  readonly observer?: SenderObserver;
-  readonly intervalMs: number;
-  readonly timings: PauseTimings;
-  readonly owner?: string;
-  readonly leaseMs?: number;
   /** Line sets claimed per round (their lines are sent ≤ `maxBatchSize` per request). */
   readonly maxSets?: number;
-  readonly maxBatchSize?: number;
-  readonly now?: () => number;
 }
 
 export function createLineItemSender(opts: LineItemSenderOptions): LineItemSender {
-  const { store, log } = opts;
   const now = opts.now ?? Date.now;
-  const owner = opts.owner ?? randomUUID();
-  const leaseMs = opts.leaseMs ?? 120_000;
-  const maxSets = opts.maxSets ?? 100;
-  const maxBatch = opts.maxBatchSize ?? 100;
   const observer = opts.observer ?? {};
-  const pause = createLanePause();
-  const authProblem = createDegradation(log, "line item sync resumed");
-  const lane = createLaneLoop((error) => log.error({ err: error }, "line item step failed"));
-  const blamesSetup = (message: string): boolean => isSetupProblem(message, opts.idProperty);
-  const requests = createLineItemRequests({ ...opts, observer, maxBatch, now, blamesSetup });
-
-  async function step(): Promise<void> {
-    const t = now();
-    if (t < pause.untilMs) return lane.sleep(pause.untilMs - t);
-    const portal = opts.portal();
-    if (portal === undefined || opts.portalProblem() !== undefined)
-      return lane.sleep(Math.max(opts.intervalMs, 1000));
-    const sets = await store.claimLineSetsDue({ limit: maxSets, nowMs: t, leaseMs, owner });
-    if (sets.length === 0) return lane.sleep(opts.intervalMs);
-    await round(sets, portal);
-  }
-
-  /** Sends every claimed set; settles each one (sent, retried later or released). */
-  async function round(sets: readonly ClaimedLineSet[], portal: PortalProperties): Promise<void> {
-    const started = performance.now();
-    const rejected: RejectedLine[] = [];
-    try {
-      const entries = sets.flatMap((set) => set.lines.map((line) => requests.toEntry(set, line, portal)));
-      const idByKey = new Map<string, string>();
-      for (let i = 0; i < entries.length; i += maxBatch) {
-        await requests.upsert(entries.slice(i, i + maxBatch), idByKey, rejected);
-      }
-      await requests.associate(sets, idByKey);
-      const sent = await requests.archiveLeftovers(sets);
-      await store.markLineSetsSent(sent, owner);
-      if (rejected.length > 0) {
-        await store.deadLetterLines(rejected, now());
-        observer.deadLettered?.(rejected.length);
-        for (const r of rejected)
-          log.warn({ category: r.category }, "line item rejected by HubSpot; dead-lettered");
-      }
-      authProblem.recover();
-      log.info(
-        {
-          carts: sets.length,
-          lines: entries.length,
-          rejected: rejected.length,
-          ms: Math.round(seconds(started) * 1000),
-        },
-        "line items sent",
-      );
-    } catch (error) {
-      if (rejected.length > 0) await store.deadLetterLines(rejected, now());
-      await failRound(sets, classifyFailure(error, blamesSetup));
-    }
-  }
-
-  /** A round that failed: pause or degrade as the failure says; the sets are released or retried later. */
-  async function failRound(sets: readonly ClaimedLineSet[], failure: Failure): Promise<void> {
-    const keys = sets.map((s) => s.cartKey);
-    switch (failure.kind) {
-      case "rate_limited": {
-        const dailyPauseMs = pauseForRateLimit(failure, opts.budget, now, opts.timings);
-        observer.rateLimitWait?.(failure.retryAfterMs);
-        if (dailyPauseMs !== undefined) pause.pauseUntil(now() + dailyPauseMs);
-        return store.releaseLineSets(keys, owner);
-      }
-      case "auth":
-        authProblem.degrade(
-          `line items not synced: HubSpot refused (${refusal(failure)}); the token needs crm.objects.line_items.read/write`,
-          { status: failure.status, category: failure.category },
-          "line items not synced: HubSpot refused the token",
-        );
-        pause.pauseUntil(now() + authPauseMs(failure.status, opts.timings));
-        return store.releaseLineSets(keys, owner);
-      case "setup":
-        log.error({ err: failure.message }, "HubSpot rejected the line item id property");
-        pause.pauseUntil(now() + opts.timings.authRetryMs);
-        return store.releaseLineSets(keys, owner);
-      default: {
-        // A rejected archive or association, a refused request, an unavailable HubSpot: may pass.
-        const minDelayMs = "minDelayMs" in failure ? failure.minDelayMs : 0;
-        log.warn({ err: failure.message, carts: sets.length }, "line items failed; will retry");
-        const attempts = Math.max(...sets.map((s) => s.attempts));
-        const schedule = { minDelayMs, baseMs: opts.timings.backoffBaseMs, nowMs: now() };
-        await store.markLineSetsFailed(keys, owner, retrySchedule(attempts, failure.message, schedule));
-      }
-    }
-  }
-
-  return {
-    start: () => lane.start(step),
-    wake() {
-      if (now() >= pause.untilMs) lane.interrupt();
-    },
-    degraded: () => authProblem.reason ?? opts.portalProblem(),
-    stop: () => lane.stopWithin(5000),
+  const l: LineLane = {
+    ...opts,
+    observer,
+    now,
+    owner: opts.owner ?? randomUUID(),
+    leaseMs: opts.leaseMs ?? 120_000,
+    maxSets: opts.maxSets ?? 100,
+    maxBatch: opts.maxBatchSize ?? 100,
+    keptValues: createValueFilter({
+      log: opts.log,
+      onDropped: (d) => observer.droppedValue?.(d),
+      message: "line item property value left out",
+    }),
+    blamesSetup: (message) => isSetupProblem(message, opts.idProperty),
+    pause: createLanePause(),
+    authProblem: createDegradation(opts.log, "line item sync resumed"),
+    lane: createLaneLoop((error) => opts.log.error({ err: error }, "line item step failed")),
   };
+  return {
+    start: () => l.lane.start(() => step(l)),
+    wake() {
+      if (now() >= l.pause.untilMs) l.lane.interrupt();
+    },
+    degraded: () => l.authProblem.reason ?? opts.portalProblem(),
+    stop: () => l.lane.stopWithin(5000),
+  };
+}
+
+interface LineLane extends LineRequestLane {
+  readonly portal: () => PortalProperties | undefined;
+  readonly portalProblem: () => string | undefined;
+  readonly intervalMs: number;
+  readonly leaseMs: number;
+  readonly maxSets: number;
+  readonly pause: LanePause;
+  readonly authProblem: Degradation;
+  readonly lane: LaneLoop;
+}
+
+async function step(l: LineLane): Promise<void> {
+  const t = l.now();
+  if (t < l.pause.untilMs) return l.lane.sleep(l.pause.untilMs - t);
+  const portal = l.portal();
+  if (portal === undefined || l.portalProblem() !== undefined)
+    return l.lane.sleep(Math.max(l.intervalMs, 1000));
+  const sets = await l.store.claimLineSetsDue({
+    limit: l.maxSets,
+    nowMs: t,
+    leaseMs: l.leaseMs,
+    owner: l.owner,
+  });
+  if (sets.length === 0) return l.lane.sleep(l.intervalMs);
+  await round(l, sets, portal);
+}
+
+/** Sends every claimed set; settles each one (sent, retried later or released). */
+async function round(l: LineLane, sets: readonly ClaimedLineSet[], portal: PortalProperties): Promise<void> {
+  const { store, log } = l;
+  const started = performance.now();
+  const rejected: RejectedLine[] = [];
+  try {
+    const entries = sets.flatMap((set) => set.lines.map((line) => toLineEntry(l, set, line, portal)));
+    const idByKey = new Map<string, string>();
+    for (let i = 0; i < entries.length; i += l.maxBatch) {
+      await upsertLines(l, entries.slice(i, i + l.maxBatch), idByKey, rejected);
+    }
+    await associateLines(l, sets, idByKey);
+    const sent = await archiveLeftovers(l, sets);
+    await store.markLineSetsSent(sent, l.owner);
+    if (rejected.length > 0) {
+      await store.deadLetterLines(rejected, l.now());
+      l.observer.deadLettered?.(rejected.length);
+      for (const r of rejected)
+        log.warn({ category: r.category }, "line item rejected by HubSpot; dead-lettered");
+    }
+    l.authProblem.recover();
+    log.info(
+      {
+        carts: sets.length,
+        lines: entries.length,
+        rejected: rejected.length,
+        ms: Math.round(seconds(started) * 1000),
+      },
+      "line items sent",
+    );
+  } catch (error) {
+    if (rejected.length > 0) await store.deadLetterLines(rejected, l.now());
+    await failRound(l, sets, classifyFailure(error, l.blamesSetup));
+  }
+}
+
+/** A round that failed: pause or degrade as the failure says; the sets are released or retried later. */
+async function failRound(l: LineLane, sets: readonly ClaimedLineSet[], failure: Failure): Promise<void> {
+  const keys = sets.map((s) => s.cartKey);
+  switch (failure.kind) {
+    case "rate_limited": {
+      const dailyPauseMs = pauseForRateLimit(failure, l.budget, l.now, l.timings);
+      l.observer.rateLimitWait?.(failure.retryAfterMs);
+      if (dailyPauseMs !== undefined) l.pause.pauseUntil(l.now() + dailyPauseMs);
+      return l.store.releaseLineSets(keys, l.owner);
+    }
+    case "auth":
+      l.authProblem.degrade(
+        `line items not synced: HubSpot refused (${refusal(failure)}); the token needs crm.objects.line_items.read/write`,
+        { status: failure.status, category: failure.category },
+        "line items not synced: HubSpot refused the token",
+      );
+      l.pause.pauseUntil(l.now() + authPauseMs(failure.status, l.timings));
+      return l.store.releaseLineSets(keys, l.owner);
+    case "setup":
+      l.log.error({ err: failure.message }, "HubSpot rejected the line item id property");
+      l.pause.pauseUntil(l.now() + l.timings.authRetryMs);
+      return l.store.releaseLineSets(keys, l.owner);
+    default: {
+      // A rejected archive or association, a refused request, an unavailable HubSpot: may pass.
+      const minDelayMs = "minDelayMs" in failure ? failure.minDelayMs : 0;
+      l.log.warn({ err: failure.message, carts: sets.length }, "line items failed; will retry");
+      const attempts = Math.max(...sets.map((s) => s.attempts));
+      const schedule = { minDelayMs, baseMs: l.timings.backoffBaseMs, nowMs: l.now() };
+      await l.store.markLineSetsFailed(keys, l.owner, retrySchedule(attempts, failure.message, schedule));
+    }
+  }
 }
 
 /** A whole-batch 400 that blames the id property itself, not a line. */
