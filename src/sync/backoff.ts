@@ -11,16 +11,19 @@ export function backoffDelayMs(
 }
 
 /**
- * When a batch that may pass is tried again, as the store's `markFailed` takes it: the claims of one batch
- * share their fate, so the most-tried one (`attempts`) sets the pace; the reason is cut to 500 characters.
+ * When a batch that may pass is tried again, as the store's `mark…Failed` takes it: the claims of one batch
+ * share their fate, so the most-tried one sets the pace; the reason is cut to 500 characters.
  */
 export function retrySchedule(
-  attempts: number,
+  lane: { readonly timings: { readonly backoffBaseMs: number }; readonly now: () => number },
+  claims: readonly { readonly attempts: number }[],
   reason: string,
-  opts: { minDelayMs: number; baseMs: number; nowMs: number },
+  minDelayMs: number,
 ): { nextAttemptAtMs: number; error: string } {
+  const attempts = Math.max(...claims.map((c) => c.attempts));
   return {
-    nextAttemptAtMs: opts.nowMs + backoffDelayMs(attempts, { minMs: opts.minDelayMs, baseMs: opts.baseMs }),
+    nextAttemptAtMs:
+      lane.now() + backoffDelayMs(attempts, { minMs: minDelayMs, baseMs: lane.timings.backoffBaseMs }),
     error: reason.slice(0, 500),
   };
 }

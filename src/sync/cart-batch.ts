@@ -206,9 +206,9 @@ function respond(lane: CartLane, failure: Failure, carts: number): void {
 }
 
 async function retryLater(lane: CartLane, { entries, reason, minDelayMs }: RetryLater): Promise<void> {
-  const attempts = Math.max(...entries.map((e) => e.claim.attempts));
-  const schedule = { minDelayMs, baseMs: lane.timings.backoffBaseMs, nowMs: lane.now() };
-  await lane.store.markFailed(keysOf(entries), lane.owner, retrySchedule(attempts, reason, schedule));
+  // Carts in one batch share their fate; the most-tried one sets the pace.
+  const claims = entries.map((e) => e.claim);
+  await lane.store.markFailed(keysOf(entries), lane.owner, retrySchedule(lane, claims, reason, minDelayMs));
 }
 
 async function deadLetter(lane: CartLane, rejected: readonly RejectedCart[]): Promise<void> {

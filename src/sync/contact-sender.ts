@@ -9,18 +9,10 @@ import {
 } from "./association-outcome.ts";
 import { retrySchedule } from "./backoff.ts";
 import { classifyFailure, type Failure } from "./classify-failure.ts";
-import { createLaneLoop, type LaneLoop } from "./lane-loop.ts";
-import {
-  authPauseMs,
-  createDegradation,
-  createLanePause,
-  pauseForRateLimit,
-  refusal,
-  type Degradation,
-  type LanePause,
-} from "./lane-pause.ts";
+import { claimArgs, degradableLaneHandle, degradableLaneState, pauseOnRefusal } from "./degradable-lane.ts";
+import type { DegradableLaneState, LaneNames } from "./degradable-lane.ts";
 import { recordAnswer, takeLaneSlot } from "./lane-requests.ts";
-import type { DegradableLane, DegradableLaneOptions, LaneContext } from "./lane-types.ts";
+import type { DegradableLane, DegradableLaneOptions } from "./lane-types.ts";
 import { secondsSince as seconds } from "./pacing.ts";
 import { settleFailedCall } from "./settle-batch.ts";
 
@@ -39,50 +31,31 @@ export type ContactSender = DegradableLane;
 
 export type ContactSenderOptions = DegradableLaneOptions;
 
+const NAMES: LaneNames = {
+  stepFailed: "contact step failed",
+  resumed: "contact sync resumed",
+  stopped: "contacts not linked",
+  scopes: "crm.objects.contacts.read/write",
+};
+
 export function createContactSender(opts: ContactSenderOptions): ContactSender {
-  const now = opts.now ?? Date.now;
-  const c: ContactLane = {
-    ...opts,
-    observer: opts.observer ?? {},
-    now,
-    owner: opts.owner ?? randomUUID(),
-    leaseMs: opts.leaseMs ?? 120_000,
-    maxBatch: opts.maxBatchSize ?? 100,
-    pause: createLanePause(),
-    degradation: createDegradation(opts.log, "contact sync resumed"),
-    lane: createLaneLoop((error) => opts.log.error({ err: error }, "contact step failed")),
-  };
-  return {
-    start: () => c.lane.start(() => step(c)),
-    wake() {
-      if (now() >= c.pause.untilMs) c.lane.interrupt();
-    },
-    degraded: () => c.degradation.reason,
-    stop: () => c.lane.stopWithin(5000),
-  };
+  const c = degradableLaneState(opts, NAMES);
+  return degradableLaneHandle(
+    c,
+    () => step(c),
+    () => c.degradation.reason,
+  );
 }
 
-interface ContactLane extends LaneContext {
-  readonly intervalMs: number;
-  readonly leaseMs: number;
-  readonly maxBatch: number;
-  readonly pause: LanePause;
-  readonly degradation: Degradation;
-  readonly lane: LaneLoop;
-}
+type ContactLane = DegradableLaneState;
 
 type LinkOf = AssociationLink & { claim: ClaimedContact };
 
 async function step(c: ContactLane): Promise<void> {
   const t = c.now();
-  if (t < c.pause.untilMs) return c.lane.sleep(c.pause.untilMs - t);
-  const claims = await c.store.claimContactsDue({
-    limit: c.maxBatch,
-    nowMs: t,
-    leaseMs: c.leaseMs,
-    owner: c.owner,
-  });
-  if (claims.length === 0) return c.lane.sleep(c.intervalMs);
+  if (t < c.pause.untilMs) return c.loop.sleep(c.pause.untilMs - t);
+  const claims = await c.store.claimContactsDue(claimArgs(c, t));
+  if (claims.length === 0) return c.loop.sleep(c.intervalMs);
   await takeLaneSlot(c);
   await send(c, groupByEmail(claims));
 }
@@ -212,20 +185,10 @@ async function handleFailure(
   }
 }
 
-/** What a 429 or a refused token does to the lane itself: a pause, and for a token a degraded reason. */
+/** What a failure does to the lane itself: a 429 is counted and pauses, a refused token degrades. */
 function respond(c: ContactLane, failure: Failure, claims: number): void {
-  if (failure.kind === "rate_limited") {
-    const dailyPauseMs = pauseForRateLimit(failure, c.budget, c.now, c.timings);
-    c.observer.request?.("contacts_upsert", "429", 0, claims);
-    if (dailyPauseMs !== undefined) c.pause.pauseUntil(c.now() + dailyPauseMs);
-  } else if (failure.kind === "auth") {
-    c.degradation.degrade(
-      `contacts not linked: HubSpot refused (${refusal(failure)}); the token needs crm.objects.contacts.read/write`,
-      { status: failure.status, category: failure.category },
-      "contacts not linked: HubSpot refused the token",
-    );
-    c.pause.pauseUntil(c.now() + authPauseMs(failure.status, c.timings));
-  }
+  if (failure.kind === "rate_limited") c.observer.request?.("contacts_upsert", "429", 0, claims);
+  pauseOnRefusal(c, failure, NAMES);
 }
 
 async function retryLater(
@@ -234,12 +197,10 @@ async function retryLater(
   reason: string,
   minDelayMs: number,
 ): Promise<void> {
-  const attempts = Math.max(...claims.map((claim) => claim.attempts));
-  const schedule = { minDelayMs, baseMs: c.timings.backoffBaseMs, nowMs: c.now() };
   await c.store.markContactsFailed(
     claims.map((claim) => claim.cartKey),
     c.owner,
-    retrySchedule(attempts, reason, schedule),
+    retrySchedule(c, claims, reason, minDelayMs),
   );
 }
 

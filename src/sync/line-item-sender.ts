@@ -1,17 +1,8 @@
-import { randomUUID } from "node:crypto";
 import type { ClaimedLineSet, RejectedLine } from "../store/line-items.ts";
 import { retrySchedule } from "./backoff.ts";
 import { classifyFailure, type Failure } from "./classify-failure.ts";
-import { createLaneLoop, type LaneLoop } from "./lane-loop.ts";
-import {
-  authPauseMs,
-  createDegradation,
-  createLanePause,
-  pauseForRateLimit,
-  refusal,
-  type Degradation,
-  type LanePause,
-} from "./lane-pause.ts";
+import { claimArgs, degradableLaneHandle, degradableLaneState, pauseOnRefusal } from "./degradable-lane.ts";
+import type { DegradableLaneState, LaneNames } from "./degradable-lane.ts";
 import type { DegradableLane, DegradableLaneOptions } from "./lane-types.ts";
 import {
   archiveLeftovers,
@@ -55,61 +46,49 @@ export interface LineItemSenderOptions extends DegradableLaneOptions {
   readonly maxSets?: number;
 }
 
+const NAMES: LaneNames = {
+  stepFailed: "line item step failed",
+  resumed: "line item sync resumed",
+  stopped: "line items not synced",
+  scopes: "crm.objects.line_items.read/write",
+};
+
 export function createLineItemSender(opts: LineItemSenderOptions): LineItemSender {
-  const now = opts.now ?? Date.now;
-  const observer = opts.observer ?? {};
+  const state = degradableLaneState(opts, NAMES);
   const l: LineLane = {
-    ...opts,
-    observer,
-    now,
-    owner: opts.owner ?? randomUUID(),
-    leaseMs: opts.leaseMs ?? 120_000,
+    ...state,
+    portal: opts.portal,
+    portalProblem: opts.portalProblem,
+    idProperty: opts.idProperty,
     maxSets: opts.maxSets ?? 100,
-    maxBatch: opts.maxBatchSize ?? 100,
     keptValues: createValueFilter({
       log: opts.log,
-      onDropped: (d) => observer.droppedValue?.(d),
+      onDropped: (d) => state.observer.droppedValue?.(d),
       message: "line item property value left out",
     }),
     blamesSetup: (message) => isSetupProblem(message, opts.idProperty),
-    pause: createLanePause(),
-    authProblem: createDegradation(opts.log, "line item sync resumed"),
-    lane: createLaneLoop((error) => opts.log.error({ err: error }, "line item step failed")),
   };
-  return {
-    start: () => l.lane.start(() => step(l)),
-    wake() {
-      if (now() >= l.pause.untilMs) l.lane.interrupt();
-    },
-    degraded: () => l.authProblem.reason ?? opts.portalProblem(),
-    stop: () => l.lane.stopWithin(5000),
-  };
+  return degradableLaneHandle(
+    l,
+    () => step(l),
+    () => l.degradation.reason ?? opts.portalProblem(),
+  );
 }
 
-interface LineLane extends LineRequestLane {
+interface LineLane extends LineRequestLane, DegradableLaneState {
   readonly portal: () => PortalProperties | undefined;
   readonly portalProblem: () => string | undefined;
-  readonly intervalMs: number;
-  readonly leaseMs: number;
   readonly maxSets: number;
-  readonly pause: LanePause;
-  readonly authProblem: Degradation;
-  readonly lane: LaneLoop;
 }
 
 async function step(l: LineLane): Promise<void> {
   const t = l.now();
-  if (t < l.pause.untilMs) return l.lane.sleep(l.pause.untilMs - t);
+  if (t < l.pause.untilMs) return l.loop.sleep(l.pause.untilMs - t);
   const portal = l.portal();
   if (portal === undefined || l.portalProblem() !== undefined)
-    return l.lane.sleep(Math.max(l.intervalMs, 1000));
-  const sets = await l.store.claimLineSetsDue({
-    limit: l.maxSets,
-    nowMs: t,
-    leaseMs: l.leaseMs,
-    owner: l.owner,
-  });
-  if (sets.length === 0) return l.lane.sleep(l.intervalMs);
+    return l.loop.sleep(Math.max(l.intervalMs, 1000));
+  const sets = await l.store.claimLineSetsDue(claimArgs(l, t, l.maxSets));
+  if (sets.length === 0) return l.loop.sleep(l.intervalMs);
   await round(l, sets, portal);
 }
 
@@ -133,7 +112,7 @@ async function round(l: LineLane, sets: readonly ClaimedLineSet[], portal: Porta
       for (const r of rejected)
         log.warn({ category: r.category }, "line item rejected by HubSpot; dead-lettered");
     }
-    l.authProblem.recover();
+    l.degradation.recover();
     log.info(
       {
         carts: sets.length,
@@ -153,19 +132,10 @@ async function round(l: LineLane, sets: readonly ClaimedLineSet[], portal: Porta
 async function failRound(l: LineLane, sets: readonly ClaimedLineSet[], failure: Failure): Promise<void> {
   const keys = sets.map((s) => s.cartKey);
   switch (failure.kind) {
-    case "rate_limited": {
-      const dailyPauseMs = pauseForRateLimit(failure, l.budget, l.now, l.timings);
-      l.observer.rateLimitWait?.(failure.retryAfterMs);
-      if (dailyPauseMs !== undefined) l.pause.pauseUntil(l.now() + dailyPauseMs);
-      return l.store.releaseLineSets(keys, l.owner);
-    }
+    case "rate_limited":
     case "auth":
-      l.authProblem.degrade(
-        `line items not synced: HubSpot refused (${refusal(failure)}); the token needs crm.objects.line_items.read/write`,
-        { status: failure.status, category: failure.category },
-        "line items not synced: HubSpot refused the token",
-      );
-      l.pause.pauseUntil(l.now() + authPauseMs(failure.status, l.timings));
+      pauseOnRefusal(l, failure, NAMES);
+      if (failure.kind === "rate_limited") l.observer.rateLimitWait?.(failure.retryAfterMs);
       return l.store.releaseLineSets(keys, l.owner);
     case "setup":
       l.log.error({ err: failure.message }, "HubSpot rejected the line item id property");
@@ -175,9 +145,7 @@ async function failRound(l: LineLane, sets: readonly ClaimedLineSet[], failure: 
       // A rejected archive or association, a refused request, an unavailable HubSpot: may pass.
       const minDelayMs = "minDelayMs" in failure ? failure.minDelayMs : 0;
       l.log.warn({ err: failure.message, carts: sets.length }, "line items failed; will retry");
-      const attempts = Math.max(...sets.map((s) => s.attempts));
-      const schedule = { minDelayMs, baseMs: l.timings.backoffBaseMs, nowMs: l.now() };
-      await l.store.markLineSetsFailed(keys, l.owner, retrySchedule(attempts, failure.message, schedule));
+      await l.store.markLineSetsFailed(keys, l.owner, retrySchedule(l, sets, failure.message, minDelayMs));
     }
   }
 }
