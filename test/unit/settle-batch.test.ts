@@ -10,7 +10,13 @@ import {
 import type { InputError, UpsertResult } from "../../src/hubspot/types.ts";
 import type { ClaimedCart } from "../../src/store/store.ts";
 import { classifyFailure, failureStatus, type Failure } from "../../src/sync/classify-failure.ts";
-import { settleBatch, UNANSWERED_REASON, type CartEntry } from "../../src/sync/settle-batch.ts";
+import {
+  matchAnswer,
+  settleBatch,
+  settleFailedCall,
+  UNANSWERED_REASON,
+  type CartEntry,
+} from "../../src/sync/settle-batch.ts";
 
 const entry = (key: string, version = 1): CartEntry => ({
   claim: { key, version, attempts: 0 } as unknown as ClaimedCart,
@@ -200,5 +206,55 @@ describe("settleBatch: the call failed", () => {
       message: "no path",
     });
     assert.deepEqual(refused.retry, { entries, reason: "no path", minDelayMs: 0 });
+  });
+});
+
+describe("settleFailedCall (any lane's units: contact groups, line entries)", () => {
+  const units = ["g1", "g2", "g3", "g4"];
+
+  it("a rejection splits four units into two and two; one unit alone is rejected", () => {
+    const rejected = { kind: "rejected", status: 400, category: undefined, message: "bad" } as const;
+    assert.deepEqual(settleFailedCall(units, rejected), {
+      release: [],
+      reject: [],
+      split: [
+        ["g1", "g2"],
+        ["g3", "g4"],
+      ],
+      retry: [],
+    });
+    assert.deepEqual(settleFailedCall(["g1"], rejected), {
+      release: [],
+      reject: ["g1"],
+      split: [],
+      retry: [],
+    });
+  });
+
+  it("a 429 releases every unit; a reset retries every unit", () => {
+    const limited = classifyFailure(new HubSpotRateLimitError("x", { policy: "ROLLING", retryAfterMs: 10 }));
+    assert.deepEqual(settleFailedCall(units, limited), { release: units, reject: [], split: [], retry: [] });
+    const reset = classifyFailure(new Error("ECONNRESET"));
+    assert.deepEqual(settleFailedCall(units, reset), { release: [], reject: [], split: [], retry: units });
+  });
+});
+
+describe("matchAnswer", () => {
+  it("results win over errors for the same input, and the first error naming an input is the one kept", () => {
+    const [a, b] = [entry("a"), entry("b")] as [CartEntry, CartEntry];
+    const seen: string[] = [];
+    const out = matchAnswer(
+      [a, b],
+      {
+        results: [result("10", "trace-a")],
+        errors: [inputError("first", { ids: ["a", "b"] }), inputError("second", { traceIds: ["trace-b"] })],
+      },
+      {
+        written: (e, id) => seen.push(`written ${e.input.id} ${id}`),
+        rejected: (e, err) => seen.push(`rejected ${e.input.id} ${err.message}`),
+      },
+    );
+    assert.deepEqual(seen, ["written a 10", "rejected b first"]);
+    assert.deepEqual(out, { unanswered: [], unplacedErrors: 0 });
   });
 });
