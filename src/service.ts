@@ -16,13 +16,8 @@ import { createSenderObserver } from "./service/sender-observer.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
-import {
-  createFlusher,
-  DEFAULT_TIMINGS,
-  type Flusher,
-  type PauseTimings,
-  type SenderObserver,
-} from "./sync/flusher.ts";
+import { createFlusher, type Flusher } from "./sync/flusher.ts";
+import { DEFAULT_TIMINGS, type PauseTimings, type SenderObserver } from "./sync/lane-types.ts";
 import type { CartEvent } from "./sync/cart-event.ts";
 import { takeSlot } from "./sync/pacing.ts";
 import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";

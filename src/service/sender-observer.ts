@@ -1,5 +1,5 @@
 import type { Metrics } from "../metrics.ts";
-import type { SenderObserver } from "../sync/flusher.ts";
+import type { SenderObserver } from "../sync/lane-types.ts";
 import type { RequiredPropertyWatch } from "../sync/required-properties.ts";
 
 /**

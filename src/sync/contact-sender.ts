@@ -1,23 +1,20 @@
 import { randomUUID } from "node:crypto";
-import type { HubSpotClient } from "../hubspot/client.ts";
-import {
-  HubSpotAuthError,
-  HubSpotRateLimitError,
-  HubSpotRejectedError,
-  HubSpotUnavailableError,
-} from "../hubspot/errors.ts";
 import type { UpsertInput } from "../hubspot/types.ts";
-import type { ClaimedContact, Store } from "../store/store.ts";
+import type { ClaimedContact } from "../store/store.ts";
 import {
   settleAssociations,
   type AssociationLink,
   type AssociationSettlement,
   type LinkFailure,
 } from "./association-outcome.ts";
-import { backoffDelayMs } from "./backoff.ts";
-import type { LogSink, PauseTimings, SenderObserver } from "./flusher.ts";
-import { createSleeper, secondsSince as seconds, takeSlot as takeBudgetSlot } from "./pacing.ts";
-import type { RateBudget } from "./rate-budget.ts";
+import { retrySchedule } from "./backoff.ts";
+import { classifyFailure, type Failure } from "./classify-failure.ts";
+import { claimArgs, degradableLaneHandle, degradableLaneState, pauseOnRefusal } from "./degradable-lane.ts";
+import type { DegradableLaneState, LaneNames } from "./degradable-lane.ts";
+import { recordAnswer, takeLaneSlot } from "./lane-requests.ts";
+import type { DegradableLane, DegradableLaneOptions } from "./lane-types.ts";
+import { secondsSince as seconds } from "./pacing.ts";
+import { settleFailedCall } from "./settle-batch.ts";
 
 /**
  * The contact lane: links carts to their buyers once the carts exist in HubSpot.
@@ -28,261 +25,193 @@ import type { RateBudget } from "./rate-budget.ts";
  * the carts' rate budget, and follows the same rules: 429 pauses, 5xx/timeouts back off in rows, a
  * rejected batch is split until the e-mail at fault is alone (upserts by e-mail cannot partially
  * succeed), which becomes a dead letter. 401/403 (a token without contacts scopes) degrades only this
- * lane: carts keep flowing, and readiness reports it.
+ * lane: carts keep flowing, and readiness reports it (`degraded()`: why contacts are not being linked).
  */
-export interface ContactSender {
-  start(): void;
-  wake(): void;
-  /** Why contacts are not being linked, or undefined. */
-  degraded(): string | undefined;
-  stop(): Promise<void>;
-}
+export type ContactSender = DegradableLane;
 
-export interface ContactSenderOptions {
-  readonly store: Store;
-  readonly client: HubSpotClient;
-  readonly budget: RateBudget;
-  readonly log: LogSink;
-  readonly observer?: SenderObserver;
-  readonly intervalMs: number;
-  readonly timings: PauseTimings;
-  readonly owner?: string;
-  readonly leaseMs?: number;
-  readonly maxBatchSize?: number;
-  readonly now?: () => number;
-}
+export type ContactSenderOptions = DegradableLaneOptions;
 
-const SCOPE_RETRY_MS = 5 * 60_000;
+const NAMES: LaneNames = {
+  stepFailed: "contact step failed",
+  resumed: "contact sync resumed",
+  stopped: "contacts not linked",
+  scopes: "crm.objects.contacts.read/write",
+};
 
 export function createContactSender(opts: ContactSenderOptions): ContactSender {
-  const { store, client, budget, log } = opts;
-  const now = opts.now ?? Date.now;
-  const owner = opts.owner ?? randomUUID();
-  const leaseMs = opts.leaseMs ?? 120_000;
-  const maxBatch = opts.maxBatchSize ?? 100;
-  const observer = opts.observer ?? {};
-  let running = false;
-  let loopDone: Promise<void> = Promise.resolve();
-  let pausedUntilMs = 0;
-  let degradedReason: string | undefined;
+  const c = degradableLaneState(opts, NAMES);
+  return degradableLaneHandle(
+    c,
+    () => step(c),
+    () => c.degradation.reason,
+  );
+}
 
-  const { sleep, interrupt } = createSleeper();
-  const takeSlot = (): Promise<void> => takeBudgetSlot(budget, now, (ms) => observer.rateLimitWait?.(ms));
+type ContactLane = DegradableLaneState;
 
-  async function loop(): Promise<void> {
-    while (running) {
-      try {
-        const t = now();
-        if (t < pausedUntilMs) {
-          await sleep(pausedUntilMs - t);
-          continue;
-        }
-        const claims = await store.claimContactsDue({ limit: maxBatch, nowMs: t, leaseMs, owner });
-        if (claims.length === 0) {
-          await sleep(opts.intervalMs);
-          continue;
-        }
-        await takeSlot();
-        await send(groupByEmail(claims));
-      } catch (error) {
-        log.error({ err: error }, "contact step failed");
-        await sleep(1000);
-      }
+type LinkOf = AssociationLink & { claim: ClaimedContact };
+
+async function step(c: ContactLane): Promise<void> {
+  const t = c.now();
+  if (t < c.pause.untilMs) return c.loop.sleep(c.pause.untilMs - t);
+  const claims = await c.store.claimContactsDue(claimArgs(c, t));
+  if (claims.length === 0) return c.loop.sleep(c.intervalMs);
+  await takeLaneSlot(c);
+  await send(c, groupByEmail(claims));
+}
+
+/** One upsert for these e-mails (a slot is held), then their associations. */
+async function send(c: ContactLane, groups: ReadonlyArray<readonly ClaimedContact[]>): Promise<void> {
+  const claims = groups.flat();
+  const inputs = groups.map(toInput);
+  const started = performance.now();
+  try {
+    const outcome = await c.client.upsertContacts(inputs);
+    recordAnswer(c, "contacts_upsert", outcome, "200", started, inputs.length);
+    const idByEmail = new Map<string, string>();
+    const emailByTrace = new Map(inputs.map((i) => [i.objectWriteTraceId, i.id]));
+    for (const r of outcome.results) {
+      const email =
+        (r.objectWriteTraceId && emailByTrace.get(r.objectWriteTraceId)) || r.idValue?.toLowerCase();
+      if (email) idByEmail.set(email, r.id);
     }
+    const linked = claims.filter((claim) => idByEmail.has(claim.contact.email));
+    if (linked.length > 0) await associate(c, linked, idByEmail);
+    const missing = claims.filter((claim) => !idByEmail.has(claim.contact.email));
+    if (missing.length > 0) await retryLater(c, missing, "HubSpot's answer did not name this contact", 0);
+    c.degradation.recover();
+    c.log.info(
+      { contacts: inputs.length, linked: linked.length, ms: Math.round(seconds(started) * 1000) },
+      "contacts sent",
+    );
+  } catch (error) {
+    await handleFailure(c, groups, classifyFailure(error));
   }
+}
 
-  /** One upsert for these e-mails (a slot is held), then their associations. */
-  async function send(groups: ReadonlyArray<readonly ClaimedContact[]>): Promise<void> {
-    const claims = groups.flat();
-    const keys = claims.map((c) => c.cartKey);
-    const inputs: UpsertInput[] = groups.map((group) => {
-      const c = (group[0] as ClaimedContact).contact;
-      const properties: Record<string, string> = { email: c.email };
-      if (c.firstname !== undefined) properties["firstname"] = c.firstname;
-      if (c.lastname !== undefined) properties["lastname"] = c.lastname;
-      if (c.phone !== undefined) properties["phone"] = c.phone;
-      return { id: c.email, idProperty: "email", objectWriteTraceId: randomUUID(), properties };
-    });
-    const started = performance.now();
-    try {
-      const outcome = await client.upsertContacts(inputs);
-      budget.observe(outcome.rateLimit, now());
-      observer.request?.(
-        "contacts_upsert",
-        outcome.errors.length > 0 ? "207" : "200",
-        seconds(started),
-        inputs.length,
-      );
-      const idByEmail = new Map<string, string>();
-      const emailByTrace = new Map(inputs.map((i) => [i.objectWriteTraceId, i.id]));
-      for (const r of outcome.results) {
-        const email =
-          (r.objectWriteTraceId && emailByTrace.get(r.objectWriteTraceId)) || r.idValue?.toLowerCase();
-        if (email) idByEmail.set(email, r.id);
-      }
-      const linked = claims.filter((c) => idByEmail.has(c.contact.email));
-      if (linked.length > 0) {
-        await takeSlot();
-        const assocStarted = performance.now();
-        const result = await client.associateCartsWithContacts(
-          linked.map((c) => ({ cartId: c.cartId, contactId: idByEmail.get(c.contact.email) as string })),
-        );
-        budget.observe(result.rateLimit, now());
-        observer.request?.(
-          "associations_create",
-          result.errors.length > 0 ? "207" : "201",
-          seconds(assocStarted),
-          linked.length,
-        );
-        await settleLinks(
-          settleAssociations(
-            linked.map((claim) => ({
-              cartId: claim.cartId,
-              contactId: idByEmail.get(claim.contact.email) as string,
-              claim,
-            })),
-            result.errors,
-          ),
-        );
-      }
-      const missing = claims.filter((c) => !idByEmail.has(c.contact.email));
-      if (missing.length > 0) await retryLater(missing, "HubSpot's answer did not name this contact", 0);
-      if (degradedReason !== undefined) {
-        degradedReason = undefined;
-        log.info({}, "contact sync resumed");
-      }
-      log.info(
-        { contacts: inputs.length, linked: linked.length, ms: Math.round(seconds(started) * 1000) },
-        "contacts sent",
-      );
-    } catch (error) {
-      await handleFailure(groups, keys, error);
-    }
+/** Associates each cart with its buyer (a slot is taken), then settles the links. */
+async function associate(
+  c: ContactLane,
+  linked: readonly ClaimedContact[],
+  idByEmail: ReadonlyMap<string, string>,
+): Promise<void> {
+  const links: LinkOf[] = linked.map((claim) => ({
+    cartId: claim.cartId,
+    contactId: idByEmail.get(claim.contact.email) as string,
+    claim,
+  }));
+  await takeLaneSlot(c);
+  const started = performance.now();
+  const result = await c.client.associateCartsWithContacts(
+    links.map(({ cartId, contactId }) => ({ cartId, contactId })),
+  );
+  recordAnswer(c, "associations_create", result, "201", started, linked.length);
+  await settleLinks(c, settleAssociations(links, result.errors));
+}
+
+/** Linked buyers are erased; rejected links become dead letters; links that may pass are retried. */
+async function settleLinks(c: ContactLane, settled: AssociationSettlement<LinkOf>): Promise<void> {
+  if (settled.linked.length > 0)
+    await c.store.markContactsSent(
+      settled.linked.map(({ claim }) => ({ cartKey: claim.cartKey, version: claim.version })),
+      c.owner,
+    );
+  if (settled.rejected.length > 0) {
+    await c.store.markContactsRejected(
+      settled.rejected.map(({ link, reason, category }) => ({
+        cartKey: link.claim.cartKey,
+        version: link.claim.version,
+        reason: `association: ${reason}`,
+        category,
+      })),
+      c.owner,
+      c.now(),
+    );
+    c.observer.deadLettered?.(settled.rejected.length);
+    // HubSpot's message goes to the dead letter, not the log.
+    for (const r of settled.rejected)
+      c.log.warn({ category: r.category }, "association rejected by HubSpot; dead-lettered");
   }
-
-  /** Linked buyers are erased; rejected links become dead letters; links that may pass are retried. */
-  async function settleLinks(
-    settled: AssociationSettlement<AssociationLink & { claim: ClaimedContact }>,
-  ): Promise<void> {
-    if (settled.linked.length > 0)
-      await store.markContactsSent(
-        settled.linked.map(({ claim }) => ({ cartKey: claim.cartKey, version: claim.version })),
-        owner,
-      );
-    if (settled.rejected.length > 0) {
-      await store.markContactsRejected(
-        settled.rejected.map(({ link, reason, category }) => ({
-          cartKey: link.claim.cartKey,
-          version: link.claim.version,
-          reason: `association: ${reason}`,
-          category,
-        })),
-        owner,
-        now(),
-      );
-      observer.deadLettered?.(settled.rejected.length);
-      // HubSpot's message goes to the dead letter, not the log.
-      for (const r of settled.rejected)
-        log.warn({ category: r.category }, "association rejected by HubSpot; dead-lettered");
-    }
-    if (settled.retry.length > 0) {
-      const first = settled.retry[0] as LinkFailure<unknown>;
-      log.warn({ category: first.category, links: settled.retry.length }, "associations failed; will retry");
-      await retryLater(
-        settled.retry.map(({ link }) => link.claim),
-        first.reason,
-        0,
-      );
-    }
-  }
-
-  async function handleFailure(
-    groups: ReadonlyArray<readonly ClaimedContact[]>,
-    keys: string[],
-    error: unknown,
-  ): Promise<void> {
-    const claims = groups.flat();
-    if (error instanceof HubSpotRateLimitError) {
-      budget.observe(error.rateLimit, now());
-      observer.request?.("contacts_upsert", "429", 0, claims.length);
-      if (error.daily) pausedUntilMs = now() + Math.max(error.retryAfterMs, opts.timings.dailyRetryMs);
-      else budget.pauseUntil(now() + error.retryAfterMs);
-      await store.releaseContacts(keys, owner);
-      return;
-    }
-    if (error instanceof HubSpotAuthError) {
-      const reason = `contacts not linked: HubSpot refused (${error.status}${error.category ? ` ${error.category}` : ""}); the token needs crm.objects.contacts.read/write`;
-      if (degradedReason !== reason) log.warn({ status: error.status, category: error.category }, reason);
-      degradedReason = reason;
-      pausedUntilMs = now() + Math.max(opts.timings.authRetryMs, error.status === 403 ? SCOPE_RETRY_MS : 0);
-      await store.releaseContacts(keys, owner);
-      return;
-    }
-    if (error instanceof HubSpotRejectedError) {
-      if (groups.length === 1) {
-        await store.markContactsRejected(
-          claims.map((c) => ({
-            cartKey: c.cartKey,
-            version: c.version,
-            reason: error.message,
-            category: error.category,
-          })),
-          owner,
-          now(),
-        );
-        observer.deadLettered?.(claims.length);
-        log.warn(
-          { category: error.category, carts: claims.length },
-          "contact rejected by HubSpot; dead-lettered",
-        );
-        return;
-      }
-      const half = Math.ceil(groups.length / 2);
-      for (const part of [groups.slice(0, half), groups.slice(half)]) {
-        await takeSlot();
-        await send(part);
-      }
-      return;
-    }
-    const minDelay = error instanceof HubSpotUnavailableError ? error.minDelayMs : 0;
-    const message = error instanceof Error ? error.message : String(error);
-    log.warn({ err: message, contacts: groups.length }, "contacts failed; will retry");
-    await retryLater(claims, message, minDelay);
-  }
-
-  async function retryLater(
-    claims: readonly ClaimedContact[],
-    reason: string,
-    minDelayMs: number,
-  ): Promise<void> {
-    const attempts = Math.max(...claims.map((c) => c.attempts));
-    await store.markContactsFailed(
-      claims.map((c) => c.cartKey),
-      owner,
-      {
-        nextAttemptAtMs:
-          now() + backoffDelayMs(attempts, { minMs: minDelayMs, baseMs: opts.timings.backoffBaseMs }),
-        error: reason.slice(0, 500),
-      },
+  if (settled.retry.length > 0) {
+    const first = settled.retry[0] as LinkFailure<unknown>;
+    c.log.warn({ category: first.category, links: settled.retry.length }, "associations failed; will retry");
+    await retryLater(
+      c,
+      settled.retry.map(({ link }) => link.claim),
+      first.reason,
+      0,
     );
   }
+}
 
-  return {
-    start() {
-      if (running) return;
-      running = true;
-      loopDone = loop();
-    },
-    wake() {
-      if (now() >= pausedUntilMs) interrupt();
-    },
-    degraded: () => degradedReason,
-    async stop() {
-      running = false;
-      interrupt();
-      await Promise.race([loopDone, new Promise((r) => setTimeout(r, 5000).unref())]);
-    },
-  };
+/** The lane's response to a failed call (pause, degrade), then the contacts' fate per `settleFailedCall`. */
+async function handleFailure(
+  c: ContactLane,
+  groups: ReadonlyArray<readonly ClaimedContact[]>,
+  failure: Failure,
+): Promise<void> {
+  const claims = groups.flat();
+  respond(c, failure, claims.length);
+  const settled = settleFailedCall(groups, failure);
+  if (settled.release.length > 0)
+    await c.store.releaseContacts(
+      claims.map((claim) => claim.cartKey),
+      c.owner,
+    );
+  if (settled.reject.length > 0 && failure.kind === "rejected") {
+    await c.store.markContactsRejected(
+      claims.map((claim) => ({
+        cartKey: claim.cartKey,
+        version: claim.version,
+        reason: failure.message,
+        category: failure.category,
+      })),
+      c.owner,
+      c.now(),
+    );
+    c.observer.deadLettered?.(claims.length);
+    c.log.warn(
+      { category: failure.category, carts: claims.length },
+      "contact rejected by HubSpot; dead-lettered",
+    );
+  }
+  for (const part of settled.split) {
+    await takeLaneSlot(c);
+    await send(c, part);
+  }
+  if (settled.retry.length > 0 && "minDelayMs" in failure) {
+    c.log.warn({ err: failure.message, contacts: groups.length }, "contacts failed; will retry");
+    await retryLater(c, claims, failure.message, failure.minDelayMs);
+  }
+}
+
+/** What a failure does to the lane itself: a 429 is counted and pauses, a refused token degrades. */
+function respond(c: ContactLane, failure: Failure, claims: number): void {
+  if (failure.kind === "rate_limited") c.observer.request?.("contacts_upsert", "429", 0, claims);
+  pauseOnRefusal(c, failure, NAMES);
+}
+
+async function retryLater(
+  c: ContactLane,
+  claims: readonly ClaimedContact[],
+  reason: string,
+  minDelayMs: number,
+): Promise<void> {
+  await c.store.markContactsFailed(
+    claims.map((claim) => claim.cartKey),
+    c.owner,
+    retrySchedule(c, claims, reason, minDelayMs),
+  );
+}
+
+/** One upsert input per buyer: the e-mail is the id property. */
+function toInput(group: readonly ClaimedContact[]): UpsertInput {
+  const c = (group[0] as ClaimedContact).contact;
+  const properties: Record<string, string> = { email: c.email };
+  if (c.firstname !== undefined) properties["firstname"] = c.firstname;
+  if (c.lastname !== undefined) properties["lastname"] = c.lastname;
+  if (c.phone !== undefined) properties["phone"] = c.phone;
+  return { id: c.email, idProperty: "email", objectWriteTraceId: randomUUID(), properties };
 }
 
 /** One group per e-mail: carts of the same buyer share one contact input. */

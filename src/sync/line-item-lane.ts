@@ -1,6 +1,6 @@
 import type { HubSpotClient } from "../hubspot/client.ts";
 import type { Store } from "../store/store.ts";
-import type { LogSink, PauseTimings, SenderObserver } from "./flusher.ts";
+import type { LogSink, PauseTimings, SenderObserver } from "./lane-types.ts";
 import { createLineItemSender, type LineItemSender } from "./line-item-sender.ts";
 import { takeSlot } from "./pacing.ts";
 import { createPortalWatcher, type PortalWatcher } from "./portal-watcher.ts";

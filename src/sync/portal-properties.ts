@@ -73,6 +73,12 @@ function validForType(type: string, value: string): boolean {
   }
 }
 
+/** The values of `properties` the portal accepts (see `createValueFilter`). */
+export type ValueFilter = (
+  portal: PortalProperties,
+  properties: Readonly<Record<string, string>>,
+) => Record<string, string>;
+
 /**
  * `portal.filter`, reporting each left-out value to the observer and logging each (property, reason) once per
  * process with `message` — the cart and line item lanes share it.
@@ -81,7 +87,7 @@ export function createValueFilter(opts: {
   log: { warn(obj: object, msg: string): void };
   onDropped?: ((value: DroppedValue) => void) | undefined;
   message: string;
-}): (portal: PortalProperties, properties: Readonly<Record<string, string>>) => Record<string, string> {
+}): ValueFilter {
   const reported = new Set<string>();
   return (portal, properties) => {
     const { kept, dropped } = portal.filter(properties);

@@ -2,7 +2,7 @@ import type { HubSpotClient } from "../hubspot/client.ts";
 import type { PropertyDefinition } from "../hubspot/types.ts";
 import { HubSpotAuthError } from "../hubspot/errors.ts";
 import { keyPropertySpec, missingAdvice, notUniqueAdvice } from "../hubspot/key-property.ts";
-import type { LogSink } from "./flusher.ts";
+import type { LogSink } from "./lane-types.ts";
 import { createPortalProperties, type PortalProperties } from "./portal-properties.ts";
 
 /**

@@ -1,5 +1,5 @@
 import type { DataSubject, Store } from "../store/store.ts";
-import type { LogSink } from "./flusher.ts";
+import type { LogSink } from "./lane-types.ts";
 
 /**
  * Shopify's privacy topics: customers/redact erases what the store holds for one customer, shop/redact

@@ -1,4 +1,4 @@
-import type { LogSink } from "./flusher.ts";
+import type { LogSink } from "./lane-types.ts";
 
 /**
  * From API version 2026-09 HubSpot enforces a portal's required properties on every create and update

@@ -1,7 +1,7 @@
 import express, { type Router } from "express";
 import type { ActivityQueries, CartRecord, ShopActivity } from "../../store/activity.ts";
 import { describeDeadLetter, type Store } from "../../store/store.ts";
-import type { SenderHealth } from "../../sync/flusher.ts";
+import type { SenderHealth } from "../../sync/lane-types.ts";
 import { maskEmails } from "../../redact-text.ts";
 import { maskDeliveryBody } from "./mask.ts";
 import type { RecentErrors } from "./recent-errors.ts";

@@ -1,0 +1,49 @@
+import type { RateLimitInfo } from "../hubspot/types.ts";
+import type { LaneContext } from "./lane-types.ts";
+import { secondsSince, takeSlot } from "./pacing.ts";
+
+/** How every lane meters its HubSpot requests: one budget slot each, one observation per answer. */
+type Meter = Pick<LaneContext, "budget" | "observer" | "now">;
+
+/** Waits until the shared budget grants a request slot; waits are reported as rate limit waits. */
+export function takeLaneSlot(lane: Meter): Promise<void> {
+  return takeSlot(lane.budget, lane.now, (ms) => lane.observer.rateLimitWait?.(ms));
+}
+
+/**
+ * HubSpot answered `operation`: the budget learns its rate limit headers, the observer the status (`207`
+ * when the answer carries per-input errors, else `okStatus`), the duration since `started` and the size.
+ */
+export function recordAnswer(
+  lane: Meter,
+  operation: string,
+  answer: { readonly errors?: readonly unknown[]; readonly rateLimit: RateLimitInfo | undefined },
+  okStatus: string,
+  started: number,
+  size: number,
+): void {
+  lane.budget.observe(answer.rateLimit, lane.now());
+  const partial = answer.errors !== undefined && answer.errors.length > 0;
+  lane.observer.request?.(operation, partial ? "207" : okStatus, secondsSince(started), size);
+}
+
+/**
+ * One metered request whose failure the caller does not settle itself: takes a slot, records the answer,
+ * or records the failure's `statusOf` and throws it on.
+ */
+export async function meteredRequest<T extends { readonly rateLimit: RateLimitInfo | undefined }>(
+  lane: Meter,
+  request: { operation: string; size: number; okStatus: string; statusOf: (error: unknown) => string },
+  call: () => Promise<T>,
+): Promise<T> {
+  await takeLaneSlot(lane);
+  const started = performance.now();
+  try {
+    const answer = await call();
+    recordAnswer(lane, request.operation, answer, request.okStatus, started, request.size);
+    return answer;
+  } catch (error) {
+    lane.observer.request?.(request.operation, request.statusOf(error), secondsSince(started), request.size);
+    throw error;
+  }
+}
