@@ -26,6 +26,19 @@ export interface ShopActivity {
   readonly deadLetters: number;
 }
 
+/** A shop with no delivery recorded. */
+export function noActivity(shopDomain: string): ShopActivity {
+  return {
+    shopDomain,
+    lastDeliveryByTopic: {},
+    deliveriesLastHour: 0,
+    deliveriesLastDay: 0,
+    pendingCarts: 0,
+    oldestPendingSinceMs: undefined,
+    deadLetters: 0,
+  };
+}
+
 export interface DeadLetterFilter {
   readonly shopDomain?: string | undefined;
   /** A dead letter matches when its category equals this or its reason contains it (any case). */
@@ -131,15 +144,7 @@ export function assembleShops(
     const key = String(domain);
     let s = shops.get(key);
     if (s === undefined) {
-      s = {
-        shopDomain: key,
-        lastDeliveryByTopic: {},
-        deliveriesLastHour: 0,
-        deliveriesLastDay: 0,
-        pendingCarts: 0,
-        oldestPendingSinceMs: undefined,
-        deadLetters: 0,
-      };
+      s = { ...noActivity(key), lastDeliveryByTopic: {} };
       shops.set(key, s);
     }
     return s;

@@ -1,5 +1,10 @@
 import express, { type Router } from "express";
-import type { ActivityQueries, CartRecord, ShopActivity } from "../../store/activity.ts";
+import {
+  noActivity,
+  type ActivityQueries,
+  type CartRecord,
+  type ShopActivity,
+} from "../../store/activity.ts";
 import { describeDeadLetter, type Store } from "../../store/store.ts";
 import type { SenderHealth } from "../../sync/lane-types.ts";
 import { maskEmails } from "../../redact-text.ts";
@@ -35,16 +40,6 @@ export interface ConsoleDeps {
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
-
-/** A shop with no delivery recorded. */
-const NO_ACTIVITY: Omit<ShopActivity, "shopDomain"> = {
-  lastDeliveryByTopic: {},
-  deliveriesLastHour: 0,
-  deliveriesLastDay: 0,
-  pendingCarts: 0,
-  oldestPendingSinceMs: undefined,
-  deadLetters: 0,
-};
 
 /**
  * The console's data, as JSON, for the page and for scripts alike (README "Admin API"):
@@ -129,7 +124,7 @@ async function overview(
       ...shops,
       ...[...reconcile.keys()]
         .filter((shop) => !shops.some((s) => s.shopDomain === shop))
-        .map((shopDomain) => ({ ...NO_ACTIVITY, shopDomain })),
+        .map((shopDomain) => noActivity(shopDomain)),
     ].map((s) => describeShop(s, reconcile.get(s.shopDomain), nowMs)),
   };
 }
