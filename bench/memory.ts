@@ -9,6 +9,13 @@ import { describeMemory, metric, scrapeBridge, type Scraped } from "./bridge-met
 import { bridgeIn, sandboxIn, type BenchContext } from "./context.ts";
 import { onDemand } from "./deliveries.ts";
 import { runLoad } from "./load.ts";
+import {
+  describeBreakdown,
+  describeGc,
+  fileBytes,
+  nativeBreakdown,
+  type NativeBreakdown,
+} from "./native-memory.ts";
 import { procMemoryBytes } from "./processes.ts";
 import type { Row } from "./report.ts";
 import { withScope } from "./scope.ts";
@@ -27,9 +34,17 @@ export function measureMemory(ctx: BenchContext): Promise<Row[]> {
     const bridge = await bridgeIn(ctx, scope, "memory", sandbox.url, { HUBSPOT_MAX_REQUESTS_PER_10S: "190" });
     const samples: Array<readonly [number, number]> = [];
     const started = Date.now();
+    // At every new high of the RSS, what it is made of (smaps: a few ms of the bench's own time).
+    let atHigh: NativeBreakdown | undefined;
+    let highest = 0;
     const sampler = setInterval(() => {
       const rss = procMemoryBytes(bridge.pid, "VmRSS");
-      if (rss !== undefined) samples.push([Date.now() - started, rss]);
+      if (rss === undefined) return;
+      if (rss > highest) {
+        highest = rss;
+        atHigh = nativeBreakdown(bridge.pid) ?? atHigh;
+      }
+      samples.push([Date.now() - started, rss]);
     }, 500);
     scope.defer(() => clearInterval(sampler));
     const scrapes: Scraped[] = [];
@@ -68,6 +83,9 @@ export function measureMemory(ctx: BenchContext): Promise<Row[]> {
         `(${int((r.ok * 1000) / r.elapsedMs)}/s, answers ${JSON.stringify(r.statuses)}); RSS at the end of each quarter ` +
         `${atQuarters.join(", ")}; peak (VmHWM) ${mb(peak)}.` +
         (atPeak === undefined ? "" : ` At the largest scraped RSS: ${describeMemory(atPeak.metrics)}.`) +
+        (atHigh === undefined ? "" : ` At the highest sampled RSS (smaps): ${describeBreakdown(atHigh)}.`) +
+        (last === undefined ? "" : ` ${describeGc(last.metrics, r.sent)}.`) +
+        ` WAL at the end ${mb(fileBytes(`${bridge.dbPath}-wal`))}.` +
         ` A /metrics scrape took up to ${ms(slowest)} (${scrapes.length} scrapes).` +
         (n < SPEC_DELIVERIES
           ? ` Quick mode: ${int(n)} deliveries, not the SPEC's ${int(SPEC_DELIVERIES)} (use --full).`
