@@ -15,6 +15,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { metric, type MetricSample } from "./bridge-metrics.ts";
+import { procMemoryBytes } from "./processes.ts";
 import { mb, ms } from "./stats.ts";
 
 export interface NativeBreakdown {
@@ -26,6 +27,41 @@ export interface NativeBreakdown {
   readonly sqliteShmBytes: number;
   readonly otherFileBytes: number;
   readonly threads: number;
+}
+
+export interface RssSampler {
+  /** [ms since the start, VmRSS bytes], every `everyMs`. */
+  readonly samples: ReadonlyArray<readonly [number, number]>;
+  /** The breakdown taken at the highest VmRSS sampled so far. */
+  readonly atHigh: NativeBreakdown | undefined;
+  stop(): void;
+}
+
+/**
+ * Samples `pid`'s VmRSS every `everyMs` and, at every new high, what it is made of (reading smaps takes a
+ * few ms of the bench's own time, only then).
+ */
+export function sampleRss(pid: number, everyMs = 500): RssSampler {
+  const samples: Array<readonly [number, number]> = [];
+  const started = Date.now();
+  let atHigh: NativeBreakdown | undefined;
+  let highest = 0;
+  const timer = setInterval(() => {
+    const rss = procMemoryBytes(pid, "VmRSS");
+    if (rss === undefined) return;
+    if (rss > highest) {
+      highest = rss;
+      atHigh = nativeBreakdown(pid) ?? atHigh;
+    }
+    samples.push([Date.now() - started, rss]);
+  }, everyMs);
+  return {
+    samples,
+    get atHigh() {
+      return atHigh;
+    },
+    stop: () => clearInterval(timer),
+  };
 }
 
 const V8_PAGE_KB = 256;
