@@ -64,17 +64,23 @@ export async function spawnBridge(env: Record<string, string>): Promise<ChildBri
   const url = `http://127.0.0.1:${env["PORT"]}`;
   let gone = false;
   void exited.then(() => (gone = true));
-  await waitFor(
-    async () => {
-      if (gone) throw new Error(`bridge exited early:\n${output}`);
-      try {
-        return (await fetch(`${url}/healthz`)).status === 200;
-      } catch {
-        return false;
-      }
-    },
-    { what: "child bridge /healthz", timeoutMs: 20_000 },
-  );
+  try {
+    await waitFor(
+      async () => {
+        if (gone) throw new Error(`bridge exited early:\n${output}`);
+        try {
+          return (await fetch(`${url}/healthz`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      { what: "child bridge /healthz", timeoutMs: 20_000 },
+    );
+  } catch (error) {
+    // A bridge that never came up is not left running behind the caller's back.
+    if (!gone) proc.kill("SIGKILL");
+    throw error;
+  }
   return { proc, url, output: () => output, exited };
 }
 
