@@ -9,7 +9,7 @@ import { describeMemory, metric, scrapeBridge, type Scraped } from "./bridge-met
 import { bridgeIn, sandboxIn, type BenchContext } from "./context.ts";
 import { onDemand } from "./deliveries.ts";
 import { runLoad } from "./load.ts";
-import { procMemoryBytes } from "./processes.ts";
+import { describeBreakdown, describeGc, fileBytes, sampleRss } from "./native-memory.ts";
 import type { Row } from "./report.ts";
 import { withScope } from "./scope.ts";
 import { int, mb, ms } from "./stats.ts";
@@ -25,13 +25,9 @@ export function measureMemory(ctx: BenchContext): Promise<Row[]> {
   return withScope(async (scope) => {
     const sandbox = await sandboxIn(scope, { recordRequests: false, maxRequestsPer10s: 190 });
     const bridge = await bridgeIn(ctx, scope, "memory", sandbox.url, { HUBSPOT_MAX_REQUESTS_PER_10S: "190" });
-    const samples: Array<readonly [number, number]> = [];
-    const started = Date.now();
-    const sampler = setInterval(() => {
-      const rss = procMemoryBytes(bridge.pid, "VmRSS");
-      if (rss !== undefined) samples.push([Date.now() - started, rss]);
-    }, 500);
-    scope.defer(() => clearInterval(sampler));
+    const sampler = sampleRss(bridge.pid);
+    scope.defer(() => sampler.stop());
+    const { samples } = sampler;
     const scrapes: Scraped[] = [];
     const scraper = setInterval(() => {
       void scrapeBridge(bridge.url).then((sc) => sc !== undefined && scrapes.push(sc));
@@ -48,7 +44,7 @@ export function measureMemory(ctx: BenchContext): Promise<Row[]> {
         ctx.log(`memory: ${int(answered)} deliveries, RSS ${mb(samples.at(-1)?.[1])}`),
       progressEveryMs: 10_000,
     });
-    clearInterval(sampler);
+    sampler.stop();
     clearInterval(scraper);
     const last = await scrapeBridge(bridge.url);
     if (last !== undefined) scrapes.push(last);
@@ -68,6 +64,11 @@ export function measureMemory(ctx: BenchContext): Promise<Row[]> {
         `(${int((r.ok * 1000) / r.elapsedMs)}/s, answers ${JSON.stringify(r.statuses)}); RSS at the end of each quarter ` +
         `${atQuarters.join(", ")}; peak (VmHWM) ${mb(peak)}.` +
         (atPeak === undefined ? "" : ` At the largest scraped RSS: ${describeMemory(atPeak.metrics)}.`) +
+        (sampler.atHigh === undefined
+          ? ""
+          : ` At the highest sampled RSS (smaps): ${describeBreakdown(sampler.atHigh)}.`) +
+        (last === undefined ? "" : ` ${describeGc(last.metrics, r.sent)}.`) +
+        ` WAL at the end ${mb(fileBytes(`${bridge.dbPath}-wal`))}.` +
         ` A /metrics scrape took up to ${ms(slowest)} (${scrapes.length} scrapes).` +
         (n < SPEC_DELIVERIES
           ? ` Quick mode: ${int(n)} deliveries, not the SPEC's ${int(SPEC_DELIVERIES)} (use --full).`

@@ -30,6 +30,8 @@ export interface BridgeOptions {
 
 export interface Bridge extends Served {
   readonly output: () => string;
+  /** The SQLite file (its WAL is `${dbPath}-wal`). */
+  readonly dbPath: string;
 }
 
 /** VmHWM or VmRSS of `pid` from /proc, in bytes; undefined where /proc is not available. */
@@ -59,6 +61,7 @@ function stopper(proc: ChildProcess, exited: Promise<unknown>): (graceMs?: numbe
 
 /** Store directories of bridges still running (removed on stop, or by `removeBridgeDirs` on interrupt). */
 const liveDirs = new Set<string>();
+const BENCH_DB = "bench.db";
 
 export function removeBridgeDirs(): void {
   for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
@@ -71,7 +74,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   const port = await freePort();
   const env = bridgeEnv({
     hubspotUrl: opts.hubspotUrl,
-    dbPath: join(dir, "bench.db"),
+    dbPath: join(dir, BENCH_DB),
     port,
     env: {
       FLUSH_INTERVAL_MS: "1000",
@@ -103,6 +106,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     url: child.url,
     pid,
     output: child.output,
+    dbPath: join(dir, BENCH_DB),
     peakRssBytes: () => (lastPeak = procMemoryBytes(pid, "VmHWM") ?? lastPeak),
     async stop(graceMs) {
       try {

@@ -6,8 +6,18 @@ import { waitFor } from "./wait.ts";
 
 export const MAIN = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
 
-/** The node flags the bridge ships with (package.json `start`, the Dockerfile): tests run it the same way. */
-export const NODE_FLAGS = ["--max-semi-space-size=16"];
+/**
+ * The node flags and environment the bridge ships with (package.json `start`, the Dockerfile): tests and the
+ * bench run it the same way (test/unit/start-settings.test.ts keeps the three in step). Why each is there,
+ * with its numbers: bench/results.md, "Memory through 200,000 deliveries".
+ * - `--max-semi-space-size=16`: a 32 MB young generation (V8 otherwise grows it to 64-128 MB).
+ * - `--heap-growing-percent=50`: the next full GC is due when the old generation has grown by half since the
+ *   last one (V8's own factor goes up to 4× with a multi-GB heap limit, so promoted garbage piled up to
+ *   60+ MB between full GCs). It bounds nothing: the heap limit stays V8's.
+ * - `MALLOC_ARENA_MAX=2`: the V8, libuv and checkpoint threads share one glibc arena instead of one each.
+ */
+export const NODE_FLAGS = ["--max-semi-space-size=16", "--heap-growing-percent=50"];
+export const NODE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
 
 export interface ChildBridge {
   readonly proc: ChildProcess;
@@ -24,6 +34,7 @@ export function bridgeEnv(opts: {
   env?: Record<string, string>;
 }): Record<string, string> {
   return {
+    ...NODE_ENV,
     PATH: process.env["PATH"] ?? "",
     SHOPIFY_WEBHOOK_SECRETS: TEST_SECRET,
     HUBSPOT_ACCESS_TOKEN: "test-token",
@@ -53,17 +64,23 @@ export async function spawnBridge(env: Record<string, string>): Promise<ChildBri
   const url = `http://127.0.0.1:${env["PORT"]}`;
   let gone = false;
   void exited.then(() => (gone = true));
-  await waitFor(
-    async () => {
-      if (gone) throw new Error(`bridge exited early:\n${output}`);
-      try {
-        return (await fetch(`${url}/healthz`)).status === 200;
-      } catch {
-        return false;
-      }
-    },
-    { what: "child bridge /healthz", timeoutMs: 20_000 },
-  );
+  try {
+    await waitFor(
+      async () => {
+        if (gone) throw new Error(`bridge exited early:\n${output}`);
+        try {
+          return (await fetch(`${url}/healthz`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      { what: "child bridge /healthz", timeoutMs: 20_000 },
+    );
+  } catch (error) {
+    // A bridge that never came up is not left running behind the caller's back.
+    if (!gone) proc.kill("SIGKILL");
+    throw error;
+  }
   return { proc, url, output: () => output, exited };
 }
 
