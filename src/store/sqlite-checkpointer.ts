@@ -5,20 +5,40 @@ import { Worker } from "node:worker_threads";
  * ~1,000 pages one unlucky commit copies the WAL into the database and fsyncs it (tens of ms, all
  * requests waiting). Here a worker thread with its own connection runs PASSIVE checkpoints every
  * `intervalMs`: they never block writers, and the WAL is reset once they have caught up.
+ *
+ * Under writes that never pause they never catch up (frames keep arriving while they copy), so SQLite never
+ * starts the WAL over and the file grows without bound (3.6 GB in a 200,000-delivery bench run). Once the
+ * WAL is past `walLimitBytes`, the thread follows the PASSIVE checkpoint with a RESTART one: it copies the
+ * few frames written since (holding writers off for that long only) and makes the next writer start the WAL
+ * from its beginning; the writer's `journal_size_limit` then cuts the file back.
  */
 export interface Checkpointer {
   stop(): Promise<void>;
 }
 
+/** The WAL size past which checkpoints restart it (and the size the writer cuts the file back to). */
+export const WAL_LIMIT_BYTES = 64 * 1024 * 1024;
+
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require("node:worker_threads");
 const { DatabaseSync } = require("node:sqlite");
+const { statSync } = require("node:fs");
 const db = new DatabaseSync(workerData.path, { timeout: 5000 });
 db.exec("PRAGMA cache_size = -512");
 // A failed checkpoint is not retried quietly: the WAL would grow without bound. The error ends the thread
 // and the parent hears of it (automatic checkpoints come back on).
 const checkpoint = (mode) => db.exec("PRAGMA wal_checkpoint(" + mode + ")");
-const timer = setInterval(() => checkpoint("PASSIVE"), workerData.intervalMs);
+const walSize = () => {
+  try {
+    return statSync(workerData.path + "-wal").size;
+  } catch {
+    return 0;
+  }
+};
+const timer = setInterval(() => {
+  checkpoint("PASSIVE");
+  if (walSize() > workerData.walLimitBytes) checkpoint("RESTART");
+}, workerData.intervalMs);
 parentPort.on("message", () => {
   clearInterval(timer);
   checkpoint("PASSIVE");
@@ -33,11 +53,15 @@ parentPort.on("message", () => {
  */
 export function startCheckpointer(
   path: string,
-  opts: { intervalMs?: number; onFailure: (error: Error) => void },
+  opts: { intervalMs?: number; walLimitBytes?: number; onFailure: (error: Error) => void },
 ): Checkpointer {
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { path, intervalMs: opts.intervalMs ?? 500 },
+    workerData: {
+      path,
+      intervalMs: opts.intervalMs ?? 500,
+      walLimitBytes: opts.walLimitBytes ?? WAL_LIMIT_BYTES,
+    },
     // It only runs a pragma: a small heap keeps its share of the process's memory small.
     resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1, codeRangeSizeMb: 2 },
   });

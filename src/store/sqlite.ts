@@ -5,7 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 import { optionalNumber, toDeadLetter } from "./rows.ts";
 import { createSqliteActivity } from "./sqlite-activity.ts";
-import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
+import { startCheckpointer, WAL_LIMIT_BYTES, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { createSqliteContacts, releaseSqliteContactClaims } from "./sqlite-contacts.ts";
 import { createSqliteDeadLetters } from "./sqlite-dead-letters.ts";
 import { createSqliteIngest } from "./sqlite-ingest.ts";
@@ -96,6 +96,8 @@ function startServing(db: DatabaseSync, path: string): Checkpointer | undefined 
   releaseSqliteLineClaims(db);
   if (path === ":memory:") return undefined;
   db.exec("PRAGMA wal_autocheckpoint = 0");
+  // When the checkpoint thread makes the WAL start over, this connection (the writer) cuts the file back.
+  db.exec(`PRAGMA journal_size_limit = ${WAL_LIMIT_BYTES}`);
   return startCheckpointer(path, {
     onFailure: (error) => {
       // Loud, and the WAL is bounded again: a failure to turn checkpoints back on ends the process.
