@@ -7,36 +7,13 @@ import { StoreError } from "../../src/errors.ts";
 import { createGroupCommitter } from "../../src/store/group-commit.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
 import type { IngestItem, IngestOutcome, Store } from "../../src/store/store.ts";
-import { mapDelivery } from "../../src/sync/mapping.ts";
+import { cartItem, T0 } from "../helpers/items.ts";
 
 /**
  * The group committer in front of a real SQLite store, whose availability a test switches: "up" commits,
  * "down" fails at once as a refused connection does, "hang" holds the commit until the test lets it go (a
  * connect timeout). SPEC §3: 503 when the store cannot commit, never a 200 that is not durable.
  */
-
-const SHOP = "example.myshopify.com";
-const T0 = Date.UTC(2030, 0, 1);
-
-function cartItem(token: string, webhookId: string, padBytes = 0): IngestItem {
-  const body = Buffer.from(
-    JSON.stringify({
-      token,
-      updated_at: new Date(T0).toISOString(),
-      note: " ".repeat(padBytes),
-      line_items: [{ title: "Sock", quantity: 1, line_price: "10.00" }],
-    }),
-  );
-  const mapped = mapDelivery({
-    topic: "carts/update",
-    shopDomain: SHOP,
-    body,
-    webhookId,
-    triggeredAt: undefined,
-    receivedAtMs: T0,
-  });
-  return { webhookId, topic: "carts/update", shopDomain: SHOP, receivedAtMs: T0, headers: {}, body, mapped };
-}
 
 /** A delivery whose own data the store cannot write (its headers do not serialise). */
 function poisonedItem(token: string, webhookId: string): IngestItem {

@@ -15,6 +15,7 @@ import {
 import { postDelivery } from "../helpers/shopify.ts";
 import { storeFactories, usable, type StoreFactory } from "../helpers/stores.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { createShopifyAdmin, type ShopifyAdmin } from "../../src/shopify/admin-client.ts";
 import type { Reconciler } from "../../src/sync/reconcile/reconciler.ts";
 
 const SHOP = "recon-shop.myshopify.com";
@@ -362,19 +363,11 @@ describe("reconciliation across restarts and replicas", () => {
     it(`${factory.name}: a restart mid-pass resumes from the last watermark without losing a page`, async (t) => {
       if (!usable(t, factory)) return;
       const { openStore } = await import("../../src/store/open.ts");
-      const { createShopifyAdmin } = await import("../../src/shopify/admin-client.ts");
       const { runPass } = await import("../../src/sync/reconcile/pass.ts");
       const shop = `restart-${factory.name}.myshopify.com`;
       seedCarts(sandbox, shop, 200, (i) => Date.now() - 86_400_000 + i * 1000);
       const url = await factory.freshUrl();
-      const admin = createShopifyAdmin({
-        apiVersion: "2026-10",
-        adminApiUrl: sandbox.adminApiUrl,
-        shops: [shop],
-        adminTokens: new Map(),
-        clientId: "sandbox-client-id",
-        clientSecret: "sandbox-client-secret",
-      });
+      const admin = sandboxAdmin(sandbox.adminApiUrl, shop);
       const deps = {
         admin,
         now: Date.now,
@@ -441,7 +434,6 @@ describe("reconciliation across restarts and replicas", () => {
     const factory = factories.find((f) => f.name === "postgres");
     assert.ok(factory !== undefined);
     if (!usable(t, factory)) return;
-    const { createShopifyAdmin } = await import("../../src/shopify/admin-client.ts");
     const { createReconciler } = await import("../../src/sync/reconcile/reconciler.ts");
     const shop = "replicas.myshopify.com";
     seedCarts(sandbox, shop, 400, (i) => Date.now() - 86_400_000 + i * 1000);
@@ -451,14 +443,7 @@ describe("reconciliation across restarts and replicas", () => {
     try {
       const reconcilers = stores.map((store, n) =>
         createReconciler({
-          admin: createShopifyAdmin({
-            apiVersion: "2026-10",
-            adminApiUrl: sandbox.adminApiUrl,
-            shops: [shop],
-            adminTokens: new Map(),
-            clientId: "sandbox-client-id",
-            clientSecret: "sandbox-client-secret",
-          }),
+          admin: sandboxAdmin(sandbox.adminApiUrl, shop),
           store,
           intervalMs: 0,
           lookbackDays: 30,
@@ -494,3 +479,15 @@ describe("reconciliation across restarts and replicas", () => {
     }
   });
 });
+
+/** An Admin client of one shop against the sandbox, authenticating by client credentials. */
+function sandboxAdmin(adminApiUrl: string, shop: string): ShopifyAdmin {
+  return createShopifyAdmin({
+    apiVersion: "2026-10",
+    adminApiUrl,
+    shops: [shop],
+    adminTokens: new Map(),
+    clientId: "sandbox-client-id",
+    clientSecret: "sandbox-client-secret",
+  });
+}

@@ -6,36 +6,13 @@ import { DatabaseSync } from "node:sqlite";
 import { it } from "node:test";
 import { StoreError } from "../../src/errors.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
-import type { IngestItem } from "../../src/store/store.ts";
-import { mapDelivery } from "../../src/sync/mapping.ts";
+import { cartItem, SHOP, T0 } from "../helpers/items.ts";
 
 /**
  * SQLite's durability as documented: an acknowledged delivery is committed with synchronous=FULL. The
  * sender's bookkeeping runs relaxed (NORMAL) and restores FULL after; when that restore fails, the next
  * durable commit must restore it first or fail (503), never commit under NORMAL.
  */
-
-const SHOP = "example.myshopify.com";
-const T0 = Date.UTC(2030, 0, 1);
-
-function cartItem(token: string, webhookId: string): IngestItem {
-  const body = Buffer.from(
-    JSON.stringify({
-      token,
-      updated_at: new Date(T0).toISOString(),
-      line_items: [{ title: "Sock", quantity: 1, line_price: "10.00" }],
-    }),
-  );
-  const mapped = mapDelivery({
-    topic: "carts/update",
-    shopDomain: SHOP,
-    body,
-    webhookId,
-    triggeredAt: undefined,
-    receivedAtMs: T0,
-  });
-  return { webhookId, topic: "carts/update", shopDomain: SHOP, receivedAtMs: T0, headers: {}, body, mapped };
-}
 
 it("a durable commit never runs under synchronous=NORMAL when restoring FULL failed", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "cartbridge-sync-"));
