@@ -2,7 +2,8 @@ import express, { type ErrorRequestHandler, type Express } from "express";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
 import { adminRouter, type AdminDeps } from "./admin.ts";
-import { healthRouter, type Readiness } from "./health.ts";
+import type { Readiness } from "../readiness.ts";
+import { healthRouter } from "./health.ts";
 import { webhookRouter, type WebhookDeps } from "./webhooks.ts";
 
 export interface AppDeps {

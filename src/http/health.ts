@@ -2,8 +2,6 @@ import express, { type Router } from "express";
 import type { Metrics } from "../metrics.ts";
 import type { Readiness } from "../readiness.ts";
 
-export type { Readiness } from "../readiness.ts";
-
 export function healthRouter(deps: {
   readiness: () => Promise<Readiness>;
   metrics: Metrics;

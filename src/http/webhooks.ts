@@ -85,7 +85,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
           topic,
           shopDomain,
           receivedAtMs,
-          headers: headersToKeep(req.headers),
+          headers: delivery.headers,
           body: delivery.body,
           mapped,
         });

@@ -8,7 +8,7 @@ import type { RequiredPropertyWatch } from "../sync/required-properties.ts";
 import type { FollowerLanes } from "./lanes.ts";
 
 /** The parts of a running bridge whose state readiness and the gauges report. */
-export interface HealthSources {
+interface HealthSources {
   readonly store: Store;
   readonly portal: PortalWatcher;
   readonly flusher: Flusher;

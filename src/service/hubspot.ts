@@ -26,9 +26,7 @@ export function connectHubSpot(
   const shared: SharedSlots | undefined = store.takeRateSlot?.bind(store);
   const budget = createRateBudget({
     maxRequests: config.hubspotMaxRequestsPer10s,
-    ...(shared === undefined
-      ? {}
-      : { shared: (now: number, max: number, windowMs: number) => shared(now, max, windowMs) }),
+    ...(shared === undefined ? {} : { shared }),
   });
   return { client, budget };
 }

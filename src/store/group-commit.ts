@@ -46,7 +46,7 @@ interface Waiter {
 }
 
 /** The store as a whole cannot commit now; trying again later may work. */
-export function isStoreUnavailable(error: unknown): boolean {
+function isStoreUnavailable(error: unknown): boolean {
   return error instanceof StoreError && error.retryable;
 }
 
@@ -174,11 +174,12 @@ async function commit(run: CommitRun, group: readonly Waiter[]): Promise<unknown
     outcomes = await run.store.ingestBatch(group.map((w) => w.item));
   } catch (error) {
     state.storeCalled = false;
-    if (isStoreUnavailable(error) || group.length === 1) {
+    const unavailable = isStoreUnavailable(error);
+    if (unavailable || group.length === 1) {
       // Set before anyone hears the outcome, so the next submission already sees the store's state.
-      state.down = isStoreUnavailable(error);
+      state.down = unavailable;
       for (const w of group) settle(w, { error });
-      return isStoreUnavailable(error) ? error : undefined;
+      return unavailable ? error : undefined;
     }
     return commitEachAlone(run, group);
   }

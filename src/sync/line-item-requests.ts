@@ -178,18 +178,26 @@ function statusOf(error: unknown): string {
 }
 
 /**
- * The line items of `chunk` as they now stand in HubSpot: the ones an association error names (by id in its
- * `context` or `ids`) are not associated; when an error names none, no association of the chunk is trusted.
+ * The line items of `chunk` as they now stand in HubSpot. An association error names a pair by the line
+ * item's id or by the cart's (HubSpot's "no such cart" names only the `toObjectId`), in its `context` or
+ * `ids`: the pairs it names are not associated. An error that names no pair of the chunk leaves no
+ * association of the chunk trusted.
  */
 export function unassociatedWhereRefused<
   T extends { hubspotId: string; associatedCartId: string | undefined },
 >(chunk: readonly T[], errors: readonly InputError[]): T[] {
-  if (errors.length === 0) return [...chunk];
-  const named = new Set(errors.flatMap((e) => [...e.ids, ...Object.values(e.context).flat()]));
-  const anyNamed = errors.every(
-    (e) => e.ids.length > 0 || Object.values(e.context).some((v) => v.length > 0),
-  );
+  const refused = new Set<T>();
+  let unplaced = false;
+  for (const e of errors) {
+    const ids = new Set([...e.ids, ...Object.values(e.context).flat()]);
+    const named = chunk.filter(
+      (item) =>
+        ids.has(item.hubspotId) || (item.associatedCartId !== undefined && ids.has(item.associatedCartId)),
+    );
+    if (named.length === 0) unplaced = true;
+    for (const item of named) refused.add(item);
+  }
   return chunk.map((item) =>
-    !anyNamed || named.has(item.hubspotId) ? { ...item, associatedCartId: undefined } : item,
+    unplaced || refused.has(item) ? { ...item, associatedCartId: undefined } : item,
   );
 }

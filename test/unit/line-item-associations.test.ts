@@ -40,4 +40,20 @@ describe("line item associations HubSpot refused", () => {
       [undefined, undefined],
     );
   });
+
+  it("an error naming the cart (HubSpot's 'no such cart' names the toObjectId) leaves its line items unassociated", () => {
+    assert.deepEqual(
+      unassociatedWhereRefused(chunk, [error({ context: { toObjectId: ["900"] } })]).map(
+        (i) => i.associatedCartId,
+      ),
+      [undefined, undefined],
+    );
+  });
+
+  it("an error naming ids that are in no pair of the chunk: no association of the chunk is trusted", () => {
+    assert.deepEqual(
+      unassociatedWhereRefused(chunk, [error({ ids: ["555"] })]).map((i) => i.associatedCartId),
+      [undefined, undefined],
+    );
+  });
 });
