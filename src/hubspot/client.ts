@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { HubSpotRequestRefusedError } from "./errors.ts";
 import { hubspotPaths, type HubSpotObjectType } from "./paths.ts";
 import { readBatch, readPropertyDefinitions, readPropertyGroupNames } from "./read.ts";
@@ -11,8 +10,6 @@ import type {
   RateLimitInfo,
   UpsertInput,
 } from "./types.ts";
-
-export { readRateLimit } from "./rate-limit-headers.ts";
 
 /**
  * HubSpot over one keep-alive undici pool. Every method makes exactly one attempt and either returns the
@@ -132,8 +129,4 @@ export function createHubSpotClient(opts: HubSpotClientOptions): HubSpotClient {
     close,
   };
   return client;
-}
-
-export function newTraceId(): string {
-  return randomUUID();
 }

@@ -87,7 +87,7 @@ export function asError(value: unknown): Error {
 }
 
 /** The connection is gone: a socket error, a lost link, or the server ending the session. */
-export function breaksConnection(error: unknown): boolean {
+function breaksConnection(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && SQLSTATE.test(code)) return code.startsWith("08") || code.startsWith("57P");
   if (typeof code === "string") return true; // ECONNRESET, EPIPE, ETIMEDOUT, …
@@ -97,7 +97,7 @@ export function breaksConnection(error: unknown): boolean {
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 
 /** Deadlock or serialization failure: the transaction was rolled back whole, so running it again is safe. */
-export function isRetriedInPlace(cause: unknown): boolean {
+function isRetriedInPlace(cause: unknown): boolean {
   const code = (cause as { code?: unknown } | null)?.code;
   return code === "40P01" || code === "40001";
 }

@@ -31,7 +31,7 @@ import type { IngestItem, IngestOutcome, Store } from "./store.ts";
  * transaction that already holds its cart's row (claims, which never wait, excepted).
  */
 
-export type PostgresIngest = Pick<Store, "ingestBatch">;
+type PostgresIngest = Pick<Store, "ingestBatch">;
 
 export function createPostgresIngest({ run, withClient }: PostgresConnection): PostgresIngest {
   function ingest(items: readonly IngestItem[]): Promise<IngestOutcome[]> {
@@ -61,7 +61,7 @@ export function createPostgresIngest({ run, withClient }: PostgresConnection): P
   };
 }
 
-export const LOCK_CARTS = `
+const LOCK_CARTS = `
 WITH new_deliveries AS (
   INSERT INTO deliveries (webhook_id, received_at)
   SELECT * FROM unnest($1::text[], $2::bigint[])
@@ -96,7 +96,7 @@ UNION ALL
 SELECT 'contact', cart_key, NULL, version, email, firstname, lastname, phone, stamp_time, stamp_rank, stamp_webhook
 FROM links`;
 
-export const WRITE_CARTS = `
+const WRITE_CARTS = `
 WITH dead AS (
   INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason, category, headers, body)
   SELECT d.created_at, 'mapping', d.topic, d.shop, d.webhook_id, NULL, d.reason, 'UNMAPPABLE', d.headers, d.body
@@ -139,7 +139,7 @@ WHERE c.key = u.key`;
  * Parameters of LOCK_CARTS: the group's delivery ids (sorted, so concurrent groups insert them in one
  * order) and the cart keys its events touch, each with the delivery id that must be new for it to count.
  */
-export function lockParams(items: readonly IngestItem[]): unknown[] {
+function lockParams(items: readonly IngestItem[]): unknown[] {
   const firstSeen = new Map<string, number>();
   const keys: string[] = [];
   const shops: string[] = [];
@@ -160,7 +160,7 @@ export function lockParams(items: readonly IngestItem[]): unknown[] {
   return [ids, ids.map((id) => firstSeen.get(id)), keys, shops, keyWebhookIds, hasContact];
 }
 
-export function readLocked(rows: readonly Row[]): LockedRows {
+function readLocked(rows: readonly Row[]): LockedRows {
   const newDeliveries = new Set<string>();
   const carts = new Map<string, Locked<CartState>>();
   const links = new Map<string, Locked<LinkValue>>();
@@ -183,7 +183,7 @@ export function readLocked(rows: readonly Row[]): LockedRows {
 }
 
 /** Parameters of WRITE_CARTS. */
-export function writeParams(plan: IngestPlan): unknown[] {
+function writeParams(plan: IngestPlan): unknown[] {
   const d = plan.deadLetters;
   const c = [...plan.carts];
   const l = [...plan.links].filter(([, link]) => link.written);

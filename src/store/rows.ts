@@ -6,12 +6,12 @@ import type { ClaimedContact, DeadLetter } from "./store.ts";
 type Row = Record<string, unknown>;
 
 /** `{ [name]: value }` when the column is not NULL, else `{}` (optional fields stay absent). */
-export function optionalField(name: string, value: unknown): Record<string, string> {
+function optionalField(name: string, value: unknown): Record<string, string> {
   return value === null || value === undefined ? {} : { [name]: asText(value) };
 }
 
 /** A column's value as text (TEXT arrives as a string, BIGINT as a string, INTEGER as a number). */
-export function asText(value: unknown): string {
+function asText(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 

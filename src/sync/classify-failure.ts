@@ -48,8 +48,6 @@ export type Failure =
     }
   | { readonly kind: "unavailable"; readonly minDelayMs: number; readonly message: string };
 
-export type FailureKind = Failure["kind"];
-
 /**
  * Classifies what a HubSpot call threw. `blamesSetup` tells, for a whole-batch 400, whether HubSpot blames
  * the lane's id property rather than an input (each lane knows its property); without it a 400 is `rejected`.

@@ -29,6 +29,7 @@ export function createLinkLearner(opts: {
   let writing: Promise<void> = Promise.resolve();
 
   async function write(): Promise<void> {
+    clearTimeout(timer);
     timer = undefined;
     while (pending.size > 0) {
       const batch = [...pending.entries()].slice(0, MAX_BATCH);

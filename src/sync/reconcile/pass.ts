@@ -33,7 +33,6 @@ import {
 /** Read again what changed this long before the watermark (clock skew, Shopify's indexing delay). */
 export const OVERLAP_MS = 5 * 60_000;
 /** A change found this much older than now, that the store did not have, was missed by webhooks. */
-export { MISSED_AFTER_MS } from "./ingest-page.ts";
 const MAX_FAILURES = 5;
 
 export interface PassSummary {
