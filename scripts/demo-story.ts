@@ -4,7 +4,7 @@
  * rejects), each step one line, then the HubSpot carts as a table that fits 100 columns.
  */
 import type { FakeHubSpot } from "../test/fakes/hubspot-server.ts";
-import { cartBody, checkoutBody, postDelivery, type DeliveryOptions } from "../test/helpers/shopify.ts";
+import { cartBody, checkoutBody, deliver, type DeliveryOptions } from "../test/helpers/shopify.ts";
 import { waitFor } from "../test/helpers/wait.ts";
 
 export interface StoryContext {
@@ -26,10 +26,14 @@ export async function tellStory(ctx: StoryContext): Promise<number> {
   let step = 0;
   const cart = (token: string) => sandbox.cartByKey(key(token));
   const prop = (token: string, name: string): string => cart(token)?.properties[name] ?? "";
+  /**
+   * Sends one delivery; resolves with its outcome. The answer says `accepted` once the raw delivery is
+   * durable (the inbox); what it did to the store is counted in /metrics when it is applied, just after.
+   */
   const send = async (opts: DeliveryOptions): Promise<string> => {
     const body = JSON.stringify(asMugs(JSON.parse(String(opts.body)) as Record<string, unknown>));
-    const res = await postDelivery(ctx.bridgeUrl, { shop: SHOP, ...opts, body });
-    return (res.json as { outcome?: string }).outcome ?? `HTTP ${res.status}`;
+    const res = await deliver(ctx.bridgeUrl, { shop: SHOP, ...opts, body });
+    return res.outcome ?? `HTTP ${res.status}`;
   };
   const line = (topic: string, what: string, result: string): void => {
     step += 1;

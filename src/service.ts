@@ -11,14 +11,16 @@ import { createGaugeRefresh, createReadinessCheck } from "./service/health.ts";
 import { connectHubSpot, type HubSpotConnection } from "./service/hubspot.ts";
 import { createFollowerLanes, type FollowerLanes } from "./service/lanes.ts";
 import { closeServer, listen } from "./service/listen.ts";
+import { startIntake } from "./service/intake.ts";
 import { startPurging } from "./service/purge.ts";
 import { createSenderObserver } from "./service/sender-observer.ts";
-import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
 import { createFlusher, type Flusher } from "./sync/flusher.ts";
 import { DEFAULT_TIMINGS, type PauseTimings, type SenderObserver } from "./sync/lane-types.ts";
 import type { CartEvent } from "./sync/cart-event.ts";
+import type { InboxIntakeOptions } from "./sync/inbox-intake.ts";
+import type { Intake } from "./sync/intake.ts";
 import { takeSlot } from "./sync/pacing.ts";
 import { createPortalWatcher, type PortalWatcher } from "./sync/portal-watcher.ts";
 import { handlePrivacyDelivery } from "./sync/privacy.ts";
@@ -53,6 +55,8 @@ export interface ServiceOptions {
   /** Shorter pauses and timeouts for tests; production uses the defaults. */
   readonly timings?: Partial<PauseTimings>;
   readonly hubspotTimeoutMs?: number;
+  /** The inbox's batching (tests hold deliveries back to see what waits for them). */
+  readonly intake?: Pick<InboxIntakeOptions, "applyDelayMs">;
 }
 
 export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
@@ -62,11 +66,12 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   const senders = createSenders(config, log, opts, { store, metrics, hubspot });
   const { portal, flusher, lanes } = senders;
   const { reconciler, links } = setUpReconcileParts(config, log, { store, metrics, flusher });
-  const committer = createGroupCommitter(store, {
-    onCommit(size, seconds) {
-      metrics.groupCommitSize.observe(size);
-      metrics.groupCommitDuration.observe(seconds);
-    },
+  // A SQLite file's inbox applies what a crash left in it here, before the bridge listens.
+  const intake = await startIntake(config, log, opts.intake ?? {}, {
+    store,
+    metrics,
+    onChanged: () => flusher.wake(),
+    ...(links === undefined ? {} : { onCheckoutEvent: (event: CartEvent) => links.learn(event) }),
   });
   let shuttingDown = false;
   const isShuttingDown = (): boolean => shuttingDown;
@@ -78,8 +83,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     hubspot,
     flusher,
     reconciler,
-    links,
-    committer,
+    intake,
     readiness,
     isShuttingDown,
     recentErrors: senders.recentErrors,
@@ -111,7 +115,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         stopPurging();
         // In-flight requests finish (their commits land); then the sender drains what is pending.
         await closeServer(server);
-        await committer.drain();
+        await intake.close();
         await reconciler?.stop();
         await links?.stop();
         await flusher.stop({ deadlineMs: drainMs });
@@ -224,8 +228,7 @@ interface AppParts {
   readonly hubspot: HubSpotConnection;
   readonly flusher: Flusher;
   readonly reconciler: Reconciler | undefined;
-  readonly links: LinkLearner | undefined;
-  readonly committer: GroupCommitter;
+  readonly intake: Intake;
   readonly recentErrors: RecentErrors;
   readonly readiness: () => Promise<Readiness>;
   readonly isShuttingDown: () => boolean;
@@ -234,7 +237,7 @@ interface AppParts {
 
 /** The HTTP app (webhooks, health, admin and its console) over the running parts; no listening. */
 function buildApp(config: Config, log: Logger, p: AppParts): ReturnType<typeof createApp> {
-  const { store, metrics, flusher, reconciler, links, readiness } = p;
+  const { store, metrics, flusher, reconciler, readiness } = p;
   const replay = (ids: readonly number[]) =>
     replayDeadLetters(store, ids, {
       nowMs: Date.now(),
@@ -246,14 +249,10 @@ function buildApp(config: Config, log: Logger, p: AppParts): ReturnType<typeof c
     webhooks: {
       secrets: config.shopifyWebhookSecrets,
       maxBodyBytes: config.maxBodyBytes,
-      committer: p.committer,
+      intake: p.intake,
       metrics,
       log,
-      onChanged: () => flusher.wake(),
       isShuttingDown: p.isShuttingDown,
-      ...(links === undefined ? {} : { onCheckoutEvent: (event: CartEvent) => links.learn(event) }),
-      syncContacts: config.hubspotSyncContacts,
-      syncLineItems: config.hubspotSyncLineItems,
       handleOther: (delivery) => handlePrivacyDelivery(store, log, delivery),
     },
     admin: {
@@ -271,6 +270,7 @@ function buildApp(config: Config, log: Logger, p: AppParts): ReturnType<typeof c
         trustProxy: config.adminTrustProxy,
         ...(reconciler === undefined ? {} : { reconcileStatus: () => reconciler.status() }),
       },
+      settle: (withinMs) => p.intake.settle(withinMs),
       status: async () => ({
         ...(await store.stats(Date.now())),
         sender: flusher.health(),

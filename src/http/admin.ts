@@ -13,6 +13,8 @@ export interface AdminDeps {
   readonly replay: (ids: readonly number[]) => Promise<ReplayResult[]>;
   /** The operator console (GET /admin/ and its JSON); without it only the bearer API is served. */
   readonly console?: ConsoleDeps;
+  /** Resolves once every acknowledged delivery is in the store, so admin reads see them (the inbox). */
+  readonly settle?: (withinMs: number) => Promise<void>;
 }
 
 /** /admin/*: status, dead letters and replay behind a bearer token; 404 everywhere when no token is set. */
@@ -31,6 +33,17 @@ export function adminRouter(deps: AdminDeps): Router {
   const authorize = authorization(expected, sessions);
   if (sessions !== undefined) router.use("/admin", securityHeaders).use(consoleRouter({ sessions }));
   router.use("/admin", authorize, express.json({ limit: "1mb" }));
+  if (deps.settle !== undefined) {
+    const settle = deps.settle;
+    // Read what was acknowledged: deliveries still on their way from the inbox go in first (a store that is
+    // down is not waited for long; the answer then shows what the store has).
+    router.use("/admin", (_req, _res, next) => {
+      settle(1000).then(
+        () => next(),
+        () => next(),
+      );
+    });
+  }
   if (deps.console !== undefined) router.use(consoleApiRouter(deps.store, deps.console));
 
   router.get("/admin/status", async (_req, res) => {

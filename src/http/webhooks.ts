@@ -3,29 +3,18 @@ import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
 import { headersToKeep, headerValue, SHOPIFY_HEADERS } from "../shopify/headers.ts";
 import { verifyShopifyHmac } from "../shopify/verify.ts";
-import type { GroupCommitter } from "../store/group-commit.ts";
-import type { IngestOutcome } from "../store/store.ts";
-import type { CartEvent } from "../sync/cart-event.ts";
-import { mapVerifiedDelivery } from "../sync/delivery-mapping.ts";
-import { MAPPED_TOPICS, type MapResult } from "../sync/mapping.ts";
-import { createMappingWarningReporter } from "../sync/mapping-warnings.ts";
+import type { Intake } from "../sync/intake.ts";
+import { MAPPED_TOPICS } from "../sync/mapping.ts";
 import { PRIVACY_TOPICS } from "../sync/privacy.ts";
 
 export interface WebhookDeps {
   readonly secrets: readonly string[];
   readonly maxBodyBytes: number;
-  readonly committer: GroupCommitter;
-  /** A verified checkout delivery that names both a cart and a checkout token (reconciliation's links). */
-  readonly onCheckoutEvent?: (event: CartEvent) => void;
+  /** Where a verified delivery goes (the group commit or the inbox; sync/intake.ts). */
+  readonly intake: Intake;
   readonly metrics: Metrics;
   readonly log: Logger;
-  /** A delivery changed a cart (the flusher may want to send). */
-  readonly onChanged: () => void;
   readonly isShuttingDown: () => boolean;
-  /** When false, buyers are never kept (HUBSPOT_SYNC_CONTACTS=false). */
-  readonly syncContacts: boolean;
-  /** false: line sets are not kept (HUBSPOT_SYNC_LINE_ITEMS=false). Default true. */
-  readonly syncLineItems?: boolean;
   /** Topics handled outside cart mapping (privacy/compliance); answers the outcome or undefined. */
   readonly handleOther?: (delivery: VerifiedDelivery) => Promise<string | undefined>;
 }
@@ -44,13 +33,12 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * POST /webhooks/shopify: read the raw bytes (413 past the limit), verify the HMAC before anything else
- * (401), require topic and shop (400), map (pure), commit with the group (503 when the store cannot), 200.
+ * (401), require topic and shop (400), hand it to the intake (503 when the store cannot take it), 200.
  */
 export function webhookRouter(deps: WebhookDeps): Router {
   const router = express.Router();
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
   const { metrics, log } = deps;
-  const reportMappingWarnings = createMappingWarningReporter(log);
 
   const receive: RequestHandler = async (req, res) => {
     const receivedAtMs = Date.now();
@@ -65,35 +53,23 @@ export function webhookRouter(deps: WebhookDeps): Router {
       return;
     }
     const delivery = checked;
-    const { topic, shopDomain, webhookId } = delivery;
+    const { topic, shopDomain } = delivery;
     const metricTopic = topicLabel(topic);
 
     try {
-      const other = await deps.handleOther?.(delivery);
-      if (other !== undefined) {
-        if (other === "dead_lettered") metrics.deadLettersCreated.inc({ source: "mapping" });
-        answer(200, other, metricTopic, { outcome: other });
-        return;
+      if (PRIVACY_TOPICS.has(topic)) {
+        // Compliance topics act on what the store holds: everything acknowledged before goes in first.
+        await deps.intake.settle();
+        const other = await deps.handleOther?.(delivery);
+        if (other !== undefined) {
+          if (other === "dead_lettered") metrics.deadLettersCreated.inc({ source: "mapping" });
+          answer(200, other, metricTopic, { outcome: other });
+          return;
+        }
       }
-      const mapped = mapRequest(deps, delivery, req, reportMappingWarnings);
-      let outcome: IngestOutcome;
-      if (mapped.kind === "unhandled") outcome = "ignored";
-      else if (mapped.kind === "unkeyed") outcome = "unkeyed";
-      else {
-        outcome = await deps.committer.submit({
-          webhookId,
-          topic,
-          shopDomain,
-          receivedAtMs,
-          headers: delivery.headers,
-          body: delivery.body,
-          mapped,
-        });
-      }
-      if (outcome === "applied") deps.onChanged();
-      if (outcome === "dead_lettered") metrics.deadLettersCreated.inc({ source: "mapping" });
-      log.debug({ topic, shop: shopDomain, webhookId, outcome }, "delivery received");
-      answer(200, outcome, metricTopic, { outcome });
+      // The intake counts the outcome (when the delivery is applied, which may be after this answer).
+      const outcome = await deps.intake.accept(delivery);
+      res.status(200).json({ outcome });
     } catch (error) {
       log.error({ err: error, topic, shop: shopDomain }, "delivery could not be committed");
       answer(503, "store_unavailable", metricTopic, { error: "could not store the delivery; retry later" });
@@ -160,33 +136,9 @@ function verifyRequest(deps: WebhookDeps, req: Request, receivedAtMs: number): V
   };
 }
 
-/** Maps a verified delivery (pure) and tells who listens: mapping warnings, checkout links. */
-function mapRequest(
-  deps: WebhookDeps,
-  delivery: VerifiedDelivery,
-  req: Request,
-  reportMappingWarnings: ReturnType<typeof createMappingWarningReporter>,
-): MapResult {
-  const mapped: MapResult = mapVerifiedDelivery({
-    topic: delivery.topic,
-    shopDomain: delivery.shopDomain,
-    body: delivery.body,
-    webhookId: delivery.webhookId,
-    triggeredAt: headerValue(req.headers, SHOPIFY_HEADERS.triggeredAt),
-    receivedAtMs: delivery.receivedAtMs,
-    syncContacts: deps.syncContacts,
-    syncLineItems: deps.syncLineItems !== false,
-  });
-  if (mapped.kind === "event") reportMappingWarnings(delivery.topic, mapped.warnings);
-  if (mapped.kind === "event" && mapped.event.checkoutToken !== undefined) {
-    deps.onCheckoutEvent?.(mapped.event);
-  }
-  return mapped;
-}
-
 const KNOWN_TOPICS = new Set([...MAPPED_TOPICS, ...PRIVACY_TOPICS]);
 
 /** Keeps metric label cardinality bounded: unknown topics share one label. */
-function topicLabel(topic: string): string {
+export function topicLabel(topic: string): string {
   return KNOWN_TOPICS.has(topic) ? topic : "other";
 }

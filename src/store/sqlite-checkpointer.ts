@@ -13,6 +13,8 @@ import { Worker } from "node:worker_threads";
  * from its beginning; the writer's `journal_size_limit` then cuts the file back.
  */
 export interface Checkpointer {
+  /** Non-zero while a checkpoint runs (shared with the thread): writers wait for it to clear (sqlite-gate.ts). */
+  readonly busy: Int32Array;
   stop(): Promise<void>;
 }
 
@@ -35,7 +37,10 @@ const walSize = () => {
     return 0;
   }
 };
-const timer = setInterval(() => {
+// While a checkpoint runs the bridge's writers wait (asynchronously, sqlite-gate.ts): a PASSIVE one then
+// copies every frame and the next writer starts the WAL over, and a RESTART never holds a commit off.
+const busy = new Int32Array(workerData.busy);
+const run = () => {
   checkpoint("PASSIVE");
   if (walSize() > workerData.walLimitBytes) {
     // RESTART holds the writer lock while it waits for readers: with a short busy timeout it gives up at
@@ -47,6 +52,14 @@ const timer = setInterval(() => {
     } finally {
       db.exec("PRAGMA busy_timeout = " + workerData.busyTimeoutMs);
     }
+  }
+};
+const timer = setInterval(() => {
+  Atomics.store(busy, 0, 1);
+  try {
+    run();
+  } finally {
+    Atomics.store(busy, 0, 0);
   }
 }, workerData.intervalMs);
 parentPort.on("message", () => {
@@ -71,11 +84,13 @@ export function startCheckpointer(
     onFailure: (error: Error) => void;
   },
 ): Checkpointer {
+  const busy = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: {
+      busy: busy.buffer,
       path,
-      intervalMs: opts.intervalMs ?? 500,
+      intervalMs: opts.intervalMs ?? 100,
       walLimitBytes: opts.walLimitBytes ?? WAL_LIMIT_BYTES,
       busyTimeoutMs: opts.busyTimeoutMs ?? 5000,
     },
@@ -94,8 +109,10 @@ export function startCheckpointer(
     opts.onFailure(failure ?? new Error(`the checkpoint thread exited with code ${code}`));
   });
   return {
+    busy,
     async stop() {
       stopping = true;
+      Atomics.store(busy, 0, 0);
       // Referenced while stopping: the process must not end before the last checkpoint does.
       worker.ref();
       worker.postMessage("stop");

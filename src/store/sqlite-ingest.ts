@@ -15,7 +15,7 @@ import type { SqliteActivity } from "./sqlite-activity.ts";
 import type { SqliteDeadLetters } from "./sqlite-dead-letters.ts";
 import type { SqliteLineItems } from "./sqlite-line-items.ts";
 import type { SqliteTransaction } from "./sqlite-transaction.ts";
-import type { IngestItem, Store } from "./store.ts";
+import type { IngestItem, IngestOutcome, Store } from "./store.ts";
 
 /**
  * Ingest on SQLite: one durable IMMEDIATE transaction per group (the group commit's batch), three steps.
@@ -37,22 +37,29 @@ export function createSqliteIngest(
     readonly lineItems: SqliteLineItems;
     readonly activity: SqliteActivity;
   },
-): Pick<Store, "ingestBatch"> {
+): SqliteIngest {
   const load = createLoad(db);
   const save = createSave(db, parts);
+  const ingest = (items: readonly IngestItem[]): IngestOutcome[] => {
+    const rows = load(items);
+    // Links are stamped by the wall clock (carts by their delivery's receipt time): one reading per group,
+    // where the item-by-item ingest read it per event — the same moment to within the transaction.
+    const plan = planIngest(items, rows, Date.now());
+    save(items, rows, plan);
+    parts.activity.record(items, plan.outcomes);
+    return plan.outcomes;
+  };
   return {
+    ingestInTransaction: ingest,
     async ingestBatch(items) {
-      return transaction("ingest", () => {
-        const rows = load(items);
-        // Links are stamped by the wall clock (carts by their delivery's receipt time): one reading per group,
-        // where the item-by-item ingest read it per event — the same moment to within the transaction.
-        const plan = planIngest(items, rows, Date.now());
-        save(items, rows, plan);
-        parts.activity.record(items, plan.outcomes);
-        return plan.outcomes;
-      });
+      return transaction("ingest", () => ingest(items));
     },
   };
+}
+
+export interface SqliteIngest extends Pick<Store, "ingestBatch"> {
+  /** The same ingest inside a transaction the caller runs (the inbox's, which records its position too). */
+  ingestInTransaction(items: readonly IngestItem[]): IngestOutcome[];
 }
 
 /** A loaded row; `shop` is the shop of the event that asked for it (written when the row is new). */

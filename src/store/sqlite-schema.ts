@@ -110,6 +110,15 @@ CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
     name: "when each cart was last sent (console cart lookup)",
     sql: "ALTER TABLE carts ADD COLUMN last_sent_at INTEGER;",
   },
+  {
+    version: 6,
+    name: "how far the inbox of raw deliveries is applied (SQLite only)",
+    sql: `CREATE TABLE inbox_applied (
+  id        INTEGER PRIMARY KEY CHECK (id = 1),
+  segment   INTEGER NOT NULL,
+  position  INTEGER NOT NULL
+);`,
+  },
 ];
 
 /** The newest schema version this code knows. */

@@ -15,34 +15,24 @@ export type CommitMode = "durable" | "relaxed";
  */
 export type SqliteTransaction = <T>(what: string, fn: () => T, mode?: CommitMode) => T;
 
-/** The transaction helper of one connection (it remembers whether synchronous=FULL still has to come back). */
+/**
+ * The transaction helper of one connection. It sets synchronous only when the mode changes (FULL at open),
+ * so runs of relaxed commits (the inbox's applier, the sender) pay no PRAGMA each.
+ */
 export function createSqliteTransaction(db: DatabaseSync): SqliteTransaction {
-  /** Whether synchronous may still be NORMAL (a relaxed transaction ran and FULL was not restored yet). */
-  let syncRelaxed = false;
-
-  function restoreSync(mode: CommitMode): void {
-    if (mode !== "relaxed") return;
-    try {
-      db.exec("PRAGMA synchronous = FULL");
-      syncRelaxed = false;
-    } catch {
-      // syncRelaxed stays set: the next durable transaction restores FULL first, or fails (503, never 200).
-    }
-  }
+  /** The level synchronous was last set to; unknown after a failed PRAGMA, so it is set again. */
+  let level: CommitMode | undefined = "durable";
 
   return function transaction<T>(what: string, fn: () => T, mode: CommitMode = "durable"): T {
     try {
-      if (mode === "relaxed") {
-        syncRelaxed = true;
-        db.exec("PRAGMA synchronous = NORMAL");
-      } else if (syncRelaxed) {
-        // An earlier relaxed transaction could not restore FULL: a durable commit must not run without it.
-        db.exec("PRAGMA synchronous = FULL");
-        syncRelaxed = false;
+      if (level !== mode) {
+        level = undefined;
+        // A durable commit never runs without FULL: when this fails, so does the transaction (503, never 200).
+        db.exec(mode === "relaxed" ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
+        level = mode;
       }
       db.exec("BEGIN IMMEDIATE");
     } catch (cause) {
-      restoreSync(mode);
       throw new StoreError(`could not begin ${what}`, { retryable: true, cause });
     }
     try {
@@ -56,8 +46,6 @@ export function createSqliteTransaction(db: DatabaseSync): SqliteTransaction {
         // The connection is unusable; the original error is what matters.
       }
       throw new StoreError(`${what} failed`, { retryable: isSqliteUnavailable(cause), cause });
-    } finally {
-      restoreSync(mode);
     }
   };
 }

@@ -1,5 +1,6 @@
 /* eslint-disable @typescript-eslint/require-await -- node:sqlite is synchronous; async keeps the port's promise contract (errors reject, never throw) */
 import { mkdirSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
@@ -8,15 +9,16 @@ import { createSqliteActivity } from "./sqlite-activity.ts";
 import { startCheckpointer, WAL_LIMIT_BYTES, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { createSqliteContacts, releaseSqliteContactClaims } from "./sqlite-contacts.ts";
 import { createSqliteDeadLetters } from "./sqlite-dead-letters.ts";
-import { createSqliteIngest } from "./sqlite-ingest.ts";
+import { createCheckpointGate, gateMethods } from "./sqlite-gate.ts";
+import { createSqliteIngest, type SqliteIngest } from "./sqlite-ingest.ts";
 import { createSqliteLedger } from "./sqlite-ledger.ts";
 import { createSqliteLineItems, releaseSqliteLineClaims } from "./sqlite-line-items.ts";
 import { createSqlitePrivacy } from "./sqlite-privacy.ts";
 import { lockSqliteFile, type ProcessLock } from "./sqlite-process-lock.ts";
 import { createSqliteReconcileStore } from "./sqlite-reconcile.ts";
 import { migrateSqlite } from "./sqlite-schema.ts";
-import { createSqliteTransaction } from "./sqlite-transaction.ts";
-import type { Store, StoreStats } from "./store.ts";
+import { createSqliteTransaction, type SqliteTransaction } from "./sqlite-transaction.ts";
+import type { InboxLedger, Store, StoreStats } from "./store.ts";
 
 /**
  * The embedded store (SQLite), assembled from one module per concern, each owning its statements:
@@ -50,11 +52,13 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   const deadLetters = createSqliteDeadLetters(db, transaction);
   const lineItems = createSqliteLineItems(db, transaction, deadLetters);
   const activity = createSqliteActivity(db, toDeadLetter);
-  return {
+  const ingest = createSqliteIngest(db, transaction, { deadLetters, lineItems, activity });
+  const store: Store = {
     reconcile: createSqliteReconcileStore(db, (what, fn) => transaction(what, fn, "relaxed")),
     ...lineItems,
     activity: activity.queries,
-    ...createSqliteIngest(db, transaction, { deadLetters, lineItems, activity }),
+    ingestBatch: ingest.ingestBatch,
+    ...(checkpointer !== undefined ? { inbox: createInboxLedger(db, transaction, path, ingest) } : {}),
     ...createSqliteLedger(db, transaction, deadLetters, lineItems),
     ...deadLetters.port,
     ...createSqliteContacts(db, transaction, deadLetters),
@@ -70,6 +74,10 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       }
     },
   };
+  // The bridge's calls wait (off the event loop) while the checkpoint thread holds the file.
+  return checkpointer === undefined
+    ? store
+    : gateMethods(store, createCheckpointGate(checkpointer.busy), new Set(["isOpen"]));
 }
 
 /** The database at `path`, WAL, migrated; closed again when migrating fails. */
@@ -105,6 +113,66 @@ function startServing(db: DatabaseSync, path: string): Checkpointer | undefined 
       if (db.isOpen) db.exec("PRAGMA wal_autocheckpoint = 1000");
     },
   });
+}
+
+/**
+ * The bridge's file store acknowledges through an inbox of raw deliveries in `<file>-inbox/`
+ * (store/inbox-file.ts): this is how far it is applied, recorded with each batch.
+ */
+function createInboxLedger(
+  db: DatabaseSync,
+  transaction: SqliteTransaction,
+  path: string,
+  ingest: SqliteIngest,
+): InboxLedger {
+  const q = {
+    get: db.prepare("SELECT segment, position FROM inbox_applied WHERE id = 1"),
+    save: db.prepare(`INSERT INTO inbox_applied (id, segment, position) VALUES (1, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, position = excluded.position`),
+  };
+  return {
+    dir: `${path}-inbox`,
+    isOpen: () => db.isOpen,
+    async ingestFromInbox(items, applied) {
+      return transaction(
+        "ingest",
+        () => {
+          const outcomes = ingest.ingestInTransaction(items);
+          q.save.run(applied.segment, applied.offset);
+          return outcomes;
+        },
+        "relaxed",
+      );
+    },
+    async appliedPosition() {
+      const row = q.get.get() as Record<string, unknown> | undefined;
+      return row === undefined
+        ? undefined
+        : { segment: Number(row["segment"]), offset: Number(row["position"]) };
+    },
+    async syncCommitted() {
+      // Commits under synchronous=NORMAL are in the WAL (and what a checkpoint moved, in the database file,
+      // synced by the checkpoint itself): an fdatasync of both makes every commit so far survive a power loss.
+      for (const file of [`${path}-wal`, path]) await syncFile(file);
+    },
+  };
+}
+
+async function syncFile(file: string): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, "r");
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === "ENOENT") return; // no WAL: nothing to sync there
+    throw new StoreError(`could not open ${file} to sync it`, { retryable: true, cause });
+  }
+  try {
+    await handle.datasync();
+  } catch (cause) {
+    throw new StoreError(`could not sync ${file}`, { retryable: true, cause });
+  } finally {
+    await handle.close();
+  }
 }
 
 /** What the health checks and metrics read: counts, and a cheap round trip. */

@@ -1,4 +1,5 @@
 import { maskEmails } from "../redact-text.ts";
+import type { InboxPosition } from "./inbox-file.ts";
 import type { MapResult } from "../sync/cart-event.ts";
 import type { ActivityQueries } from "./activity.ts";
 import type { BuyerContact } from "../sync/cart-event.ts";
@@ -153,9 +154,34 @@ export interface SharedRateBudget {
   takeRateSlot?(nowMs: number, maxPerWindow: number, windowMs: number): Promise<number>;
 }
 
+/**
+ * The embedded store's inbox of raw deliveries (SQLite files only; store/inbox-file.ts): a 200 waits for the
+ * raw delivery's fsync there, and deliveries are applied to the store behind it, recording how far.
+ */
+export interface InboxLedger {
+  /** The directory of the inbox's segments (beside the database file). */
+  readonly dir: string;
+  /** False once the store is closed: nothing more can be applied, so nothing more is acknowledged. */
+  isOpen(): boolean;
+  /** How far the inbox is applied (undefined: never applied). */
+  appliedPosition(): Promise<InboxPosition | undefined>;
+  /**
+   * Like ingestBatch, and records `applied` in the same transaction, committed without a full fsync: the
+   * inbox holds the durable copy, and a commit a power loss undoes takes its position back with it.
+   */
+  ingestFromInbox(items: readonly IngestItem[], applied: InboxPosition): Promise<IngestOutcome[]>;
+  /**
+   * Makes every commit so far durable (the position they recorded included), off the event loop: an fsync
+   * of the database's files through the thread pool. The inbox's segments behind that position may go then.
+   */
+  syncCommitted(): Promise<void>;
+}
+
 export interface Store extends LineItemStore, SharedRateBudget {
   /** Reconciliation's watermarks, checkout links and leases (SPEC §9). */
   readonly reconcile: ReconcileStore;
+  /** The raw-delivery inbox, when this store acknowledges through one (a SQLite file opened to serve). */
+  readonly inbox?: InboxLedger;
   /** What the operator console reads (store/activity.ts). */
   readonly activity?: ActivityQueries;
   /** Commits a batch of deliveries in one transaction; outcomes are in input order. Throws StoreError. */

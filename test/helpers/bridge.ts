@@ -79,12 +79,17 @@ export async function withBridge(
     env?: Record<string, string>;
     setup?: (hs: FakeHubSpot) => void;
     ready?: boolean;
+    service?: ServiceOptions;
   },
   body: (hs: FakeHubSpot, bridge: TestBridge) => Promise<void>,
 ): Promise<void> {
   const hs = await startFakeHubSpot(opts.fake);
   opts.setup?.(hs);
-  const bridge = await startTestBridge({ hubspotUrl: hs.url, ...(opts.env ? { env: opts.env } : {}) });
+  const bridge = await startTestBridge({
+    hubspotUrl: hs.url,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.service ? { service: opts.service } : {}),
+  });
   try {
     if (opts.ready === true)
       await waitFor(async () => (await bridge.service.readiness()).ready, { what: "ready" });

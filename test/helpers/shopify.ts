@@ -86,6 +86,60 @@ export async function postDelivery(
   return { status: res.status, json };
 }
 
+/** webhooks_received_total summed per outcome, from the bridge's /metrics. */
+async function outcomeCounts(baseUrl: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const counts = new Map<string, number>();
+  for (const m of text.matchAll(/^webhooks_received_total\{[^}]*outcome="([^"]+)"[^}]*\} (\S+)$/gm)) {
+    const outcome = m[1] ?? "";
+    counts.set(outcome, (counts.get(outcome) ?? 0) + Number(m[2]));
+  }
+  return counts;
+}
+
+/** The outcome counts once deliveries sent before (not awaited by their sender) have been applied. */
+async function settledCounts(baseUrl: string): Promise<Map<string, number>> {
+  let counts = await outcomeCounts(baseUrl);
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 30));
+    const again = await outcomeCounts(baseUrl);
+    if ([...again].every(([name, n]) => counts.get(name) === n)) return again;
+    counts = again;
+  }
+  return counts;
+}
+
+/**
+ * Posts a delivery (one at a time) and resolves with its answer and what it did: the answer's outcome, or,
+ * when the answer is `accepted` (the SQLite inbox applies deliveries just behind the answer), the outcome
+ * the bridge counted in webhooks_received_total once it applied it.
+ */
+export function deliver(
+  baseUrl: string,
+  opts: DeliveryOptions,
+): Promise<{ status: number; json: unknown; outcome: string | undefined }> {
+  return withOutcome(baseUrl, () => postDelivery(baseUrl, opts));
+}
+
+/** `post` (any way of sending one delivery), with the outcome as `deliver` reads it. */
+export async function withOutcome<R extends { status: number; json: unknown }>(
+  baseUrl: string,
+  post: () => Promise<R>,
+): Promise<R & { outcome: string | undefined }> {
+  const before = await settledCounts(baseUrl);
+  const res = await post();
+  const answered = (res.json as { outcome?: string } | undefined)?.outcome;
+  if (answered !== "accepted") return { ...res, outcome: answered };
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const after = await outcomeCounts(baseUrl);
+    const outcome = [...after].find(([name, n]) => n > (before.get(name) ?? 0))?.[0];
+    if (outcome !== undefined) return { ...res, outcome };
+    if (Date.now() > deadline) throw new Error("the accepted delivery was not applied within 10 s");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** A checkout body for cart `token`, with the given total and update time. */
 export function checkoutBody(
   token: string,

@@ -126,6 +126,39 @@ describe("contacts", () => {
 });
 
 describe("privacy topics", () => {
+  it("customers/redact right after a delivery still on its way from the inbox erases what that delivery kept", async () => {
+    const hold = { service: { intake: { applyDelayMs: 2000 } } };
+    await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }), ...hold }, async (_hs, bridge) => {
+      // Answered once durable in the inbox; applied behind the answer — here held back 2 s.
+      const sent = await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkoutBody("r-late", { email: "late@example.com" }),
+      });
+      assert.equal(sent.status, 200);
+      const redact = JSON.stringify({
+        shop_id: 1,
+        shop_domain: TEST_SHOP,
+        customer: { id: 8, email: "late@example.com", phone: null },
+        orders_to_redact: [],
+      });
+      const res = await postDelivery(bridge.url, { topic: "customers/redact", body: redact });
+      assert.deepEqual(res.json, { outcome: "redacted" });
+      // The checkout is in the store (it went in before the erasure), its buyer is not.
+      await waitFor(
+        () => query(bridge, `SELECT 1 FROM carts WHERE key = '${TEST_SHOP}:r-late'`).length === 1,
+        {
+          what: "the checkout applied",
+        },
+      );
+      assert.equal(query(bridge, "SELECT 1 FROM contact_links WHERE email IS NOT NULL").length, 0);
+      assert.equal(
+        query(bridge, "SELECT 1 FROM cart_deliveries WHERE instr(CAST(body AS TEXT), 'late@example.com') > 0")
+          .length,
+        0,
+      );
+    });
+  });
+
   it("customers/redact erases that customer's pending buyer, dead letters and kept deliveries", async () => {
     // Contacts cannot be sent (no scope), so the buyer stays pending in the store.
     await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {

@@ -9,12 +9,13 @@ import { openSqliteStore } from "../../src/store/sqlite.ts";
 import { cartItem, SHOP, T0 } from "../helpers/items.ts";
 
 /**
- * SQLite's durability as documented: an acknowledged delivery is committed with synchronous=FULL. The
- * sender's bookkeeping runs relaxed (NORMAL) and restores FULL after; when that restore fails, the next
- * durable commit must restore it first or fail (503), never commit under NORMAL.
+ * SQLite's durability as documented: a durable commit (the group commit's deliveries, erasures, replays)
+ * runs with synchronous=FULL. Relaxed ones (the sender's bookkeeping, the inbox's applier, whose durable
+ * copy is the inbox) run under NORMAL; the level is set only when the mode changes, and a durable commit
+ * that cannot set FULL first fails (503), never commits under NORMAL.
  */
 
-it("a durable commit never runs under synchronous=NORMAL when restoring FULL failed", async (t) => {
+it("a durable commit never runs under synchronous=NORMAL, and the level is set only when the mode changes", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "cartbridge-sync-"));
   const store = openSqliteStore(join(dir, "store.db"));
   // Records every synchronous level set and each BEGIN, and can refuse to set FULL (a failing pragma).
@@ -39,12 +40,20 @@ it("a durable commit never runs under synchronous=NORMAL when restoring FULL fai
   });
 
   assert.deepEqual(await store.ingestBatch([cartItem("a", "w1")]), ["applied"]);
-  refuseFull = true;
+  assert.deepEqual(seen, ["BEGIN IMMEDIATE"], "FULL since the store opened");
+  seen.length = 0;
   await store.markSent([{ key: `${SHOP}:a`, version: 1, hubspotId: "1" }], "owner");
-  assert.deepEqual(seen.slice(-3), ["PRAGMA synchronous = NORMAL", "BEGIN IMMEDIATE", "FULL refused"]);
+  await store.markFailed([`${SHOP}:a`], "owner", { nextAttemptAtMs: T0, error: "test" });
+  assert.deepEqual(
+    seen,
+    ["PRAGMA synchronous = NORMAL", "BEGIN IMMEDIATE", "BEGIN IMMEDIATE"],
+    "two relaxed commits, one PRAGMA",
+  );
+  refuseFull = true;
 
-  // FULL still cannot be set: the delivery is refused (503), not committed under NORMAL.
+  // FULL cannot be set: the delivery is refused (503), not committed under NORMAL.
   await assert.rejects(store.ingestBatch([cartItem("b", "w2")]), StoreError);
+  assert.equal(seen.at(-1), "FULL refused");
   assert.equal((await store.stats(T0)).carts, 1);
 
   refuseFull = false;

@@ -11,14 +11,15 @@ import { startFakeHubSpot, type FakeHubSpot } from "../fakes/hubspot-server.ts";
 import { startTestBridge } from "../helpers/bridge.ts";
 import { bridgeEnv, MAIN } from "../helpers/child.ts";
 import { postgresRequired, testDatabaseUrl } from "../helpers/stores.ts";
-import { TEST_SHOP } from "../helpers/shopify.ts";
+import { cartBody, postDelivery, TEST_SHOP } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 /**
  * Upgrades from what a released version wrote. The fixtures in test/fixtures/upgrade/ were recorded by
- * running v0.1.0 itself (test/fixtures/upgrade/record.ts): Shopify's samples plus five carts and five
- * checkouts of its own, sent while HubSpot was unreachable, so all 12 carts are pending, 6 buyers wait to be
- * sent and one unparseable delivery is a dead letter.
+ * running that version itself (test/fixtures/upgrade/record.ts): v0.1.0, and d92e263 for SQLite (the last
+ * schema before the inbox). Shopify's samples plus five carts and five checkouts of its own, sent while
+ * HubSpot was unreachable, so all 12 carts are pending, 6 buyers wait to be sent and one unparseable
+ * delivery is a dead letter.
  */
 const FIXTURES = new URL("../fixtures/upgrade/", import.meta.url);
 
@@ -51,31 +52,46 @@ async function assertPendingCartsLand(hs: FakeHubSpot): Promise<void> {
 }
 
 describe("upgrades from a released version's store", () => {
-  it("SQLite: a v0.1.0 file is migrated in place, its pending carts and buyers are sent", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "cartbridge-upgrade-"));
-    copyFileSync(new URL("sqlite-v0.1.0.db", FIXTURES), join(dir, "cartbridge.db"));
-    const hs = await startFakeHubSpot();
-    const bridge = await startTestBridge({ hubspotUrl: hs.url, dir });
-    try {
-      await assertPendingCartsLand(hs);
-      const letters = await bridge.service.store.listDeadLetters({ limit: 10 });
-      assert.equal(letters.length, 1);
-      assert.equal(letters[0]?.source, "mapping");
-    } finally {
-      await bridge.stop({ keepDir: true, drainMs: 500 });
-      await hs.close();
-    }
-    const db = new DatabaseSync(join(dir, "cartbridge.db"));
-    const versions = db.prepare("SELECT version FROM schema_migrations ORDER BY version").all();
-    db.close();
-    // Every migration this code knows is recorded, the first one included (the file had none recorded).
-    assert.deepEqual(
-      versions.map((r) => Number(r["version"])),
-      SQLITE_MIGRATIONS.map((m) => m.version),
-    );
-    assert.equal(versions[0]?.["version"], 1);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  // v0.1.0, the first release (no migrations recorded), and d92e263, the last version before the inbox of
+  // raw deliveries (schema 5), each as that version's own code wrote it.
+  for (const version of ["v0.1.0", "d92e263"]) {
+    it(`SQLite: a ${version} file is migrated in place, its pending carts and buyers are sent, new deliveries go through the inbox`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "cartbridge-upgrade-"));
+      copyFileSync(new URL(`sqlite-${version}.db`, FIXTURES), join(dir, "cartbridge.db"));
+      const hs = await startFakeHubSpot();
+      const bridge = await startTestBridge({ hubspotUrl: hs.url, dir });
+      try {
+        await assertPendingCartsLand(hs);
+        const letters = await bridge.service.store.listDeadLetters({ limit: 10 });
+        assert.equal(letters.length, 1);
+        assert.equal(letters[0]?.source, "mapping");
+        // A delivery after the upgrade: acknowledged through the inbox, applied, sent.
+        const res = await postDelivery(bridge.url, {
+          topic: "carts/update",
+          body: cartBody("after-upgrade", { price: "7.00" }),
+        });
+        assert.equal(res.status, 200);
+        assert.deepEqual(res.json, { outcome: "accepted" });
+        await waitFor(() => hs.cartByKey(`${TEST_SHOP}:after-upgrade`), { what: "the new cart in HubSpot" });
+      } finally {
+        await bridge.stop({ keepDir: true, drainMs: 500 });
+        await hs.close();
+      }
+      const db = new DatabaseSync(join(dir, "cartbridge.db"));
+      const versions = db.prepare("SELECT version FROM schema_migrations ORDER BY version").all();
+      const applied = db.prepare("SELECT segment, position FROM inbox_applied").all();
+      db.close();
+      // Every migration this code knows is recorded, the first one included (v0.1.0 had none recorded).
+      assert.deepEqual(
+        versions.map((r) => Number(r["version"])),
+        SQLITE_MIGRATIONS.map((m) => m.version),
+      );
+      assert.equal(versions[0]?.["version"], 1);
+      assert.equal(applied.length, 1, "how far the inbox is applied is recorded");
+      assert.ok(Number(applied[0]?.["position"]) > 0);
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
 
   it("SQLite: a file from a newer release stops the process with exit 78 and says why", () => {
     const dir = mkdtempSync(join(tmpdir(), "cartbridge-upgrade-"));

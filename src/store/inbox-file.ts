@@ -1,0 +1,362 @@
+import { mkdirSync } from "node:fs";
+import { open, readdir, readFile, rename, unlink, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { crc32 } from "node:zlib";
+import { StoreError } from "../errors.ts";
+
+/**
+ * The inbox: an append-only log of verified raw deliveries beside the SQLite file, the record that makes a
+ * 200 durable on the embedded store (SPEC §3: "the verified raw delivery itself"). Appends are written and
+ * fdatasync'ed through libuv's thread pool, never on the event loop, and appends that arrive while one write
+ * is out share the next (group fsync). What is applied to the store is recorded there (its position); after
+ * a crash everything past that position is applied again, so nothing answered 200 is lost.
+ *
+ * Files: `<dir>/<segment, 12 digits>.log`. Each start-up writes a new segment; a segment reaching
+ * `segmentBytes` is followed by the next. A segment is deleted only once the store holds a durable position
+ * past it. A record is `[u32 length][u32 crc32][u32 meta length][meta JSON][body]`, little-endian, the crc
+ * and length over what follows them: a record cut short by a crash (never acknowledged, its fsync did not
+ * return) fails them and ends the segment.
+ */
+
+export interface InboxPosition {
+  readonly segment: number;
+  /** Byte offset in the segment just past the last applied record. */
+  readonly offset: number;
+}
+
+/** A verified delivery as the inbox keeps it. */
+export interface InboxRecord {
+  readonly webhookId: string | undefined;
+  readonly topic: string;
+  readonly shopDomain: string;
+  readonly receivedAtMs: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+}
+
+export interface StoredRecord {
+  readonly record: InboxRecord;
+  /** The position just past this record. */
+  readonly end: InboxPosition;
+}
+
+export interface InboxFile {
+  /** Resolves with the record's end position once it is on disk (fdatasync returned); rejects otherwise. */
+  append(record: InboxRecord): Promise<InboxPosition>;
+  /** Deletes segments wholly before `applied` (a position the store holds durably). */
+  release(applied: InboxPosition): Promise<void>;
+  /** The oldest segment still on disk. */
+  oldestSegment(): number;
+  /** Waits for the writes out, then closes the file. */
+  close(): Promise<void>;
+}
+
+export interface InboxOptions {
+  /** A segment reaching this size is followed by the next (default 16 MiB). */
+  readonly segmentBytes?: number;
+}
+
+const HEADER_BYTES = 16;
+const SEGMENT_NAME = /^(\d{12})\.log$/;
+const SPARE_NAME = /^spare-(\d+)\.log$/;
+/** Applied segments kept to be written over (renamed), so new segments need no zero-filling. */
+const MAX_SPARES = 2;
+
+const segmentPath = (dir: string, segment: number): string =>
+  join(dir, `${String(segment).padStart(12, "0")}.log`);
+
+/**
+ * Opens the inbox in `dir`: deletes segments the store has durably applied (before `applied.segment`), reads
+ * every record past `applied` (cutting a torn tail off), and starts a new segment for appends.
+ */
+export async function openInbox(
+  dir: string,
+  applied: InboxPosition | undefined,
+  opts: InboxOptions = {},
+): Promise<{ inbox: InboxFile; unapplied: StoredRecord[] }> {
+  mkdirSync(dir, { recursive: true });
+  const names = await readdir(dir);
+  const spares = names.filter((name) => SPARE_NAME.test(name)).map((name) => join(dir, name));
+  const segments = names
+    .map((name) => SEGMENT_NAME.exec(name)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+  const unapplied: StoredRecord[] = [];
+  const kept: number[] = [];
+  for (const segment of segments) {
+    if (applied !== undefined && segment < applied.segment) {
+      await unlink(segmentPath(dir, segment));
+      continue;
+    }
+    kept.push(segment);
+    const from = applied !== undefined && segment === applied.segment ? applied.offset : 0;
+    unapplied.push(...readSegment(segment, await readFile(segmentPath(dir, segment)), from));
+  }
+  const first = Math.max(applied?.segment ?? 0, ...segments) + 1;
+  const inbox = await startWriter(dir, { first, older: kept, spares }, opts.segmentBytes ?? 8 * 1024 * 1024);
+  return { inbox, unapplied };
+}
+
+/**
+ * The records of one segment from `from` on. Stops at the first record that is cut short, corrupt or
+ * written into this file in an earlier life (a recycled segment: its records name another segment).
+ */
+export function readSegment(segment: number, data: Buffer, from: number): StoredRecord[] {
+  const out: StoredRecord[] = [];
+  let at = from;
+  while (at + HEADER_BYTES <= data.length) {
+    const length = data.readUInt32LE(at);
+    const end = at + 8 + length;
+    if (end > data.length) break;
+    if (length < 8 || crc32(data.subarray(at + 8, end)) !== data.readUInt32LE(at + 4)) break;
+    if (data.readUInt32LE(at + 8) !== segment) break;
+    const metaLength = data.readUInt32LE(at + 12);
+    if (HEADER_BYTES + metaLength > 8 + length) break;
+    const metaEnd = at + HEADER_BYTES + metaLength;
+    const meta = JSON.parse(data.toString("utf8", at + HEADER_BYTES, metaEnd)) as Meta;
+    out.push({
+      record: {
+        webhookId: meta.w ?? undefined,
+        topic: meta.t,
+        shopDomain: meta.s,
+        receivedAtMs: meta.r,
+        headers: meta.h,
+        body: Buffer.from(data.subarray(metaEnd, end)),
+      },
+      end: { segment, offset: end },
+    });
+    at = end;
+  }
+  return out;
+}
+
+interface Meta {
+  readonly w: string | null;
+  readonly t: string;
+  readonly s: string;
+  readonly r: number;
+  readonly h: Readonly<Record<string, string>>;
+}
+
+/** The record's bytes: a header buffer (length, crc, segment, meta) and the body itself (not copied). */
+export function encodeRecord(record: InboxRecord, segment: number): [Buffer, Buffer] {
+  const meta: Meta = {
+    w: record.webhookId ?? null,
+    t: record.topic,
+    s: record.shopDomain,
+    r: record.receivedAtMs,
+    h: record.headers,
+  };
+  const metaText = JSON.stringify(meta);
+  const metaLength = Buffer.byteLength(metaText);
+  const head = Buffer.allocUnsafe(HEADER_BYTES + metaLength);
+  head.writeUInt32LE(8 + metaLength + record.body.length, 0);
+  head.writeUInt32LE(segment, 8);
+  head.writeUInt32LE(metaLength, 12);
+  head.write(metaText, HEADER_BYTES, "utf8");
+  head.writeUInt32LE(crc32(record.body, crc32(head.subarray(8))), 4);
+  return [head, record.body];
+}
+
+interface Queued {
+  readonly segment: number;
+  readonly parts: readonly [Buffer, Buffer];
+  readonly end: InboxPosition;
+  readonly resolve: (end: InboxPosition) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * The writer: one segment open for appends, one write + fdatasync out at a time, the records appended
+ * meanwhile waiting for the next. Positions are assigned at append time, in append order; a record that
+ * would start past `segmentBytes` starts the next segment instead, and so does every record after a failed
+ * write (what that write left is never acknowledged: at worst it is applied once more, as a duplicate).
+ *
+ * Segments exist at their full size before they are used — written full of zeros, or an applied segment
+ * renamed (recycled; its old records name their old segment, so they never read as new): an fdatasync then
+ * flushes only the records' own blocks, with no file size or block allocation to commit through ext4's
+ * journal behind the database's writes. The next segment is made ready once the current one is half full.
+ */
+async function startWriter(
+  dir: string,
+  files: { first: number; older: readonly number[]; spares: readonly string[] },
+  segmentBytes: number,
+): Promise<InboxFile> {
+  const onDisk = [...files.older, files.first];
+  const spares = [...files.spares];
+  let file: FileHandle = await createSegment(dir, files.first, segmentBytes, spares);
+  let prepared: { segment: number; file: Promise<FileHandle> } | undefined;
+  /** The open segment and how much of it is written and synced. */
+  let fileSegment = files.first;
+  let synced = 0;
+  /** Where the next record goes. */
+  let segment = files.first;
+  let assigned = 0;
+  let queue: Queued[] = [];
+  let writing: Promise<void> | undefined;
+
+  function prepare(next: number): void {
+    if (prepared !== undefined) return;
+    const ready = createSegment(dir, next, segmentBytes, spares);
+    ready.catch(() => undefined); // met again when the segment is needed
+    prepared = { segment: next, file: ready };
+  }
+
+  async function switchTo(target: number): Promise<void> {
+    const ready = prepared?.segment === target ? prepared.file : undefined;
+    if (prepared !== undefined && ready === undefined) await discardPrepared();
+    prepared = undefined;
+    const next = await (ready ?? createSegment(dir, target, segmentBytes, spares));
+    await file.close().catch(() => undefined);
+    file = next;
+    fileSegment = target;
+    onDisk.push(target);
+    synced = 0;
+  }
+
+  async function discardPrepared(): Promise<void> {
+    const unused = prepared;
+    prepared = undefined;
+    if (unused === undefined) return;
+    await (await unused.file.catch(() => undefined))?.close();
+    await unlink(segmentPath(dir, unused.segment)).catch(() => undefined);
+  }
+
+  async function writeGroup(group: readonly Queued[]): Promise<void> {
+    const target = group[0]?.segment ?? fileSegment;
+    if (target !== fileSegment) await switchTo(target);
+    const buffers = group.flatMap((q) => q.parts);
+    const size = buffers.reduce((n, b) => n + b.length, 0);
+    const { bytesWritten } = await file.writev(buffers, synced);
+    if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
+    await file.datasync();
+    synced += size;
+    if (synced * 2 >= segmentBytes) prepare(fileSegment + 1);
+  }
+
+  async function writeOut(): Promise<void> {
+    while (queue.length > 0) {
+      const taken = queue;
+      queue = [];
+      // One write per segment the taken records fall in (two when a segment just filled up).
+      const first = taken[0] as Queued;
+      const split = taken.findIndex((q) => q.segment !== first.segment);
+      const group = split < 0 ? taken : taken.slice(0, split);
+      if (split >= 0) queue = [...taken.slice(split), ...queue];
+      try {
+        await writeGroup(group);
+      } catch (cause) {
+        // Nothing of this group is acknowledged, nor what queued behind it (its positions followed); the
+        // next record starts a new segment.
+        const error = new StoreError("could not write the inbox", { retryable: true, cause });
+        for (const q of [...group, ...queue]) q.reject(error);
+        queue = [];
+        segment = Math.max(segment, fileSegment) + 1;
+        assigned = 0;
+        continue;
+      }
+      for (const q of group) q.resolve(q.end);
+    }
+  }
+
+  return {
+    append(record) {
+      const head = encodeRecord(record, segment);
+      let size = head[0].length + head[1].length;
+      let parts = head;
+      if (assigned > 0 && assigned + size > segmentBytes) {
+        segment += 1;
+        assigned = 0;
+        parts = encodeRecord(record, segment);
+        size = parts[0].length + parts[1].length;
+      }
+      assigned += size;
+      const end = { segment, offset: assigned };
+      const at = segment;
+      const done = new Promise<InboxPosition>((resolve, reject) => {
+        queue.push({ segment: at, parts, end, resolve, reject });
+      });
+      writing ??= writeOut().finally(() => {
+        writing = undefined;
+      });
+      return done;
+    },
+    async release(applied) {
+      while (onDisk.length > 1 && (onDisk[0] as number) < applied.segment) {
+        const old = segmentPath(dir, onDisk.shift() as number);
+        if (spares.length < MAX_SPARES) {
+          const spare = join(dir, `spare-${Date.now()}-${spares.length}.log`);
+          if (
+            await rename(old, spare).then(
+              () => true,
+              () => false,
+            )
+          ) {
+            spares.push(spare);
+            continue;
+          }
+        }
+        await unlink(old).catch(() => undefined);
+      }
+    },
+    oldestSegment: () => onDisk[0] ?? fileSegment,
+    async close() {
+      while (writing !== undefined) await writing;
+      await file.close();
+      // A segment made ready and never used holds no record.
+      await discardPrepared();
+    },
+  };
+}
+
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+/**
+ * Makes segment `segment` ready at `bytes` at least: a spare renamed, or a new file written full of zeros
+ * (synced); then its directory entry is made durable.
+ */
+async function createSegment(
+  dir: string,
+  segment: number,
+  bytes: number,
+  spares: string[],
+): Promise<FileHandle> {
+  const path = segmentPath(dir, segment);
+  const spare = spares.shift();
+  if (
+    spare !== undefined &&
+    (await rename(spare, path).then(
+      () => true,
+      () => false,
+    ))
+  ) {
+    const file = await open(path, "r+");
+    await syncDirectory(dir).catch(async (error: unknown) => {
+      await file.close();
+      throw error;
+    });
+    return file;
+  }
+  const file = await open(path, "wx");
+  try {
+    for (let at = 0; at < bytes; at += ZEROS.length) {
+      await file.write(ZEROS, 0, Math.min(ZEROS.length, bytes - at), at);
+    }
+    await file.datasync();
+    await syncDirectory(dir);
+    return file;
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,207 @@
+import { StoreError } from "../errors.ts";
+import { openInbox, type InboxFile, type InboxPosition, type InboxRecord } from "../store/inbox-file.ts";
+import type { InboxLedger, IngestItem, IngestOutcome } from "../store/store.ts";
+import type { MapResult } from "./cart-event.ts";
+import { toIngestItem, type Intake, type OutcomeSink } from "./intake.ts";
+
+/**
+ * The inbox intake (SQLite files): the answer waits only for the raw delivery's fsync in the inbox
+ * (store/inbox-file.ts, through libuv's thread pool), so the event loop never waits for a disk; mapping and
+ * the store's transaction run behind the answer, a batch at a time, each recording how far the inbox is
+ * applied. At start-up whatever the inbox holds past that position (a crash came between the answer and
+ * the apply) is applied before anything else.
+ *
+ * Batches: applied `applyDelayMs` after the first delivery waiting (or at once when `maxBatch` are), so at
+ * a steady rate the store sees a few transactions of many deliveries rather than one per delivery — the
+ * store's work per delivery falls, and no commit blocks the loop for long.
+ *
+ * Store outages: a batch the store cannot take (a retryable StoreError) stays queued and is tried again
+ * after a pause that grows to `maxRetryMs`; meanwhile new deliveries are refused (503, Shopify retries), as
+ * they are when `maxQueued` deliveries or `maxQueuedBytes` of bodies wait. A batch refused for its own sake
+ * is applied one delivery at a time; a delivery the store refuses alone is kept as a dead letter.
+ */
+export interface InboxIntakeOptions {
+  readonly applyDelayMs?: number;
+  readonly maxBatch?: number;
+  readonly maxQueued?: number;
+  readonly maxQueuedBytes?: number;
+  readonly maxRetryMs?: number;
+  /** A segment reaching this size is followed by the next (default 16 MiB). */
+  readonly segmentBytes?: number;
+  /** Each applied batch: its size and how long the store took (seconds). */
+  readonly onApply?: (size: number, seconds: number) => void;
+  readonly onError?: (error: unknown, what: string) => void;
+}
+
+interface Entry {
+  readonly record: InboxRecord;
+  readonly end: InboxPosition;
+  /** Mapped once, when first applied (kept for a retry). */
+  item?: IngestItem | IngestOutcome;
+}
+
+export async function startInboxIntake(
+  ledger: InboxLedger,
+  map: (delivery: InboxRecord) => MapResult,
+  onOutcome: OutcomeSink,
+  opts: InboxIntakeOptions = {},
+): Promise<Intake & { readonly replayed: number }> {
+  const applyDelayMs = opts.applyDelayMs ?? 10;
+  const maxBatch = opts.maxBatch ?? 256;
+  const maxQueued = opts.maxQueued ?? 5000;
+  const maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
+  const maxRetryMs = opts.maxRetryMs ?? 2000;
+  const applied = await ledger.appliedPosition();
+  const opened = await openInbox(ledger.dir, applied, { segmentBytes: opts.segmentBytes });
+  const inbox: InboxFile = opened.inbox;
+
+  /** Durable, not yet applied, in inbox order. */
+  let queue: Entry[] = opened.unapplied.map((s) => ({ record: s.record, end: s.end }));
+  /** Deliveries accepted and not yet applied (appending or queued), and their body bytes. */
+  let waiting = queue.length;
+  let waitingBytes = queue.reduce((n, e) => n + e.record.body.length, 0);
+  let timer: NodeJS.Timeout | undefined;
+  let applying: Promise<void> | undefined;
+  let retryMs = 0;
+  let closed = false;
+  /** Segments being released (the store's files synced first), off the apply loop. */
+  let releasing: Promise<void> | undefined;
+
+  function schedule(): void {
+    if (applying !== undefined || queue.length === 0 || closed) return;
+    if (queue.length >= maxBatch && retryMs === 0) {
+      clearTimeout(timer);
+      timer = undefined;
+      setImmediate(run);
+    } else {
+      timer ??= setTimeout(run, retryMs > 0 ? retryMs : applyDelayMs);
+    }
+  }
+
+  function run(): void {
+    clearTimeout(timer);
+    timer = undefined;
+    if (applying !== undefined) return;
+    applying = applyQueued().finally(() => {
+      applying = undefined;
+      schedule();
+    });
+  }
+
+  async function applyQueued(): Promise<void> {
+    while (queue.length > 0) {
+      const done = await applyFront(queue.slice(0, maxBatch));
+      if (done === 0) {
+        retryMs = Math.min(maxRetryMs, Math.max(50, retryMs * 2));
+        return;
+      }
+      retryMs = 0;
+      const batch = queue.slice(0, done);
+      queue = queue.length === done ? [] : queue.slice(done);
+      waiting -= done;
+      for (const e of batch) waitingBytes -= e.record.body.length;
+      const last = (batch.at(-1) as Entry).end;
+      if (releasing === undefined && last.segment > inbox.oldestSegment()) {
+        releasing = releaseBehind(last).finally(() => {
+          releasing = undefined;
+        });
+      }
+    }
+  }
+
+  /**
+   * Applies `batch` in one transaction, or — when the store refuses it for its own sake — one delivery at a
+   * time. Returns how many from the front are applied: 0 when the store is unavailable.
+   */
+  async function applyFront(batch: readonly Entry[]): Promise<number> {
+    for (const e of batch) e.item ??= toIngestItem(e.record, map(e.record));
+    const items = batch.map((e) => e.item).filter((i): i is IngestItem => typeof i !== "string");
+    const started = performance.now();
+    let stored: IngestOutcome[];
+    try {
+      stored = await ledger.ingestFromInbox(items, (batch.at(-1) as Entry).end);
+    } catch (error) {
+      if (error instanceof StoreError && error.retryable) {
+        opts.onError?.(error, "the store could not take a batch from the inbox; trying again");
+        return 0;
+      }
+      if (batch.length > 1) return applyFront(batch.slice(0, 1));
+      // Refused on its own: kept as a dead letter with the reason, never dropped.
+      const e = batch[0] as Entry;
+      opts.onError?.(error, "the store refused a delivery from the inbox; it is kept as a dead letter");
+      const reason = `the store refused it: ${error instanceof Error ? error.message : String(error)}`;
+      e.item = { ...e.record, mapped: { kind: "invalid", reason } };
+      return applyFront([e]);
+    }
+    opts.onApply?.(batch.length, (performance.now() - started) / 1000);
+    let i = 0;
+    for (const e of batch) {
+      const outcome = typeof e.item === "string" ? e.item : stored[i++];
+      onOutcome(e.record, outcome ?? "unchanged");
+    }
+    return batch.length;
+  }
+
+  /** The inbox behind `position` is applied: make that durable in the store, then delete those segments. */
+  async function releaseBehind(position: InboxPosition): Promise<void> {
+    try {
+      await ledger.syncCommitted();
+      await inbox.release(position);
+    } catch (error) {
+      opts.onError?.(error, "could not release applied inbox segments; trying after the next batch");
+    }
+  }
+
+  /** Resolves once everything accepted is applied; a StoreError after `withinMs` (the store is down). */
+  async function settle(withinMs = 4000): Promise<void> {
+    const deadline = Date.now() + withinMs;
+    while (waiting > 0 || applying !== undefined) {
+      if (Date.now() > deadline) {
+        throw new StoreError(`${waiting} accepted deliveries not yet applied`, { retryable: true });
+      }
+      if (applying === undefined && queue.length > 0 && retryMs === 0) run();
+      await (applying ?? new Promise((r) => setTimeout(r, 1)));
+    }
+  }
+
+  // What a crash left unapplied goes in before anything new (however long that takes).
+  const replayed = queue.length;
+  await settle(Infinity);
+
+  return {
+    replayed,
+    async accept(delivery) {
+      if (closed || !ledger.isOpen()) throw new StoreError("the store is closed", { retryable: true });
+      if (retryMs > 0) throw new StoreError("the store is unavailable", { retryable: true });
+      if (waiting >= maxQueued || (waiting > 0 && waitingBytes + delivery.body.length > maxQueuedBytes)) {
+        throw new StoreError("too many deliveries are waiting for the store", { retryable: true });
+      }
+      waiting += 1;
+      waitingBytes += delivery.body.length;
+      let end: InboxPosition;
+      try {
+        end = await inbox.append(delivery);
+      } catch (error) {
+        waiting -= 1;
+        waitingBytes -= delivery.body.length;
+        throw error;
+      }
+      queue.push({ record: delivery, end });
+      schedule();
+      return "accepted";
+    },
+    settle: (withinMs?: number) => settle(withinMs),
+    async close() {
+      closed = true;
+      try {
+        await settle();
+      } catch (error) {
+        // What is left stays in the inbox and is applied at the next start.
+        opts.onError?.(error, "closing with deliveries not yet applied; the next start applies them");
+      }
+      clearTimeout(timer);
+      await releasing;
+      await inbox.close();
+    },
+  };
+}

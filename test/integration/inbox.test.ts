@@ -1,0 +1,268 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it, type TestContext } from "node:test";
+import { StoreError } from "../../src/errors.ts";
+import { openInbox, type InboxRecord } from "../../src/store/inbox-file.ts";
+import { createCheckpointGate } from "../../src/store/sqlite-gate.ts";
+import { openSqliteStore } from "../../src/store/sqlite.ts";
+import type { InboxLedger, IngestOutcome, Store } from "../../src/store/store.ts";
+import { startInboxIntake } from "../../src/sync/inbox-intake.ts";
+import { createDeliveryMapper } from "../../src/sync/intake.ts";
+import { cartBody } from "../helpers/shopify.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+/**
+ * The inbox of raw deliveries (store/inbox-file.ts) and the intake that applies it (sync/inbox-intake.ts):
+ * what a 200 on the embedded store rests on. Real files, a real SQLite store.
+ */
+
+const SHOP = "inbox-shop.myshopify.com";
+
+function record(token: string, webhookId: string, price = "10.00"): InboxRecord {
+  return {
+    webhookId,
+    topic: "carts/update",
+    shopDomain: SHOP,
+    receivedAtMs: Date.UTC(2030, 0, 1),
+    headers: { "x-shopify-topic": "carts/update", "x-shopify-webhook-id": webhookId },
+    body: Buffer.from(cartBody(token, { price })),
+  };
+}
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const segmentFiles = (dir: string): string[] =>
+  readdirSync(dir)
+    .filter((n) => /^\d{12}\.log$/.test(n))
+    .sort();
+
+describe("inbox file", () => {
+  it("reads back what was appended, in order, with each record's end position", async (t) => {
+    const dir = tempDir(t);
+    const { inbox, unapplied } = await openInbox(dir, undefined);
+    assert.deepEqual(unapplied, []);
+    const sent = [record("a", "w1"), record("b", "w2"), { ...record("c", "w3"), webhookId: undefined }];
+    const ends = await Promise.all(sent.map((r) => inbox.append(r)));
+    await inbox.close();
+
+    const reopened = await openInbox(dir, undefined);
+    await reopened.inbox.close();
+    assert.deepEqual(
+      reopened.unapplied.map((s) => s.record),
+      sent,
+    );
+    assert.deepEqual(
+      reopened.unapplied.map((s) => s.end),
+      ends,
+    );
+    assert.ok(ends[0]!.offset < ends[1]!.offset && ends[1]!.offset < ends[2]!.offset);
+
+    // Past an applied position, only what follows it.
+    const after = await openInbox(dir, ends[1]);
+    await after.inbox.close();
+    assert.deepEqual(
+      after.unapplied.map((s) => s.record.webhookId),
+      [undefined],
+    );
+  });
+
+  it("stops at a record cut short or corrupted (a crash during its write: it was never acknowledged)", async (t) => {
+    const dir = tempDir(t);
+    const { inbox } = await openInbox(dir, undefined);
+    const ends = await Promise.all(["w1", "w2", "w3"].map((id, i) => inbox.append(record(`t${i}`, id))));
+    await inbox.close();
+    const [file] = segmentFiles(dir);
+    const path = join(dir, file!);
+
+    // The third record cut in the middle of its body.
+    truncateSync(path, ends[2]!.offset - 10);
+    let reread = await openInbox(dir, undefined);
+    await reread.inbox.close();
+    assert.deepEqual(
+      reread.unapplied.map((s) => s.record.webhookId),
+      ["w1", "w2"],
+    );
+
+    // One byte of the second record's body changed.
+    const bytes = readFileSync(path);
+    const at = ends[1]!.offset - 5;
+    bytes[at] = (bytes[at] ?? 0) ^ 0xff;
+    writeFileSync(path, bytes);
+    reread = await openInbox(dir, undefined);
+    await reread.inbox.close();
+    assert.deepEqual(
+      reread.unapplied.map((s) => s.record.webhookId),
+      ["w1"],
+    );
+  });
+
+  it("rolls over to new segments; applied ones are recycled and their old records never read as new", async (t) => {
+    const dir = tempDir(t);
+    const size = await openInbox(tempDir(t), undefined).then(async ({ inbox }) => {
+      const end = await inbox.append(record("c0", "old-0"));
+      await inbox.close();
+      return end.offset;
+    });
+    // Three records per segment (every record here has the same size).
+    const opts = { segmentBytes: Math.floor(size * 3.5) };
+    const { inbox } = await openInbox(dir, undefined, opts);
+    const first = await Promise.all(
+      Array.from({ length: 9 }, (_, i) => inbox.append(record(`c${i}`, `old-${i}`))),
+    );
+    const segments = new Set(first.map((e) => e.segment));
+    assert.equal(segments.size, 3, "nine records fill three segments");
+
+    // Everything so far applied: the segments before the last one go (kept as spares, at most two).
+    await inbox.release(first.at(-1)!);
+    const names = readdirSync(dir);
+    assert.equal(names.filter((n) => n.startsWith("spare-")).length, 2);
+    // Four more: the next segment was made ready before the release (zeros); the one after is a spare
+    // renamed, its first record written over an old one — the old records after it stay in the file.
+    const second = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => inbox.append(record(`n${i}`, `new-${i}`))),
+    );
+    await inbox.close();
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith("spare-")).length, 1, "a spare was used");
+
+    const reopened = await openInbox(dir, first.at(-1), opts);
+    await reopened.inbox.close();
+    assert.deepEqual(
+      reopened.unapplied.map((s) => s.record.webhookId),
+      second.map((_, i) => `new-${i}`),
+      "only the new records: the recycled files' old ones name their old segments",
+    );
+  });
+});
+
+/** The mapper the service uses, warnings ignored. */
+const map = createDeliveryMapper({ syncContacts: true, syncLineItems: true, log: { warn() {} } });
+
+/** A served SQLite store in a new directory; closed, then removed, after the test. */
+function openStore(t: TestContext, dir?: string): Store & { inbox: InboxLedger } {
+  const home = dir ?? mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
+  const store = openSqliteStore(join(home, "cartbridge.db"), { server: true });
+  t.after(async () => {
+    await store.close();
+    if (dir === undefined) rmSync(home, { recursive: true, force: true });
+  });
+  assert.ok(store.inbox !== undefined, "a served SQLite file acknowledges through an inbox");
+  return store as Store & { inbox: InboxLedger };
+}
+
+describe("inbox intake", () => {
+  it("applies at start-up what a crash left between the answer and the store, once", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
+    const path = join(dir, "cartbridge.db");
+    {
+      const store = openSqliteStore(path, { server: true });
+      // Acknowledged (durable in the inbox), then the process died before applying it.
+      const { inbox } = await openInbox(store.inbox!.dir, await store.inbox!.appliedPosition());
+      await inbox.append(record("crashed", "w-crash", "12.00"));
+      await inbox.close();
+      await store.close();
+    }
+    const outcomes: IngestOutcome[] = [];
+    for (const expected of [1, 0]) {
+      const store = openSqliteStore(path, { server: true });
+      const intake = await startInboxIntake(store.inbox!, map, (_d, o) => outcomes.push(o));
+      assert.equal(intake.replayed, expected);
+      await intake.close();
+      await store.close();
+    }
+    assert.deepEqual(outcomes, ["applied"]);
+    const store = openStore(t, dir);
+    const [claimed] = await store.claimDue({ limit: 10, nowMs: Date.now(), leaseMs: 1000, owner: "t" });
+    assert.equal(claimed?.key, `${SHOP}:crashed`);
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+  });
+
+  it("while the store cannot take a batch: accepted deliveries wait, new ones are refused, then all go in", async (t) => {
+    const store = openStore(t);
+    let refuse = true;
+    let refused = 0;
+    const ledger: InboxLedger = {
+      ...store.inbox,
+      async ingestFromInbox(items, applied) {
+        if (refuse) {
+          refused++;
+          throw new StoreError("database is locked", { retryable: true });
+        }
+        return store.inbox.ingestFromInbox(items, applied);
+      },
+    };
+    const outcomes: string[] = [];
+    const intake = await startInboxIntake(ledger, map, (d, o) => outcomes.push(`${d.webhookId}:${o}`), {
+      applyDelayMs: 1,
+      maxRetryMs: 20,
+    });
+    t.after(() => intake.close());
+
+    assert.equal(await intake.accept(record("a", "w1")), "accepted");
+    await waitFor(() => refused > 0, { what: "the store refusing the batch" });
+    await assert.rejects(
+      intake.accept(record("b", "w2")),
+      (e: unknown) => e instanceof StoreError && e.retryable,
+    );
+    await assert.rejects(intake.settle(50), StoreError);
+
+    refuse = false;
+    await intake.settle();
+    assert.deepEqual(outcomes, ["w1:applied"]);
+    assert.equal(await intake.accept(record("b", "w2")), "accepted");
+    await intake.settle();
+    assert.deepEqual(outcomes, ["w1:applied", "w2:applied"]);
+  });
+
+  it("a delivery the store refuses on its own is kept as a dead letter; the rest of its batch goes in", async (t) => {
+    const store = openStore(t);
+    const ledger: InboxLedger = {
+      ...store.inbox,
+      async ingestFromInbox(items, applied) {
+        if (items.some((i) => i.webhookId === "poison" && i.mapped.kind === "event")) {
+          throw new StoreError("CHECK constraint failed", { retryable: false });
+        }
+        return store.inbox.ingestFromInbox(items, applied);
+      },
+    };
+    const outcomes: string[] = [];
+    const intake = await startInboxIntake(ledger, map, (d, o) => outcomes.push(`${d.webhookId}:${o}`), {
+      applyDelayMs: 50,
+    });
+    t.after(() => intake.close());
+    await Promise.all([
+      intake.accept(record("a", "w1")),
+      intake.accept(record("p", "poison")),
+      intake.accept(record("b", "w2")),
+    ]);
+    await intake.settle();
+    assert.deepEqual(outcomes, ["w1:applied", "poison:dead_lettered", "w2:applied"]);
+    const [letter] = await store.listDeadLetters({ limit: 10 });
+    assert.equal(letter?.webhookId, "poison");
+    assert.match(letter?.reason ?? "", /the store refused it: CHECK constraint failed/);
+  });
+});
+
+describe("checkpoint gate", () => {
+  it("holds calls while the checkpoint thread's flag is set and runs them in order after", async () => {
+    const busy = new Int32Array(new SharedArrayBuffer(4));
+    const gate = createCheckpointGate(busy);
+    const ran: string[] = [];
+    const call = (name: string) => gate(() => Promise.resolve(ran.push(name)));
+    await call("free");
+    Atomics.store(busy, 0, 1);
+    const held = [call("one"), call("two")];
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(ran, ["free"], "nothing runs while the flag is set");
+    Atomics.store(busy, 0, 0);
+    // A call made now waits behind the held ones.
+    held.push(call("three"));
+    await Promise.all(held);
+    assert.deepEqual(ran, ["free", "one", "two", "three"]);
+  });
+});
