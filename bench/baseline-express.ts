@@ -3,17 +3,34 @@
  * parser and limit the bridge uses) and answers 200 — no verification, no store. Run as its own process
  * by the benchmark: `PORT=<port> node bench/baseline-express.ts`; prints "listening <port>" when ready and
  * exits on SIGTERM.
+ *
+ * With `DURABLE_DIR` set it is the disk's floor instead: each body goes into the bridge's own inbox of raw
+ * deliveries (store/inbox-file.ts) in that directory and the answer waits for its fdatasync — the least a
+ * durable answer costs on this machine, with nothing else (no HMAC, no mapping, no store, no sender).
  */
 import { once } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
+import { openInbox } from "../src/store/inbox-file.ts";
 
 const app = express();
 app.disable("x-powered-by");
 app.set("etag", false);
-app.post("/webhooks/shopify", express.raw({ type: () => true, limit: 2_097_152 }), (_req, res) => {
-  res.status(200).json({ outcome: "applied" });
+const durableDir = process.env["DURABLE_DIR"];
+const inbox = durableDir === undefined ? undefined : (await openInbox(durableDir, undefined)).inbox;
+app.post("/webhooks/shopify", express.raw({ type: () => true, limit: 2_097_152 }), (req, res) => {
+  if (inbox === undefined) {
+    res.status(200).json({ outcome: "applied" });
+    return;
+  }
+  const body = req.body as Buffer;
+  inbox
+    .append({ webhookId: undefined, topic: "t", shopDomain: "s", receivedAtMs: Date.now(), headers: {}, body })
+    .then(
+      () => res.status(200).json({ outcome: "accepted" }),
+      () => res.status(503).json({ error: "not stored" }),
+    );
 });
 
 const server = createServer({ keepAliveTimeout: 65_000 }, app);

@@ -69,8 +69,12 @@ export async function bridgeIn(
   return bridge;
 }
 
-export async function expressIn(ctx: BenchContext, scope: Scope): Promise<Served> {
-  const server = await startExpressBaseline();
+export async function expressIn(
+  ctx: BenchContext,
+  scope: Scope,
+  opts: { durable?: boolean } = {},
+): Promise<Served> {
+  const server = await startExpressBaseline(opts);
   ctx.livePids.add(server.pid);
   scope.defer(async () => {
     await server.stop(2_000);

@@ -20,6 +20,7 @@ export function measureFixedRateLatency(ctx: BenchContext): Promise<Row[]> {
     const sandbox = await sandboxIn(scope, { recordRequests: false });
     const bridge = await bridgeIn(ctx, scope, "latency", sandbox.url);
     const express = await expressIn(ctx, scope);
+    const floor = await expressIn(ctx, scope, { durable: true });
     const perRun = Math.ceil(((s.warmupMs + s.fixedRateMs) / 1000) * s.fixedRatePerS) + 10;
     const source = presign(perRun, (seq) => seq);
 
@@ -44,11 +45,12 @@ export function measureFixedRateLatency(ctx: BenchContext): Promise<Row[]> {
     };
     const b = await measure("bridge", bridge.url);
     const e = await measure("express", express.url);
+    const f = await measure("express + durable append", floor.url);
     return [
       {
         measure: `answer latency at a fixed ${int(s.fixedRatePerS)} deliveries/s from each scheduled send time, p50 / p99 (bridge event-loop delay p99 / max)`,
         bridge: `${ms(b.p50)} / ${ms(b.p99)} (loop ${ms(b.loopP99)} / ${ms(b.loopMax)})`,
-        baseline: `${ms(e.p50)} / ${ms(e.p99)}`,
+        baseline: `${ms(e.p50)} / ${ms(e.p99)}; with each body fdatasync'ed before the answer (this disk's floor): ${ms(f.p50)} / ${ms(f.p99)}`,
         ratio: `p99 ${(b.p99 / e.p99).toFixed(1)}× baseline`,
         target: `p99 ≤ ${LATENCY_TARGET_MS} ms`,
         met: b.ok && b.p99 <= LATENCY_TARGET_MS,

@@ -121,10 +121,13 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
 
 const BASELINE = fileURLToPath(new URL("./baseline-express.ts", import.meta.url));
 
-export async function startExpressBaseline(): Promise<Served> {
+/** Bare Express; `durable`: its answers wait for each body's fdatasync in an inbox (the disk's floor). */
+export async function startExpressBaseline(opts: { durable?: boolean } = {}): Promise<Served> {
   const port = await freePort();
+  const dir = opts.durable === true ? mkdtempSync(join(tmpdir(), "cartbridge-bench-floor-")) : undefined;
+  if (dir !== undefined) liveDirs.add(dir);
   const proc = spawn(process.execPath, [BASELINE], {
-    env: { PATH: process.env["PATH"] ?? "", PORT: String(port) },
+    env: { PATH: process.env["PATH"] ?? "", PORT: String(port), ...(dir ? { DURABLE_DIR: dir } : {}) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -150,7 +153,16 @@ export async function startExpressBaseline(): Promise<Served> {
     url: `http://127.0.0.1:${port}`,
     pid,
     peakRssBytes: () => (lastPeak = procMemoryBytes(pid, "VmHWM") ?? lastPeak),
-    stop,
+    async stop(graceMs) {
+      try {
+        await stop(graceMs);
+      } finally {
+        if (dir !== undefined) {
+          rmSync(dir, { recursive: true, force: true });
+          liveDirs.delete(dir);
+        }
+      }
+    },
   };
 }
 
