@@ -33,6 +33,10 @@ export interface InboxIntakeOptions {
   readonly onError?: (error: unknown, what: string) => void;
 }
 
+const REFUSED = "the store refused it:";
+const isStoreRefusal = (item: IngestItem): boolean =>
+  item.mapped.kind === "invalid" && item.mapped.reason.startsWith(REFUSED);
+
 interface Entry {
   readonly record: InboxRecord;
   readonly end: InboxPosition;
@@ -125,13 +129,8 @@ export async function startInboxIntake(
         opts.onError?.(error, "the store could not take a batch from the inbox; trying again");
         return 0;
       }
-      if (batch.length > 1) return applyFront(batch.slice(0, 1));
-      // Refused on its own: kept as a dead letter with the reason, never dropped.
-      const e = batch[0] as Entry;
-      opts.onError?.(error, "the store refused a delivery from the inbox; it is kept as a dead letter");
-      const reason = `the store refused it: ${error instanceof Error ? error.message : String(error)}`;
-      e.item = { ...e.record, mapped: { kind: "invalid", reason } };
-      return applyFront([e]);
+      if (batch.length > 1) return applyEachAlone(batch);
+      return applyRefused(batch[0] as Entry, error);
     }
     opts.onApply?.(batch.length, (performance.now() - started) / 1000);
     let i = 0;
@@ -140,6 +139,30 @@ export async function startInboxIntake(
       onOutcome(e.record, outcome ?? "unchanged");
     }
     return batch.length;
+  }
+
+  /** The batch's own fault: each delivery alone, so only the culprit is set aside. */
+  async function applyEachAlone(batch: readonly Entry[]): Promise<number> {
+    for (const [i, e] of batch.entries()) {
+      if ((await applyFront([e])) === 0) return i;
+    }
+    return batch.length;
+  }
+
+  /**
+   * A delivery the store refused on its own is kept as a dead letter with the reason, never dropped. When
+   * even that is refused (the store is broken, not the delivery), it is logged and passed over: it stays
+   * in the inbox's file until that segment is released, and it must not hold up every delivery behind it.
+   */
+  async function applyRefused(e: Entry, error: unknown): Promise<number> {
+    if (typeof e.item === "object" && isStoreRefusal(e.item)) {
+      opts.onError?.(error, "the store refused a delivery even as a dead letter; passed over");
+      return 1;
+    }
+    opts.onError?.(error, "the store refused a delivery from the inbox; it is kept as a dead letter");
+    const reason = `${REFUSED} ${error instanceof Error ? error.message : String(error)}`;
+    e.item = { ...e.record, mapped: { kind: "invalid", reason } };
+    return applyFront([e]);
   }
 
   /** The inbox behind `position` is applied: make that durable in the store, then delete those segments. */

@@ -248,6 +248,35 @@ describe("inbox intake", () => {
   });
 });
 
+describe("inbox intake, a delivery the store cannot take in any form", () => {
+  it("is passed over (logged), and the deliveries behind it still go in", async (t) => {
+    const store = openStore(t);
+    const ledger: InboxLedger = {
+      ...store.inbox,
+      async ingestFromInbox(items, applied) {
+        if (items.some((i) => i.webhookId === "poison")) {
+          throw new StoreError("CHECK constraint failed", { retryable: false });
+        }
+        return store.inbox.ingestFromInbox(items, applied);
+      },
+    };
+    const outcomes: string[] = [];
+    const errors: string[] = [];
+    const intake = await startInboxIntake(ledger, map, (d, o) => outcomes.push(`${d.webhookId}:${o}`), {
+      applyDelayMs: 50,
+      onError: (_e, what) => errors.push(what),
+    });
+    t.after(() => intake.close());
+    await Promise.all(["w1", "poison", "w2"].map((id) => intake.accept(record(id, id))));
+    await intake.settle();
+    assert.deepEqual(outcomes, ["w1:applied", "w2:applied"]);
+    assert.deepEqual(errors, [
+      "the store refused a delivery from the inbox; it is kept as a dead letter",
+      "the store refused a delivery even as a dead letter; passed over",
+    ]);
+  });
+});
+
 describe("checkpoint gate", () => {
   it("holds calls while the checkpoint thread's flag is set and runs them in order after", async () => {
     const busy = new Int32Array(new SharedArrayBuffer(4));
