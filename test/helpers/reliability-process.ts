@@ -3,10 +3,11 @@
  * SQLite file holds, sending generated deliveries, a seeded random source, and tmpfs mounts for disk faults.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { readSegment } from "../../src/store/inbox-file.ts";
 import { bridgeEnv, freePort, MAIN, NODE_FLAGS, type ChildBridge } from "./child.ts";
 import type { GeneratedDelivery } from "./reliability-deliveries.ts";
 import { buildDelivery } from "./shopify.ts";
@@ -99,7 +100,10 @@ export function memoryOf(pid: number): { hwmMiB: number; rssMiB: number } {
 }
 
 export interface StoreContents {
-  /** Webhook ids of committed deliveries. */
+  /**
+   * Webhook ids of durable deliveries: committed to the database, or (a SQLite file's inbox) fsynced in the
+   * inbox past the position the database has applied — the next start applies those first.
+   */
   readonly deliveryIds: Set<string>;
   readonly carts: number;
   readonly deadLetters: number;
@@ -126,13 +130,36 @@ export function durableContents(dbPath: string): StoreContents {
     if (existsSync(`${dbPath}-wal`)) copyFileSync(`${dbPath}-wal`, `${copy}-wal`);
     const db = new DatabaseSync(copy);
     try {
-      return readContents(db);
+      const contents = readContents(db);
+      for (const id of unappliedInboxIds(dbPath, db)) contents.deliveryIds.add(id);
+      return contents;
     } finally {
       db.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Webhook ids of what the inbox beside `dbPath` holds past the position `db` says is applied. */
+function unappliedInboxIds(dbPath: string, db: DatabaseSync): string[] {
+  const dir = `${dbPath}-inbox`;
+  if (!existsSync(dir)) return [];
+  const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'inbox_applied'").get() !== undefined;
+  const row = hasTable
+    ? (db.prepare("SELECT segment, position FROM inbox_applied WHERE id = 1").get() as
+        { segment: number; position: number } | undefined)
+    : undefined;
+  const ids: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const segment = Number(/^(\d{12})\.log$/.exec(name)?.[1] ?? NaN);
+    if (Number.isNaN(segment) || (row !== undefined && segment < row.segment)) continue;
+    const from = row !== undefined && segment === row.segment ? row.position : 0;
+    for (const r of readSegment(segment, readFileSync(join(dir, name)), from)) {
+      if (r.record.webhookId !== undefined) ids.push(r.record.webhookId);
+    }
+  }
+  return ids;
 }
 
 /** What a running bridge's store holds, through a read-only connection (WAL lets it read beside the writer). */

@@ -97,8 +97,11 @@ async function outcomeCounts(baseUrl: string): Promise<Map<string, number>> {
   return counts;
 }
 
-/** The outcome counts once deliveries sent before (not awaited by their sender) have been applied. */
-async function settledCounts(baseUrl: string): Promise<Map<string, number>> {
+/**
+ * webhooks_received_total per outcome once deliveries sent before (and not awaited by their sender) have
+ * been applied: the counts stay the same for 30 ms.
+ */
+export async function settledCounts(baseUrl: string): Promise<Map<string, number>> {
   let counts = await outcomeCounts(baseUrl);
   for (let i = 0; i < 100; i++) {
     await new Promise((r) => setTimeout(r, 30));
@@ -122,7 +125,7 @@ export function deliver(
 }
 
 /** `post` (any way of sending one delivery), with the outcome as `deliver` reads it. */
-export async function withOutcome<R extends { status: number; json: unknown }>(
+export async function withOutcome<R extends { json: unknown }>(
   baseUrl: string,
   post: () => Promise<R>,
 ): Promise<R & { outcome: string | undefined }> {

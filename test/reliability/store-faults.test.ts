@@ -15,7 +15,7 @@ import { startFakeHubSpot } from "../fakes/hubspot-server.ts";
 import type { ChildBridge } from "../helpers/child.ts";
 import { cartKey } from "../helpers/reliability-deliveries.ts";
 import { durableContents, killChild, mountTmpfs, startChild } from "../helpers/reliability-process.ts";
-import { checkoutBody, postDelivery } from "../helpers/shopify.ts";
+import { checkoutBody, postDelivery, withOutcome } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const DISK_BYTES = 16 * 1024 * 1024;
@@ -105,8 +105,11 @@ it("disk full: 503 and never an undurable 200; space returns: recovers by itself
       [],
       "only 503 (or a truly committed 200) while the disk is full",
     );
+    // The inbox's segments are written full of zeros before use, so a delivery can still be made durable
+    // there on a full disk (each 200 is checked on disk below); the store behind it cannot take it, and
+    // from then on deliveries are refused until space returns.
     const largeRefused = refused.filter((d) => d.bytes > 0).length;
-    assert.ok(largeRefused >= 10, `the full disk refused only ${largeRefused} of 12 large deliveries`);
+    assert.ok(largeRefused >= 6, `the full disk refused only ${largeRefused} of 12 large deliveries`);
     assert.equal((await fetch(`${bridge.url}/healthz`)).status, 200, "still alive during the fault");
 
     // Space returns: the same process recovers without a restart.
@@ -120,8 +123,8 @@ it("disk full: 503 and never an undurable 200; space returns: recovers by itself
     // Shopify retries what was refused: each is applied now, not mistaken for a duplicate.
     for (const d of refused) {
       const i = Number(d.token.split("-")[1]);
-      const res = await send(d.token, `${i}.20`, d.bytes, d.webhookId);
-      assert.deepEqual(res.json, { outcome: "applied" }, `retry of ${d.webhookId}`);
+      const res = await withOutcome(bridge.url, () => send(d.token, `${i}.20`, d.bytes, d.webhookId));
+      assert.equal(res.outcome, "applied", `retry of ${d.webhookId}`);
     }
     await waitFor(
       () =>
