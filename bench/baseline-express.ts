@@ -26,7 +26,14 @@ app.post("/webhooks/shopify", express.raw({ type: () => true, limit: 2_097_152 }
   }
   const body = req.body as Buffer;
   inbox
-    .append({ webhookId: undefined, topic: "t", shopDomain: "s", receivedAtMs: Date.now(), headers: {}, body })
+    .append({
+      webhookId: undefined,
+      topic: "t",
+      shopDomain: "s",
+      receivedAtMs: Date.now(),
+      headers: {},
+      body,
+    })
     .then(
       () => res.status(200).json({ outcome: "accepted" }),
       () => res.status(503).json({ error: "not stored" }),

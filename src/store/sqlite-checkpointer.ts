@@ -90,7 +90,7 @@ export function startCheckpointer(
     workerData: {
       busy: busy.buffer,
       path,
-      intervalMs: opts.intervalMs ?? 100,
+      intervalMs: opts.intervalMs ?? 500,
       walLimitBytes: opts.walLimitBytes ?? WAL_LIMIT_BYTES,
       busyTimeoutMs: opts.busyTimeoutMs ?? 5000,
     },
