@@ -73,6 +73,6 @@ export function describeSettings(s: Settings): string {
     `sync: ${s.syncBacklog} carts backlog, ${s.syncWindowMs / 1000} s window`,
     `memory: ${s.memoryDeliveries} deliveries`,
     `verifier: ${s.verifyIterations} deliveries`,
-    "bridge: SQLite (WAL, synchronous=FULL) in a temp dir, LOG_LEVEL=info, HUBSPOT_SYNC_CONTACTS=false, HUBSPOT_SYNC_LINE_ITEMS=false (but in the line item burst)",
+    "bridge: SQLite in a temp dir (answers once the raw delivery is fdatasync'ed in its inbox; batches applied behind, WAL, synchronous=NORMAL), LOG_LEVEL=info, HUBSPOT_SYNC_CONTACTS=false, HUBSPOT_SYNC_LINE_ITEMS=false (but in the line item burst)",
   ].join("; ");
 }

@@ -41,13 +41,13 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     }),
     groupCommitSize: new Histogram({
       name: "store_group_commit_deliveries",
-      help: "Deliveries committed together in one transaction",
+      help: "Deliveries committed together in one transaction (a group commit, or a batch applied from the SQLite inbox)",
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
       registers,
     }),
     groupCommitDuration: new Histogram({
       name: "store_group_commit_duration_seconds",
-      help: "Time one group commit took",
+      help: "Time one group commit (or one batch applied from the SQLite inbox) took",
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),

@@ -248,6 +248,36 @@ describe("inbox intake", () => {
   });
 });
 
+describe("inbox intake, the answer", () => {
+  it("waits for the inbox only: it is given while the store's transaction for it has not even finished", async (t) => {
+    const store = openStore(t);
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const ledger: InboxLedger = {
+      ...store.inbox,
+      async ingestFromInbox(items, applied) {
+        calls++;
+        await held;
+        return store.inbox.ingestFromInbox(items, applied);
+      },
+    };
+    const outcomes: string[] = [];
+    const intake = await startInboxIntake(ledger, map, (d, o) => outcomes.push(`${d.webhookId}:${o}`), {
+      applyDelayMs: 0,
+    });
+    t.after(() => intake.close());
+    assert.equal(await intake.accept(record("a", "w1")), "accepted");
+    await waitFor(() => calls === 1, { what: "the store's transaction started" });
+    // Answered while that transaction is held; so is a second delivery.
+    assert.equal(await intake.accept(record("b", "w2")), "accepted");
+    assert.deepEqual(outcomes, []);
+    release();
+    await intake.settle();
+    assert.deepEqual(outcomes, ["w1:applied", "w2:applied"]);
+  });
+});
+
 describe("inbox intake, a delivery the store cannot take in any form", () => {
   it("is passed over (logged), and the deliveries behind it still go in", async (t) => {
     const store = openStore(t);
