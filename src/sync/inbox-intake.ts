@@ -38,6 +38,8 @@ const isStoreRefusal = (item: IngestItem): boolean =>
   item.mapped.kind === "invalid" && item.mapped.reason.startsWith(REFUSED);
 
 interface Entry {
+  /** The order it was accepted in (settle waits for the ones accepted before it was called). */
+  readonly seq: number;
   readonly record: InboxRecord;
   readonly end: InboxPosition;
   /** Mapped once, when first applied (kept for a retry). */
@@ -60,7 +62,10 @@ export async function startInboxIntake(
   const inbox: InboxFile = opened.inbox;
 
   /** Durable, not yet applied, in inbox order. */
-  let queue: Entry[] = opened.unapplied.map((s) => ({ record: s.record, end: s.end }));
+  let lastSeq = 0;
+  let queue: Entry[] = opened.unapplied.map((s) => ({ seq: ++lastSeq, record: s.record, end: s.end }));
+  /** Accepted (appending or queued) and not yet applied, by seq. */
+  const unappliedSeqs = new Set(queue.map((e) => e.seq));
   /** Deliveries accepted and not yet applied (appending or queued), and their body bytes. */
   let waiting = queue.length;
   let waitingBytes = queue.reduce((n, e) => n + e.record.body.length, 0);
@@ -103,7 +108,10 @@ export async function startInboxIntake(
       const batch = queue.slice(0, done);
       queue = queue.length === done ? [] : queue.slice(done);
       waiting -= done;
-      for (const e of batch) waitingBytes -= e.record.body.length;
+      for (const e of batch) {
+        waitingBytes -= e.record.body.length;
+        unappliedSeqs.delete(e.seq);
+      }
       const last = (batch.at(-1) as Entry).end;
       if (releasing === undefined && last.segment > inbox.oldestSegment()) {
         releasing = releaseBehind(last).finally(() => {
@@ -151,13 +159,15 @@ export async function startInboxIntake(
 
   /**
    * A delivery the store refused on its own is kept as a dead letter with the reason, never dropped. When
-   * even that is refused (the store is broken, not the delivery), it is logged and passed over: it stays
-   * in the inbox's file until that segment is released, and it must not hold up every delivery behind it.
+   * even that is refused, the store is broken, not the delivery: it is treated as unavailable (the
+   * delivery stays first in line, tried again with backoff; new deliveries get 503) — an acknowledged
+   * delivery is never passed over.
    */
   async function applyRefused(e: Entry, error: unknown): Promise<number> {
     if (typeof e.item === "object" && isStoreRefusal(e.item)) {
-      opts.onError?.(error, "the store refused a delivery even as a dead letter; passed over");
-      return 1;
+      opts.onError?.(error, "the store refused a delivery even as a dead letter; holding the inbox");
+      e.item = undefined; // tried again as it came, once the store takes anything again
+      return 0;
     }
     opts.onError?.(error, "the store refused a delivery from the inbox; it is kept as a dead letter");
     const reason = `${REFUSED} ${error instanceof Error ? error.message : String(error)}`;
@@ -175,15 +185,26 @@ export async function startInboxIntake(
     }
   }
 
-  /** Resolves once everything accepted is applied; a StoreError after `withinMs` (the store is down). */
+  /** Whether a delivery accepted at or before `seq` is still to be applied. */
+  const anyUnappliedUpTo = (seq: number): boolean => {
+    for (const s of unappliedSeqs) if (s <= seq) return true;
+    return false;
+  };
+
+  /**
+   * Resolves once every delivery accepted before the call is applied (not those accepted meanwhile, so a
+   * steady stream of deliveries never holds it up); a StoreError after `withinMs` (the store is down).
+   */
   async function settle(withinMs = 4000): Promise<void> {
+    const target = lastSeq;
     const deadline = Date.now() + withinMs;
-    while (waiting > 0 || applying !== undefined) {
+    while (anyUnappliedUpTo(target)) {
       if (Date.now() > deadline) {
-        throw new StoreError(`${waiting} accepted deliveries not yet applied`, { retryable: true });
+        throw new StoreError("deliveries accepted before are not applied yet", { retryable: true });
       }
       if (applying === undefined && queue.length > 0 && retryMs === 0) run();
-      await (applying ?? new Promise((r) => setTimeout(r, 1)));
+      // Polled (not awaiting the batch): a store call that hangs must not outlast the deadline.
+      await new Promise((r) => setTimeout(r, 1));
     }
   }
 
@@ -201,15 +222,18 @@ export async function startInboxIntake(
       }
       waiting += 1;
       waitingBytes += delivery.body.length;
+      const seq = ++lastSeq;
+      unappliedSeqs.add(seq);
       let end: InboxPosition;
       try {
         end = await inbox.append(delivery);
       } catch (error) {
         waiting -= 1;
         waitingBytes -= delivery.body.length;
+        unappliedSeqs.delete(seq);
         throw error;
       }
-      queue.push({ record: delivery, end });
+      queue.push({ seq, record: delivery, end });
       schedule();
       return "accepted";
     },

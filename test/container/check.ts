@@ -165,7 +165,11 @@ const drainToken = (JSON.parse(drain.body.toString("utf8")) as { token: string }
 const drainKey = `${drainShop}:${drainToken}`;
 const res = await postDelivery(bridgeUrl, { topic: drain.topic, body: drain.body, shop: drainShop });
 assert.equal(res.status, 200, `${drain.file} answered ${res.status}`);
-assert.equal(await metric("carts_pending"), 1, "the last cart is pending");
+// Acknowledged once durable in the inbox; applied to the store a few milliseconds later.
+await waitFor(async () => (await metric("carts_pending")) === 1, {
+  what: "the last cart pending",
+  timeoutMs: 5_000,
+});
 assert.equal(await sandboxCart(drainKey), undefined, "the last cart must not be sent before SIGTERM");
 step(`${drain.topic} (${drain.file}) answered 200 and is pending, not in the sandbox`);
 

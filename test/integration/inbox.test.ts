@@ -279,13 +279,14 @@ describe("inbox intake, the answer", () => {
 });
 
 describe("inbox intake, a delivery the store cannot take in any form", () => {
-  it("is passed over (logged), and the deliveries behind it still go in", async (t) => {
+  it("holds the inbox (never passes an acknowledged delivery over) and refuses new ones until the store takes it", async (t) => {
     const store = openStore(t);
+    let broken = true;
     const ledger: InboxLedger = {
       ...store.inbox,
       async ingestFromInbox(items, applied) {
-        if (items.some((i) => i.webhookId === "poison")) {
-          throw new StoreError("CHECK constraint failed", { retryable: false });
+        if (broken && items.some((i) => i.webhookId === "poison")) {
+          throw new StoreError("database disk image is malformed", { retryable: false });
         }
         return store.inbox.ingestFromInbox(items, applied);
       },
@@ -294,16 +295,51 @@ describe("inbox intake, a delivery the store cannot take in any form", () => {
     const errors: string[] = [];
     const intake = await startInboxIntake(ledger, map, (d, o) => outcomes.push(`${d.webhookId}:${o}`), {
       applyDelayMs: 50,
+      maxRetryMs: 20,
       onError: (_e, what) => errors.push(what),
     });
     t.after(() => intake.close());
     await Promise.all(["w1", "poison", "w2"].map((id) => intake.accept(record(id, id))));
+    await waitFor(
+      () => errors.includes("the store refused a delivery even as a dead letter; holding the inbox"),
+      {
+        what: "the inbox held",
+      },
+    );
+    assert.deepEqual(outcomes, ["w1:applied"], "nothing behind the held delivery went in");
+    await assert.rejects(intake.accept(record("w3", "w3")), StoreError);
+    broken = false;
     await intake.settle();
-    assert.deepEqual(outcomes, ["w1:applied", "w2:applied"]);
-    assert.deepEqual(errors, [
-      "the store refused a delivery from the inbox; it is kept as a dead letter",
-      "the store refused a delivery even as a dead letter; passed over",
-    ]);
+    assert.deepEqual(outcomes, ["w1:applied", "poison:applied", "w2:applied"]);
+  });
+});
+
+describe("inbox intake, settle", () => {
+  it("waits for what was accepted before it, not for deliveries accepted after", async (t) => {
+    const store = openStore(t);
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    const ledger: InboxLedger = {
+      ...store.inbox,
+      async ingestFromInbox(items, applied) {
+        // The store takes "before" at once and holds anything with "after" (a delivery still going in).
+        if (items.some((i) => i.webhookId === "after")) await held;
+        return store.inbox.ingestFromInbox(items, applied);
+      },
+    };
+    const outcomes: string[] = [];
+    const intake = await startInboxIntake(ledger, map, (d, o) => outcomes.push(`${d.webhookId}:${o}`), {
+      applyDelayMs: 1000,
+    });
+    t.after(async () => {
+      release();
+      await intake.close();
+    });
+    await intake.accept(record("b", "before"));
+    const settled = intake.settle(1000);
+    await intake.accept(record("a", "after"));
+    await settled;
+    assert.deepEqual(outcomes, ["before:applied"]);
   });
 });
 
