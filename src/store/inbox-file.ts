@@ -89,9 +89,15 @@ export async function openInbox(
       await unlink(segmentPath(dir, segment));
       continue;
     }
-    kept.push(segment);
     const from = applied !== undefined && segment === applied.segment ? applied.offset : 0;
-    unapplied.push(...readSegment(segment, await readFile(segmentPath(dir, segment)), from));
+    const records = readSegment(segment, await readFile(segmentPath(dir, segment)), from);
+    if (records.length === 0) {
+      // Applied to its end, or never written (a start that took no delivery): nothing to keep.
+      await unlink(segmentPath(dir, segment));
+      continue;
+    }
+    kept.push(segment);
+    unapplied.push(...records);
   }
   const first = Math.max(applied?.segment ?? 0, ...segments) + 1;
   const inbox = await startWriter(dir, { first, older: kept, spares }, opts.segmentBytes ?? 8 * 1024 * 1024);
@@ -235,8 +241,21 @@ async function startWriter(
     if (synced * 2 >= segmentBytes) prepare(fileSegment + 1);
   }
 
+  /** Starts the writer unless it runs. */
+  function kick(): void {
+    writing ??= writeOut();
+  }
+
+  /**
+   * Writes until the queue is empty, and says so (`writing` cleared) in the same turn it finds it empty:
+   * a record appended by a waiter it just answered starts the writer again instead of waiting unseen.
+   */
   async function writeOut(): Promise<void> {
-    while (queue.length > 0) {
+    for (;;) {
+      if (queue.length === 0) {
+        writing = undefined;
+        return;
+      }
       const taken = queue;
       queue = [];
       // One write per segment the taken records fall in (two when a segment just filled up).
@@ -277,9 +296,7 @@ async function startWriter(
       const done = new Promise<InboxPosition>((resolve, reject) => {
         queue.push({ segment: at, parts, end, resolve, reject });
       });
-      writing ??= writeOut().finally(() => {
-        writing = undefined;
-      });
+      kick();
       return done;
     },
     async release(applied) {

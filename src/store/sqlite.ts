@@ -53,12 +53,13 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   const lineItems = createSqliteLineItems(db, transaction, deadLetters);
   const activity = createSqliteActivity(db, toDeadLetter);
   const ingest = createSqliteIngest(db, transaction, { deadLetters, lineItems, activity });
+  const inbox = checkpointer !== undefined ? createInboxLedger(db, transaction, path, ingest) : undefined;
   const store: Store = {
     reconcile: createSqliteReconcileStore(db, (what, fn) => transaction(what, fn, "relaxed")),
     ...lineItems,
     activity: activity.queries,
     ingestBatch: ingest.ingestBatch,
-    ...(checkpointer !== undefined ? { inbox: createInboxLedger(db, transaction, path, ingest) } : {}),
+    ...(inbox !== undefined ? { inbox: inbox.ledger } : {}),
     ...createSqliteLedger(db, transaction, deadLetters, lineItems),
     ...deadLetters.port,
     ...createSqliteContacts(db, transaction, deadLetters),
@@ -70,6 +71,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
         await checkpointer?.stop();
       } finally {
         if (db.isOpen) db.close();
+        await inbox?.closeFiles();
         lock?.release();
       }
     },
@@ -124,13 +126,16 @@ function createInboxLedger(
   transaction: SqliteTransaction,
   path: string,
   ingest: SqliteIngest,
-): InboxLedger {
+): { ledger: InboxLedger; closeFiles: () => Promise<void> } {
   const q = {
     get: db.prepare("SELECT segment, position FROM inbox_applied WHERE id = 1"),
     save: db.prepare(`INSERT INTO inbox_applied (id, segment, position) VALUES (1, ?, ?)
         ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, position = excluded.position`),
   };
-  return {
+  // Descriptors kept open until the database is closed: closing a descriptor of the database file drops
+  // every POSIX lock this process holds on it, SQLite's own included (SQLite's "how to corrupt", 2.2).
+  const files = new Map<string, Promise<FileHandle | undefined>>();
+  const ledger: InboxLedger = {
     dir: `${path}-inbox`,
     isOpen: () => db.isOpen,
     async ingestFromInbox(items, applied) {
@@ -153,25 +158,38 @@ function createInboxLedger(
     async syncCommitted() {
       // Commits under synchronous=NORMAL are in the WAL (and what a checkpoint moved, in the database file,
       // synced by the checkpoint itself): an fdatasync of both makes every commit so far survive a power loss.
-      for (const file of [`${path}-wal`, path]) await syncFile(file);
+      for (const file of [`${path}-wal`, path]) await syncFile(files, file);
+    },
+  };
+  return {
+    ledger,
+    async closeFiles() {
+      const opened = [...files.values()];
+      files.clear();
+      await Promise.all(
+        opened.map(async (f) => (await f.catch(() => undefined))?.close().catch(() => undefined)),
+      );
     },
   };
 }
 
-async function syncFile(file: string): Promise<void> {
-  let handle: FileHandle;
-  try {
-    handle = await open(file, "r");
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === "ENOENT") return; // no WAL: nothing to sync there
-    throw new StoreError(`could not open ${file} to sync it`, { retryable: true, cause });
+/** fdatasync of `file` through a descriptor opened once (a missing WAL has nothing to sync). */
+async function syncFile(files: Map<string, Promise<FileHandle | undefined>>, file: string): Promise<void> {
+  let opening = files.get(file);
+  if (opening === undefined) {
+    opening = open(file, "r").catch((cause: unknown) => {
+      files.delete(file); // tried again next time
+      if ((cause as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw new StoreError(`could not open ${file} to sync it`, { retryable: true, cause });
+    });
+    files.set(file, opening);
   }
+  const handle = await opening;
+  if (handle === undefined) return;
   try {
     await handle.datasync();
   } catch (cause) {
     throw new StoreError(`could not sync ${file}`, { retryable: true, cause });
-  } finally {
-    await handle.close();
   }
 }
 

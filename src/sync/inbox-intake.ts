@@ -58,6 +58,9 @@ export async function startInboxIntake(
   const maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
   const maxRetryMs = opts.maxRetryMs ?? 2000;
   const applied = await ledger.appliedPosition();
+  // The position may be only in the page cache (a crash after a NORMAL commit): make it durable before
+  // opening the inbox deletes the segments behind it.
+  await ledger.syncCommitted();
   const opened = await openInbox(ledger.dir, applied, { segmentBytes: opts.segmentBytes });
   const inbox: InboxFile = opened.inbox;
 

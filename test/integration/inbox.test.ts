@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
@@ -69,6 +78,26 @@ describe("inbox file", () => {
     assert.deepEqual(
       after.unapplied.map((s) => s.record.webhookId),
       [undefined],
+    );
+  });
+
+  it("writes an append made by the waiter of the one before (one after the other, never left unwritten)", async (t) => {
+    const dir = tempDir(t);
+    const { inbox } = await openInbox(dir, undefined);
+    // The second append runs in the very turn the first one's waiter is answered.
+    const both = inbox
+      .append(record("s0", "seq-0"))
+      .then((first) => inbox.append(record("s1", "seq-1")).then((second) => [first, second]));
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error("the second append never resolved")), 5000).unref(),
+    );
+    const ends = await Promise.race([both, timeout]);
+    await inbox.close();
+    const reread = await openInbox(dir, undefined);
+    await reread.inbox.close();
+    assert.deepEqual(
+      reread.unapplied.map((s) => s.end),
+      ends,
     );
   });
 
@@ -340,6 +369,30 @@ describe("inbox intake, settle", () => {
     await intake.accept(record("a", "after"));
     await settled;
     assert.deepEqual(outcomes, ["before:applied"]);
+  });
+});
+
+describe("inbox ledger", () => {
+  it("syncing the database's files keeps SQLite's locks on them (no descriptor of the file is closed)", async (t) => {
+    if (!existsSync("/proc/locks")) return t.skip("no /proc/locks on this system");
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
+    const path = join(dir, "cartbridge.db");
+    const store = openSqliteStore(path, { server: true });
+    t.after(async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await store.stats(Date.now());
+    const inode = statSync(path).ino;
+    const held = (): number =>
+      readFileSync("/proc/locks", "utf8")
+        .split("\n")
+        .filter((l) => l.includes(`:${inode} `) && l.split(/\s+/).includes(String(process.pid))).length;
+    const before = held();
+    assert.ok(before > 0, "SQLite holds a lock on the database file");
+    await store.inbox!.syncCommitted();
+    await store.inbox!.syncCommitted();
+    assert.equal(held(), before);
   });
 });
 
