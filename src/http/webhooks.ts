@@ -61,6 +61,8 @@ export function webhookRouter(deps: WebhookDeps): Router {
         // Compliance topics act on what the store holds: everything acknowledged before goes in first.
         await deps.intake.settle();
         const other = await deps.handleOther?.(delivery);
+        // The raw deliveries the inbox still keeps (applied, but not yet rolled away) go too.
+        if (ERASURES.has(topic)) await deps.intake.purge();
         if (other !== undefined) {
           if (other === "dead_lettered") metrics.deadLettersCreated.inc({ source: "mapping" });
           answer(200, other, metricTopic, { outcome: other });
@@ -137,6 +139,7 @@ function verifyRequest(deps: WebhookDeps, req: Request, receivedAtMs: number): V
 }
 
 const KNOWN_TOPICS = new Set([...MAPPED_TOPICS, ...PRIVACY_TOPICS]);
+const ERASURES = new Set(["customers/redact", "shop/redact"]);
 
 /** Keeps metric label cardinality bounded: unknown topics share one label. */
 export function topicLabel(topic: string): string {

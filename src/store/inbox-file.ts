@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { open, readdir, readFile, rename, unlink, type FileHandle } from "node:fs/promises";
+import { open, readdir, readFile, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { StoreError } from "../errors.ts";
@@ -12,10 +12,11 @@ import { StoreError } from "../errors.ts";
  * a crash everything past that position is applied again, so nothing answered 200 is lost.
  *
  * Files: `<dir>/<segment, 12 digits>.log`. Each start-up writes a new segment; a segment reaching
- * `segmentBytes` is followed by the next. A segment is deleted only once the store holds a durable position
- * past it. A record is `[u32 length][u32 crc32][u32 meta length][meta JSON][body]`, little-endian, the crc
- * and length over what follows them: a record cut short by a crash (never acknowledged, its fsync did not
- * return) fails them and ends the segment.
+ * `segmentBytes` is followed by the next, and so is one rolled (an erasure, or its records' age). A segment
+ * is deleted once the store holds a durable position past it (or every record in it is applied, durably,
+ * when it is dropped). A record is `[u32 length][u32 crc32][u32 segment][u32 meta length][meta JSON][body]`,
+ * little-endian, the crc over what follows it: a record cut short by a crash (never acknowledged, its fsync
+ * did not return) fails it and ends the segment, and so does a record naming another segment.
  */
 
 export interface InboxPosition {
@@ -45,6 +46,13 @@ export interface InboxFile {
   append(record: InboxRecord): Promise<InboxPosition>;
   /** Deletes segments wholly before `applied` (a position the store holds durably). */
   release(applied: InboxPosition): Promise<void>;
+  /** Records appended from now on start a new segment (unless the current one is empty); returns it. */
+  roll(): number;
+  /**
+   * Deletes every segment before `first`, the one being appended to included if it is before: the caller
+   * knows every record in them is applied, durably (an erasure, or their age).
+   */
+  dropBefore(first: number): Promise<void>;
   /** The oldest segment still on disk. */
   oldestSegment(): number;
   /** Waits for the writes out, then closes the file. */
@@ -58,9 +66,7 @@ export interface InboxOptions {
 
 const HEADER_BYTES = 16;
 const SEGMENT_NAME = /^(\d{12})\.log$/;
-const SPARE_NAME = /^spare-(\d+)\.log$/;
-/** Applied segments kept to be written over (renamed), so new segments need no zero-filling. */
-const MAX_SPARES = 2;
+const SPARE_NAME = /^spare-[\d-]+\.log$/;
 
 const segmentPath = (dir: string, segment: number): string =>
   join(dir, `${String(segment).padStart(12, "0")}.log`);
@@ -76,7 +82,8 @@ export async function openInbox(
 ): Promise<{ inbox: InboxFile; unapplied: StoredRecord[] }> {
   mkdirSync(dir, { recursive: true });
   const names = await readdir(dir);
-  const spares = names.filter((name) => SPARE_NAME.test(name)).map((name) => join(dir, name));
+  // Spare segments (kept for reuse by earlier builds) may hold applied deliveries' bodies: never kept.
+  for (const name of names.filter((n) => SPARE_NAME.test(n))) await unlink(join(dir, name));
   const segments = names
     .map((name) => SEGMENT_NAME.exec(name)?.[1])
     .filter((n): n is string => n !== undefined)
@@ -100,7 +107,7 @@ export async function openInbox(
     unapplied.push(...records);
   }
   const first = Math.max(applied?.segment ?? 0, ...segments) + 1;
-  const inbox = await startWriter(dir, { first, older: kept, spares }, opts.segmentBytes ?? 8 * 1024 * 1024);
+  const inbox = await startWriter(dir, { first, older: kept }, opts.segmentBytes ?? 8 * 1024 * 1024);
   return { inbox, unapplied };
 }
 
@@ -179,19 +186,18 @@ interface Queued {
  * would start past `segmentBytes` starts the next segment instead, and so does every record after a failed
  * write (what that write left is never acknowledged: at worst it is applied once more, as a duplicate).
  *
- * Segments exist at their full size before they are used — written full of zeros, or an applied segment
- * renamed (recycled; its old records name their old segment, so they never read as new): an fdatasync then
- * flushes only the records' own blocks, with no file size or block allocation to commit through ext4's
- * journal behind the database's writes. The next segment is made ready once the current one is half full.
+ * Segments exist at their full size before they are used — written full of zeros while the one before
+ * fills (from half full on): an fdatasync then flushes only the records' own blocks, with no file size or
+ * block allocation to commit through ext4's journal behind the database's writes. Applied segments are
+ * deleted, never reused: they hold raw bodies, personal data among them.
  */
 async function startWriter(
   dir: string,
-  files: { first: number; older: readonly number[]; spares: readonly string[] },
+  files: { first: number; older: readonly number[] },
   segmentBytes: number,
 ): Promise<InboxFile> {
   const onDisk = [...files.older, files.first];
-  const spares = [...files.spares];
-  let file: FileHandle = await createSegment(dir, files.first, segmentBytes, spares);
+  let file: FileHandle = await createSegment(dir, files.first, segmentBytes);
   let prepared: { segment: number; file: Promise<FileHandle> } | undefined;
   /** The open segment and how much of it is written and synced. */
   let fileSegment = files.first;
@@ -201,10 +207,12 @@ async function startWriter(
   let assigned = 0;
   let queue: Queued[] = [];
   let writing: Promise<void> | undefined;
+  /** The open segment was dropped (closed and deleted) before anything was appended after it. */
+  let fileClosed = false;
 
   function prepare(next: number): void {
     if (prepared !== undefined) return;
-    const ready = createSegment(dir, next, segmentBytes, spares);
+    const ready = createSegment(dir, next, segmentBytes);
     ready.catch(() => undefined); // met again when the segment is needed
     prepared = { segment: next, file: ready };
   }
@@ -213,9 +221,10 @@ async function startWriter(
     const ready = prepared?.segment === target ? prepared.file : undefined;
     if (prepared !== undefined && ready === undefined) await discardPrepared();
     prepared = undefined;
-    const next = await (ready ?? createSegment(dir, target, segmentBytes, spares));
-    await file.close().catch(() => undefined);
+    const next = await (ready ?? createSegment(dir, target, segmentBytes));
+    if (!fileClosed) await file.close().catch(() => undefined);
     file = next;
+    fileClosed = false;
     fileSegment = target;
     onDisk.push(target);
     synced = 0;
@@ -227,6 +236,17 @@ async function startWriter(
     if (unused === undefined) return;
     await (await unused.file.catch(() => undefined))?.close();
     await unlink(segmentPath(dir, unused.segment)).catch(() => undefined);
+  }
+
+  /** Deletes every segment before `first` (all applied, durably); the open one too, if it is among them. */
+  async function dropBefore(first: number): Promise<void> {
+    if (fileSegment < first && !fileClosed) {
+      fileClosed = true;
+      await file.close().catch(() => undefined);
+    }
+    while (onDisk.length > 0 && (onDisk[0] as number) < first) {
+      await unlink(segmentPath(dir, onDisk.shift() as number)).catch(() => undefined);
+    }
   }
 
   async function writeGroup(group: readonly Queued[]): Promise<void> {
@@ -300,27 +320,20 @@ async function startWriter(
       return done;
     },
     async release(applied) {
-      while (onDisk.length > 1 && (onDisk[0] as number) < applied.segment) {
-        const old = segmentPath(dir, onDisk.shift() as number);
-        if (spares.length < MAX_SPARES) {
-          const spare = join(dir, `spare-${Date.now()}-${spares.length}.log`);
-          if (
-            await rename(old, spare).then(
-              () => true,
-              () => false,
-            )
-          ) {
-            spares.push(spare);
-            continue;
-          }
-        }
-        await unlink(old).catch(() => undefined);
-      }
+      await dropBefore(applied.segment);
     },
+    roll() {
+      if (assigned > 0) {
+        segment += 1;
+        assigned = 0;
+      }
+      return segment;
+    },
+    dropBefore,
     oldestSegment: () => onDisk[0] ?? fileSegment,
     async close() {
       while (writing !== undefined) await writing;
-      await file.close();
+      if (!fileClosed) await file.close();
       // A segment made ready and never used holds no record.
       await discardPrepared();
     },
@@ -329,32 +342,9 @@ async function startWriter(
 
 const ZEROS = Buffer.alloc(1024 * 1024);
 
-/**
- * Makes segment `segment` ready at `bytes` at least: a spare renamed, or a new file written full of zeros
- * (synced); then its directory entry is made durable.
- */
-async function createSegment(
-  dir: string,
-  segment: number,
-  bytes: number,
-  spares: string[],
-): Promise<FileHandle> {
+/** Creates segment `segment` written full of zeros (synced), and makes its directory entry durable. */
+async function createSegment(dir: string, segment: number, bytes: number): Promise<FileHandle> {
   const path = segmentPath(dir, segment);
-  const spare = spares.shift();
-  if (
-    spare !== undefined &&
-    (await rename(spare, path).then(
-      () => true,
-      () => false,
-    ))
-  ) {
-    const file = await open(path, "r+");
-    await syncDirectory(dir).catch(async (error: unknown) => {
-      await file.close();
-      throw error;
-    });
-    return file;
-  }
   const file = await open(path, "wx");
   try {
     for (let at = 0; at < bytes; at += ZEROS.length) {
@@ -365,6 +355,7 @@ async function createSegment(
     return file;
   } catch (error) {
     await file.close().catch(() => undefined);
+    await unlink(path).catch(() => undefined);
     throw error;
   }
 }

@@ -28,6 +28,8 @@ export interface InboxIntakeOptions {
   readonly maxRetryMs?: number;
   /** A segment reaching this size is followed by the next (default 16 MiB). */
   readonly segmentBytes?: number;
+  /** Raw deliveries stay in the inbox at most about this long once applied (default 1 h). */
+  readonly maxRecordAgeMs?: number;
   /** Each applied batch: its size and how long the store took (seconds). */
   readonly onApply?: (size: number, seconds: number) => void;
   readonly onError?: (error: unknown, what: string) => void;
@@ -211,6 +213,30 @@ export async function startInboxIntake(
     }
   }
 
+  let purging: Promise<void> = Promise.resolve();
+  let appendedSincePurge = queue.length > 0;
+  /** Rolls the inbox, waits for what came before to be applied, durably, then deletes it. One at a time. */
+  function purge(): Promise<void> {
+    const run = purging.then(async () => {
+      appendedSincePurge = false;
+      const first = inbox.roll();
+      await settle();
+      await ledger.syncCommitted();
+      await inbox.dropBefore(first);
+    });
+    purging = run.catch(() => undefined);
+    return run;
+  }
+  // Applied deliveries' raw bodies (personal data) do not wait for a busy day to roll their segment away.
+  const maxRecordAgeMs = opts.maxRecordAgeMs ?? 3_600_000;
+  const ageTimer = setInterval(() => {
+    if (!appendedSincePurge || closed) return;
+    purge().catch((error: unknown) =>
+      opts.onError?.(error, "could not drop applied deliveries from the inbox"),
+    );
+  }, maxRecordAgeMs / 2);
+  ageTimer.unref();
+
   // What a crash left unapplied goes in before anything new (however long that takes).
   const replayed = queue.length;
   await settle(Infinity);
@@ -237,12 +263,15 @@ export async function startInboxIntake(
         throw error;
       }
       queue.push({ seq, record: delivery, end });
+      appendedSincePurge = true;
       schedule();
       return "accepted";
     },
     settle: (withinMs?: number) => settle(withinMs),
+    purge,
     async close() {
       closed = true;
+      clearInterval(ageTimer);
       try {
         await settle();
       } catch (error) {

@@ -22,6 +22,11 @@ export interface Intake {
    * a StoreError when that takes longer than `withinMs` (default 4 s: the store is down).
    */
   settle(withinMs?: number): Promise<void>;
+  /**
+   * Deletes the raw deliveries the intake keeps once they are applied (an erasure: `customers/redact`,
+   * `shop/redact`); a StoreError when that cannot be done now.
+   */
+  purge(): Promise<void>;
   /** Stops taking deliveries: settles, then closes what the intake holds open. */
   close(): Promise<void>;
 }
@@ -82,6 +87,7 @@ export function createGroupIntake(
       return outcome;
     },
     settle: () => committer.drain(),
+    purge: async () => {}, // the group commit keeps no raw delivery beside the store
     close: () => committer.drain(),
   };
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
@@ -156,6 +157,11 @@ describe("privacy topics", () => {
           .length,
         0,
       );
+      // Nor in the inbox of raw deliveries.
+      const inbox = `${join(bridge.dir, "cartbridge.db")}-inbox`;
+      for (const name of readdirSync(inbox)) {
+        assert.ok(!readFileSync(join(inbox, name)).includes("late@example.com"), `${name} still has it`);
+      }
     });
   });
 

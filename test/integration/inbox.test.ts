@@ -131,7 +131,7 @@ describe("inbox file", () => {
     );
   });
 
-  it("rolls over to new segments; applied ones are recycled and their old records never read as new", async (t) => {
+  it("rolls over to new segments; applied ones are deleted, and a rolled segment's records can be dropped", async (t) => {
     const dir = tempDir(t);
     const size = await openInbox(tempDir(t), undefined).then(async ({ inbox }) => {
       const end = await inbox.append(record("c0", "old-0"));
@@ -144,27 +144,30 @@ describe("inbox file", () => {
     const first = await Promise.all(
       Array.from({ length: 9 }, (_, i) => inbox.append(record(`c${i}`, `old-${i}`))),
     );
-    const segments = new Set(first.map((e) => e.segment));
-    assert.equal(segments.size, 3, "nine records fill three segments");
+    assert.equal(new Set(first.map((e) => e.segment)).size, 3, "nine records fill three segments");
 
-    // Everything so far applied: the segments before the last one go (kept as spares, at most two).
+    // Everything so far applied: the segments before the last one are deleted.
     await inbox.release(first.at(-1)!);
-    const names = readdirSync(dir);
-    assert.equal(names.filter((n) => n.startsWith("spare-")).length, 2);
-    // Four more: the next segment was made ready before the release (zeros); the one after is a spare
-    // renamed, its first record written over an old one — the old records after it stay in the file.
+    assert.deepEqual(segmentFiles(dir).length, 2, "the last one and the next, made ready in advance");
+    // Rolled and dropped (an erasure): the last one goes too, though nothing came after it.
+    const next = inbox.roll();
+    await inbox.dropBefore(next);
+    const bodies = () => segmentFiles(dir).map((n) => readFileSync(join(dir, n)).toString("latin1"));
+    assert.ok(
+      bodies().every((b) => !b.includes("old-")),
+      "no applied record is left in any file",
+    );
     const second = await Promise.all(
       Array.from({ length: 4 }, (_, i) => inbox.append(record(`n${i}`, `new-${i}`))),
     );
+    assert.ok(second.every((e) => e.segment >= next));
     await inbox.close();
-    assert.equal(readdirSync(dir).filter((n) => n.startsWith("spare-")).length, 1, "a spare was used");
 
     const reopened = await openInbox(dir, first.at(-1), opts);
     await reopened.inbox.close();
     assert.deepEqual(
       reopened.unapplied.map((s) => s.record.webhookId),
       second.map((_, i) => `new-${i}`),
-      "only the new records: the recycled files' old ones name their old segments",
     );
   });
 });
@@ -340,6 +343,23 @@ describe("inbox intake, a delivery the store cannot take in any form", () => {
     broken = false;
     await intake.settle();
     assert.deepEqual(outcomes, ["w1:applied", "poison:applied", "w2:applied"]);
+  });
+});
+
+describe("inbox intake, purge", () => {
+  it("deletes the applied deliveries' raw bodies, the segment still being written included", async (t) => {
+    const store = openStore(t);
+    const intake = await startInboxIntake(store.inbox, map, () => {}, { applyDelayMs: 1 });
+    t.after(() => intake.close());
+    await intake.accept(record("p1", "purge-me-1"));
+    await intake.accept(record("p2", "purge-me-2"));
+    await intake.purge();
+    await intake.accept(record("k1", "keep-1"));
+    const text = readdirSync(store.inbox.dir)
+      .map((n) => readFileSync(join(store.inbox.dir, n)).toString("latin1"))
+      .join("");
+    assert.ok(!text.includes("purge-me-"), "the purged deliveries are in no file");
+    assert.ok(text.includes("keep-1"), "a delivery after the purge is kept");
   });
 });
 
