@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
 import { headersToKeep, headerValue, SHOPIFY_HEADERS } from "../shopify/headers.ts";
 import { verifyShopifyHmac } from "../shopify/verify.ts";
+import type { VerifiedDelivery } from "../store/store.ts";
 import type { Intake } from "../sync/intake.ts";
 import { MAPPED_TOPICS } from "../sync/mapping.ts";
 import { PRIVACY_TOPICS } from "../sync/privacy.ts";
@@ -17,16 +18,6 @@ export interface WebhookDeps {
   readonly isShuttingDown: () => boolean;
   /** Topics handled outside cart mapping (privacy/compliance); answers the outcome or undefined. */
   readonly handleOther?: (delivery: VerifiedDelivery) => Promise<string | undefined>;
-}
-
-export interface VerifiedDelivery {
-  readonly topic: string;
-  readonly shopDomain: string;
-  readonly webhookId: string | undefined;
-  readonly body: Buffer;
-  readonly receivedAtMs: number;
-  /** The headers kept with a dead letter (never the HMAC). */
-  readonly headers: Readonly<Record<string, string>>;
 }
 
 const EMPTY = Buffer.alloc(0);

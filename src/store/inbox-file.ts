@@ -3,6 +3,7 @@ import { readdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { startWriter } from "./inbox-writer.ts";
+import type { VerifiedDelivery } from "./store.ts";
 
 /**
  * The inbox: an append-only log of verified raw deliveries beside the SQLite file, the record that makes a
@@ -26,14 +27,7 @@ export interface InboxPosition {
 }
 
 /** A verified delivery as the inbox keeps it. */
-export interface InboxRecord {
-  readonly webhookId: string | undefined;
-  readonly topic: string;
-  readonly shopDomain: string;
-  readonly receivedAtMs: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: Buffer;
-}
+export type InboxRecord = VerifiedDelivery;
 
 export interface StoredRecord {
   readonly record: InboxRecord;

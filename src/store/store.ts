@@ -33,7 +33,8 @@ import type { LineItemStore } from "./line-items.ts";
  */
 
 /** One verified delivery, already mapped (mapping is pure and runs before the commit). */
-export interface IngestItem {
+/** A delivery whose HMAC checked out, as received: what the inbox keeps and what ingest starts from. */
+export interface VerifiedDelivery {
   readonly webhookId: string | undefined;
   readonly topic: string;
   readonly shopDomain: string;
@@ -41,6 +42,9 @@ export interface IngestItem {
   /** Request headers worth keeping (never the HMAC). */
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Buffer;
+}
+
+export interface IngestItem extends VerifiedDelivery {
   readonly mapped: MapResult;
   /** Replays skip the redelivery check (they reuse the original webhook id). */
   readonly replay?: boolean;

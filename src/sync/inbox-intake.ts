@@ -71,8 +71,7 @@ export async function startInboxIntake(
   let queue: Entry[] = opened.unapplied.map((s) => ({ seq: ++lastSeq, record: s.record, end: s.end }));
   /** Accepted (appending or queued) and not yet applied, by seq. */
   const unappliedSeqs = new Set(queue.map((e) => e.seq));
-  /** Deliveries accepted and not yet applied (appending or queued), and their body bytes. */
-  let waiting = queue.length;
+  /** The body bytes of the deliveries in unappliedSeqs (the bound on what memory the inbox holds). */
   let waitingBytes = queue.reduce((n, e) => n + e.record.body.length, 0);
   let timer: NodeJS.Timeout | undefined;
   let applying: Promise<void> | undefined;
@@ -112,7 +111,6 @@ export async function startInboxIntake(
       retryMs = 0;
       const batch = queue.slice(0, done);
       queue = queue.length === done ? [] : queue.slice(done);
-      waiting -= done;
       for (const e of batch) {
         waitingBytes -= e.record.body.length;
         unappliedSeqs.delete(e.seq);
@@ -246,10 +244,10 @@ export async function startInboxIntake(
     async accept(delivery) {
       if (closed || !ledger.isOpen()) throw new StoreError("the store is closed", { retryable: true });
       if (retryMs > 0) throw new StoreError("the store is unavailable", { retryable: true });
+      const waiting = unappliedSeqs.size;
       if (waiting >= maxQueued || (waiting > 0 && waitingBytes + delivery.body.length > maxQueuedBytes)) {
         throw new StoreError("too many deliveries are waiting for the store", { retryable: true });
       }
-      waiting += 1;
       waitingBytes += delivery.body.length;
       const seq = ++lastSeq;
       unappliedSeqs.add(seq);
@@ -257,7 +255,6 @@ export async function startInboxIntake(
       try {
         end = await inbox.append(delivery);
       } catch (error) {
-        waiting -= 1;
         waitingBytes -= delivery.body.length;
         unappliedSeqs.delete(seq);
         throw error;
