@@ -13,7 +13,10 @@ import { toIngestItem, type Intake, type OutcomeSink } from "./intake.ts";
  *
  * Batches: applied `applyDelayMs` after the first delivery waiting (or at once when `maxBatch` are), so at
  * a steady rate the store sees a few transactions of many deliveries rather than one per delivery — the
- * store's work per delivery falls, and no commit blocks the loop for long.
+ * store's work per delivery falls. A batch holds at most `maxBatch` deliveries (mapping and the store's
+ * transaction take about 0.16 ms each on the event loop, so 24 take about 4 ms), and the loop is given
+ * back between batches: after a stall, a backlog goes in as many short tasks with answers between them,
+ * not one long one that makes the next backlog.
  *
  * Store outages: a batch the store cannot take (a retryable StoreError) stays queued and is tried again
  * after a pause that grows to `maxRetryMs`; meanwhile new deliveries are refused (503, Shopify retries), as
@@ -55,7 +58,7 @@ export async function startInboxIntake(
   opts: InboxIntakeOptions = {},
 ): Promise<Intake & { readonly replayed: number }> {
   const applyDelayMs = opts.applyDelayMs ?? 10;
-  const maxBatch = opts.maxBatch ?? 256;
+  const maxBatch = opts.maxBatch ?? 24;
   const maxQueued = opts.maxQueued ?? 5000;
   const maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
   const maxRetryMs = opts.maxRetryMs ?? 2000;
@@ -121,6 +124,7 @@ export async function startInboxIntake(
           releasing = undefined;
         });
       }
+      if (queue.length > 0) await new Promise((r) => setImmediate(r));
     }
   }
 

@@ -214,6 +214,58 @@ describe("inbox intake", () => {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
   });
 
+  it("applies a backlog in short batches and gives the event loop back between them", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
+    const path = join(dir, "cartbridge.db");
+    {
+      const store = openSqliteStore(path, { server: true });
+      const { inbox } = await openInbox(store.inbox!.dir, await store.inbox!.appliedPosition());
+      for (let i = 0; i < 100; i++) await inbox.append(record(`backlog-${i}`, `w-backlog-${i}`));
+      await inbox.close();
+      await store.close();
+    }
+    const store = openSqliteStore(path, { server: true });
+    t.after(async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    // A macrotask that runs whenever the loop is free: how many times it ran when each batch was applied.
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const batches: Array<{ size: number; turns: number }> = [];
+    const ledger: InboxLedger = {
+      ...store.inbox!,
+      async ingestFromInbox(items, applied) {
+        batches.push({ size: items.length, turns });
+        return store.inbox!.ingestFromInbox(items, applied);
+      },
+    };
+    const intake = await startInboxIntake(ledger, map, () => {});
+    ticking = false;
+    await intake.close();
+
+    assert.equal(
+      batches.reduce((n, b) => n + b.size, 0),
+      100,
+    );
+    assert.ok(batches.length >= 5, `100 deliveries in ${batches.length} batches`);
+    assert.ok(
+      batches.every((b) => b.size <= 24),
+      `batch sizes ${batches.map((b) => b.size).join(", ")}`,
+    );
+    for (let i = 1; i < batches.length; i++) {
+      assert.ok(
+        (batches[i] as { turns: number }).turns > (batches[i - 1] as { turns: number }).turns,
+        `the loop ran nothing between batch ${i - 1} and batch ${i}`,
+      );
+    }
+  });
+
   it("while the store cannot take a batch: accepted deliveries wait, new ones are refused, then all go in", async (t) => {
     const store = openStore(t);
     let refuse = true;
