@@ -14,9 +14,9 @@ import { toIngestItem, type Intake, type OutcomeSink } from "./intake.ts";
  * Batches: applied `applyDelayMs` after the first delivery waiting (or at once when `maxBatch` are), so at
  * a steady rate the store sees a few transactions of many deliveries rather than one per delivery — the
  * store's work per delivery falls. A batch holds at most `maxBatch` deliveries (mapping and the store's
- * transaction take about 0.16 ms each on the event loop, so 24 take about 4 ms), and the loop is given
- * back between batches: after a stall, a backlog goes in as many short tasks with answers between them,
- * not one long one that makes the next backlog.
+ * transaction take about 0.16 ms each on the event loop, so 24 take about 4 ms), and each batch is a task
+ * of its own: after a stall, a backlog goes in as many short tasks with answers between them, not one
+ * long one that makes the next backlog.
  *
  * Store outages: a batch the store cannot take (a retryable StoreError) stays queued and is tried again
  * after a pause that grows to `maxRetryMs`; meanwhile new deliveries are refused (503, Shopify retries), as
@@ -77,6 +77,8 @@ export async function startInboxIntake(
   /** The body bytes of the deliveries in unappliedSeqs (the bound on what memory the inbox holds). */
   let waitingBytes = queue.reduce((n, e) => n + e.record.body.length, 0);
   let timer: NodeJS.Timeout | undefined;
+  /** A full batch is waiting: applied in the next turn of the loop (after the I/O that came meanwhile). */
+  let immediate: NodeJS.Immediate | undefined;
   let applying: Promise<void> | undefined;
   let retryMs = 0;
   let closed = false;
@@ -88,7 +90,7 @@ export async function startInboxIntake(
     if (queue.length >= maxBatch && retryMs === 0) {
       clearTimeout(timer);
       timer = undefined;
-      setImmediate(run);
+      immediate ??= setImmediate(run);
     } else {
       timer ??= setTimeout(run, retryMs > 0 ? retryMs : applyDelayMs);
     }
@@ -97,6 +99,8 @@ export async function startInboxIntake(
   function run(): void {
     clearTimeout(timer);
     timer = undefined;
+    clearImmediate(immediate);
+    immediate = undefined;
     if (applying !== undefined) return;
     applying = applyQueued().finally(() => {
       applying = undefined;
@@ -104,28 +108,29 @@ export async function startInboxIntake(
     });
   }
 
+  /** Applies the next batch (schedule() sees to the rest: at once while a full batch waits, else later). */
   async function applyQueued(): Promise<void> {
-    while (queue.length > 0) {
-      const done = await applyFront(queue.slice(0, maxBatch));
-      if (done === 0) {
-        retryMs = Math.min(maxRetryMs, Math.max(50, retryMs * 2));
-        return;
-      }
-      retryMs = 0;
-      const batch = queue.slice(0, done);
-      queue = queue.length === done ? [] : queue.slice(done);
-      for (const e of batch) {
-        waitingBytes -= e.record.body.length;
-        unappliedSeqs.delete(e.seq);
-      }
-      const last = (batch.at(-1) as Entry).end;
-      if (releasing === undefined && last.segment > inbox.oldestSegment()) {
-        releasing = releaseBehind(last).finally(() => {
-          releasing = undefined;
-        });
-      }
-      if (queue.length > 0) await new Promise((r) => setImmediate(r));
+    const tried = Math.min(queue.length, maxBatch);
+    const done = await applyFront(queue.slice(0, maxBatch));
+    if (done === 0) {
+      retryMs = Math.min(maxRetryMs, Math.max(50, retryMs * 2));
+      return;
     }
+    retryMs = 0;
+    const batch = queue.slice(0, done);
+    queue = queue.length === done ? [] : queue.slice(done);
+    for (const e of batch) {
+      waitingBytes -= e.record.body.length;
+      unappliedSeqs.delete(e.seq);
+    }
+    const last = (batch.at(-1) as Entry).end;
+    if (releasing === undefined && last.segment > inbox.oldestSegment()) {
+      releasing = releaseBehind(last).finally(() => {
+        releasing = undefined;
+      });
+    }
+    // The store took only part of the batch: on to the delivery it refused now, not after a pause.
+    if (done < tried) await applyQueued();
   }
 
   /**
@@ -209,7 +214,7 @@ export async function startInboxIntake(
       if (Date.now() > deadline) {
         throw new StoreError("deliveries accepted before are not applied yet", { retryable: true });
       }
-      if (applying === undefined && queue.length > 0 && retryMs === 0) run();
+      if (applying === undefined && queue.length > 0 && retryMs === 0) immediate ??= setImmediate(run);
       // Polled (not awaiting the batch): a store call that hangs must not outlast the deadline.
       await new Promise((r) => setTimeout(r, 1));
     }
@@ -280,6 +285,7 @@ export async function startInboxIntake(
         opts.onError?.(error, "closing with deliveries not yet applied; the next start applies them");
       }
       clearTimeout(timer);
+      clearImmediate(immediate);
       await releasing;
       await inbox.close();
     },
