@@ -6,7 +6,7 @@ import { verifyShopifyHmac } from "../shopify/verify.ts";
 import type { VerifiedDelivery } from "../store/store.ts";
 import type { Intake } from "../sync/intake.ts";
 import { MAPPED_TOPICS } from "../sync/mapping.ts";
-import { PRIVACY_TOPICS } from "../sync/privacy.ts";
+import { ERASURE_TOPICS, PRIVACY_TOPICS } from "../sync/privacy.ts";
 
 export interface WebhookDeps {
   readonly secrets: readonly string[];
@@ -53,7 +53,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
         await deps.intake.settle();
         const other = await deps.handleOther?.(delivery);
         // The raw deliveries the inbox still keeps (applied, but not yet rolled away) go too.
-        if (ERASURES.has(topic)) await deps.intake.purge();
+        if (ERASURE_TOPICS.has(topic)) await deps.intake.purge();
         if (other !== undefined) {
           if (other === "dead_lettered") metrics.deadLettersCreated.inc({ source: "mapping" });
           answer(200, other, metricTopic, { outcome: other });
@@ -130,7 +130,6 @@ function verifyRequest(deps: WebhookDeps, req: Request, receivedAtMs: number): V
 }
 
 const KNOWN_TOPICS = new Set([...MAPPED_TOPICS, ...PRIVACY_TOPICS]);
-const ERASURES = new Set(["customers/redact", "shop/redact"]);
 
 /** Keeps metric label cardinality bounded: unknown topics share one label. */
 export function topicLabel(topic: string): string {

@@ -32,7 +32,6 @@ import type { LineItemStore } from "./line-items.ts";
  *   delivery id outlives it, whatever HubSpot answers (purgeExpired).
  */
 
-/** One verified delivery, already mapped (mapping is pure and runs before the commit). */
 /** A delivery whose HMAC checked out, as received: what the inbox keeps and what ingest starts from. */
 export interface VerifiedDelivery {
   readonly webhookId: string | undefined;
@@ -44,6 +43,7 @@ export interface VerifiedDelivery {
   readonly body: Buffer;
 }
 
+/** One verified delivery, already mapped (mapping is pure and runs before the commit). */
 export interface IngestItem extends VerifiedDelivery {
   readonly mapped: MapResult;
   /** Replays skip the redelivery check (they reuse the original webhook id). */

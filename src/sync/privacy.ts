@@ -16,6 +16,9 @@ export const PRIVACY_TOPICS = new Set([
   "customers/data_request",
 ]);
 
+/** The privacy topics that erase data (the raw deliveries an intake still keeps go with it). */
+export const ERASURE_TOPICS = new Set(["customers/redact", "shop/redact"]);
+
 export async function handlePrivacyDelivery(
   store: Store,
   log: LogSink,
