@@ -1,5 +1,5 @@
-import { mkdirSync } from "node:fs";
-import { readdir, readFile, unlink } from "node:fs/promises";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { startWriter } from "./inbox-writer.ts";
@@ -54,20 +54,20 @@ export interface InboxFile {
 }
 
 export interface InboxOptions {
-  /** A segment reaching this size is followed by the next (default 16 MiB). */
+  /** A segment reaching this size is followed by the next (default 8 MiB). */
   readonly segmentBytes?: number;
 }
 
 const HEADER_BYTES = 16;
 const SEGMENT_NAME = /^(\d{12})\.log$/;
-const SPARE_NAME = /^spare-[\d-]+\.log$/;
 
 export const segmentPath = (dir: string, segment: number): string =>
   join(dir, `${String(segment).padStart(12, "0")}.log`);
 
 /**
- * Opens the inbox in `dir`: deletes segments the store has durably applied (before `applied.segment`), reads
- * every record past `applied` (cutting a torn tail off), and starts a new segment for appends.
+ * Opens the inbox in `dir`: deletes segments with nothing past `applied` (the store holds them durably, or
+ * a start took no delivery), reads every record past `applied` (cutting a torn tail off), and starts a new
+ * segment for appends.
  */
 export async function openInbox(
   dir: string,
@@ -75,39 +75,40 @@ export async function openInbox(
   opts: InboxOptions = {},
 ): Promise<{ inbox: InboxFile; unapplied: StoredRecord[] }> {
   mkdirSync(dir, { recursive: true });
-  const names = await readdir(dir);
-  // Spare segments (kept for reuse by earlier builds) may hold applied deliveries' bodies: never kept.
-  for (const name of names.filter((n) => SPARE_NAME.test(n))) await unlink(join(dir, name));
-  const segments = names
+  const segments = readUnapplied(dir, applied);
+  const kept: number[] = [];
+  for (const { segment, records } of segments) {
+    if (records.length === 0) await unlink(segmentPath(dir, segment));
+    else kept.push(segment);
+  }
+  const first = Math.max(applied?.segment ?? 0, ...segments.map((s) => s.segment)) + 1;
+  const inbox = await startWriter(dir, { first, older: kept }, opts.segmentBytes ?? 8 * 1024 * 1024);
+  return { inbox, unapplied: segments.flatMap((s) => s.records) };
+}
+
+/**
+ * Every segment in `dir`, oldest first, with the records it holds past `applied` (none for a segment behind
+ * it). Only reads: the crash suite uses it on what a killed process left.
+ */
+export function readUnapplied(
+  dir: string,
+  applied: InboxPosition | undefined,
+): Array<{ segment: number; records: StoredRecord[] }> {
+  return readdirSync(dir)
     .map((name) => SEGMENT_NAME.exec(name)?.[1])
     .filter((n): n is string => n !== undefined)
     .map(Number)
-    .sort((a, b) => a - b);
-  const unapplied: StoredRecord[] = [];
-  const kept: number[] = [];
-  for (const segment of segments) {
-    if (applied !== undefined && segment < applied.segment) {
-      await unlink(segmentPath(dir, segment));
-      continue;
-    }
-    const from = applied !== undefined && segment === applied.segment ? applied.offset : 0;
-    const records = readSegment(segment, await readFile(segmentPath(dir, segment)), from);
-    if (records.length === 0) {
-      // Applied to its end, or never written (a start that took no delivery): nothing to keep.
-      await unlink(segmentPath(dir, segment));
-      continue;
-    }
-    kept.push(segment);
-    unapplied.push(...records);
-  }
-  const first = Math.max(applied?.segment ?? 0, ...segments) + 1;
-  const inbox = await startWriter(dir, { first, older: kept }, opts.segmentBytes ?? 8 * 1024 * 1024);
-  return { inbox, unapplied };
+    .sort((a, b) => a - b)
+    .map((segment) => {
+      if (applied !== undefined && segment < applied.segment) return { segment, records: [] };
+      const from = applied !== undefined && segment === applied.segment ? applied.offset : 0;
+      return { segment, records: readSegment(segment, readFileSync(segmentPath(dir, segment)), from) };
+    });
 }
 
 /**
  * The records of one segment from `from` on. Stops at the first record that is cut short, corrupt or
- * written into this file in an earlier life (a recycled segment: its records name another segment).
+ * naming another segment (a file copied or renamed into this name).
  */
 export function readSegment(segment: number, data: Buffer, from: number): StoredRecord[] {
   const out: StoredRecord[] = [];

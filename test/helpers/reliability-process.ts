@@ -3,11 +3,11 @@
  * SQLite file holds, sending generated deliveries, a seeded random source, and tmpfs mounts for disk faults.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { readSegment } from "../../src/store/inbox-file.ts";
+import { readUnapplied } from "../../src/store/inbox-file.ts";
 import { bridgeEnv, freePort, MAIN, NODE_FLAGS, type ChildBridge } from "./child.ts";
 import type { GeneratedDelivery } from "./reliability-deliveries.ts";
 import { buildDelivery } from "./shopify.ts";
@@ -150,14 +150,10 @@ function unappliedInboxIds(dbPath: string, db: DatabaseSync): string[] {
     ? (db.prepare("SELECT segment, position FROM inbox_applied WHERE id = 1").get() as
         { segment: number; position: number } | undefined)
     : undefined;
+  const applied = row === undefined ? undefined : { segment: row.segment, offset: row.position };
   const ids: string[] = [];
-  for (const name of readdirSync(dir).sort()) {
-    const segment = Number(/^(\d{12})\.log$/.exec(name)?.[1] ?? NaN);
-    if (Number.isNaN(segment) || (row !== undefined && segment < row.segment)) continue;
-    const from = row !== undefined && segment === row.segment ? row.position : 0;
-    for (const r of readSegment(segment, readFileSync(join(dir, name)), from)) {
-      if (r.record.webhookId !== undefined) ids.push(r.record.webhookId);
-    }
+  for (const { records } of readUnapplied(dir, applied)) {
+    for (const r of records) if (r.record.webhookId !== undefined) ids.push(r.record.webhookId);
   }
   return ids;
 }

@@ -13,7 +13,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import { StoreError } from "../../src/errors.ts";
-import { openInbox, type InboxRecord } from "../../src/store/inbox-file.ts";
+import {
+  openInbox,
+  type InboxPosition,
+  type InboxRecord,
+  type StoredRecord,
+} from "../../src/store/inbox-file.ts";
 import { createCheckpointGate } from "../../src/store/sqlite-gate.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
 import type { InboxLedger, IngestOutcome, Store } from "../../src/store/store.ts";
@@ -46,6 +51,17 @@ function tempDir(t: TestContext): string {
   return dir;
 }
 
+/** What `dir`'s inbox holds past `applied`, as opening it reads it (then closed again). */
+async function reread(
+  dir: string,
+  applied?: InboxPosition,
+  opts?: { segmentBytes: number },
+): Promise<StoredRecord[]> {
+  const { inbox, unapplied } = await openInbox(dir, applied, opts);
+  await inbox.close();
+  return unapplied;
+}
+
 const segmentFiles = (dir: string): string[] =>
   readdirSync(dir)
     .filter((n) => /^\d{12}\.log$/.test(n))
@@ -60,23 +76,20 @@ describe("inbox file", () => {
     const ends = await Promise.all(sent.map((r) => inbox.append(r)));
     await inbox.close();
 
-    const reopened = await openInbox(dir, undefined);
-    await reopened.inbox.close();
+    const reopened = await reread(dir);
     assert.deepEqual(
-      reopened.unapplied.map((s) => s.record),
+      reopened.map((s) => s.record),
       sent,
     );
     assert.deepEqual(
-      reopened.unapplied.map((s) => s.end),
+      reopened.map((s) => s.end),
       ends,
     );
     assert.ok(ends[0]!.offset < ends[1]!.offset && ends[1]!.offset < ends[2]!.offset);
 
     // Past an applied position, only what follows it.
-    const after = await openInbox(dir, ends[1]);
-    await after.inbox.close();
     assert.deepEqual(
-      after.unapplied.map((s) => s.record.webhookId),
+      (await reread(dir, ends[1])).map((s) => s.record.webhookId),
       [undefined],
     );
   });
@@ -93,10 +106,8 @@ describe("inbox file", () => {
     );
     const ends = await Promise.race([both, timeout]);
     await inbox.close();
-    const reread = await openInbox(dir, undefined);
-    await reread.inbox.close();
     assert.deepEqual(
-      reread.unapplied.map((s) => s.end),
+      (await reread(dir)).map((s) => s.end),
       ends,
     );
   });
@@ -111,10 +122,8 @@ describe("inbox file", () => {
 
     // The third record cut in the middle of its body.
     truncateSync(path, ends[2]!.offset - 10);
-    let reread = await openInbox(dir, undefined);
-    await reread.inbox.close();
     assert.deepEqual(
-      reread.unapplied.map((s) => s.record.webhookId),
+      (await reread(dir)).map((s) => s.record.webhookId),
       ["w1", "w2"],
     );
 
@@ -123,10 +132,8 @@ describe("inbox file", () => {
     const at = ends[1]!.offset - 5;
     bytes[at] = (bytes[at] ?? 0) ^ 0xff;
     writeFileSync(path, bytes);
-    reread = await openInbox(dir, undefined);
-    await reread.inbox.close();
     assert.deepEqual(
-      reread.unapplied.map((s) => s.record.webhookId),
+      (await reread(dir)).map((s) => s.record.webhookId),
       ["w1"],
     );
   });
@@ -163,10 +170,8 @@ describe("inbox file", () => {
     assert.ok(second.every((e) => e.segment >= next));
     await inbox.close();
 
-    const reopened = await openInbox(dir, first.at(-1), opts);
-    await reopened.inbox.close();
     assert.deepEqual(
-      reopened.unapplied.map((s) => s.record.webhookId),
+      (await reread(dir, first.at(-1), opts)).map((s) => s.record.webhookId),
       second.map((_, i) => `new-${i}`),
     );
   });
