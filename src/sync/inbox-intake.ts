@@ -29,7 +29,7 @@ export interface InboxIntakeOptions {
   readonly maxQueued?: number;
   readonly maxQueuedBytes?: number;
   readonly maxRetryMs?: number;
-  /** A segment reaching this size is followed by the next (default 16 MiB). */
+  /** A segment reaching this size is followed by the next (default 8 MiB). */
   readonly segmentBytes?: number;
   /** Raw deliveries stay in the inbox at most about this long once applied (default 1 h). */
   readonly maxRecordAgeMs?: number;
@@ -112,11 +112,9 @@ export async function startInboxIntake(
   async function applyQueued(): Promise<void> {
     const tried = Math.min(queue.length, maxBatch);
     const done = await applyFront(queue.slice(0, maxBatch));
-    if (done === 0) {
-      retryMs = Math.min(maxRetryMs, Math.max(50, retryMs * 2));
-      return;
-    }
-    retryMs = 0;
+    // Short of the whole batch: the store cannot take the next delivery now; it waits as in an outage.
+    retryMs = done < tried ? Math.min(maxRetryMs, Math.max(50, retryMs * 2)) : 0;
+    if (done === 0) return;
     const batch = queue.slice(0, done);
     queue = queue.length === done ? [] : queue.slice(done);
     for (const e of batch) {
@@ -129,8 +127,6 @@ export async function startInboxIntake(
         releasing = undefined;
       });
     }
-    // The store took only part of the batch: on to the delivery it refused now, not after a pause.
-    if (done < tried) await applyQueued();
   }
 
   /**
