@@ -122,6 +122,8 @@ async function writeBack(
   );
   const held = sent.filter((c) => !lostNow.has(c.key));
   if (held.length > 0) {
+    // A turn between reading the answer and the sent marks (both hold the loop on the embedded store).
+    await new Promise((resolve) => setImmediate(resolve));
     const marked = await store.markSent(held, lane.owner);
     if (marked.length < held.length) log.warn({ count: held.length - marked.length }, CLAIMS_LOST_MESSAGE);
     lane.observer.sent?.(

@@ -173,6 +173,9 @@ async function step(s: Scheduler): Promise<void> {
     opts.observer?.rateLimitWait?.(wait);
     return waitFor(s, wait);
   }
+  // The summary and the claim each hold the event loop for a while on the embedded store: webhook answers
+  // waiting behind them get a turn in between.
+  await nextTurn();
   const claims = await opts.store.claimDue({
     limit: s.maxBatch,
     nowMs: t,
@@ -221,4 +224,9 @@ async function drain(s: Scheduler, deadlineMs: number): Promise<void> {
   if (finished === "timeout")
     s.opts.log.warn({ inFlight: s.inFlight.size }, "shutdown deadline reached; the rest stays pending");
   await Promise.race([Promise.allSettled([...s.inFlight]), new Promise((r) => setTimeout(r, 2000).unref())]);
+}
+
+/** Resolves in the loop's next check phase, after the I/O that came meanwhile. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { createHubSpotClient, type HubSpotClient } from "../../src/hubspot/client.ts";
+import { openSqliteStore } from "../../src/store/sqlite.ts";
+import type { Store } from "../../src/store/store.ts";
+import { createFlusher } from "../../src/sync/flusher.ts";
+import { mapDelivery } from "../../src/sync/mapping.ts";
+import { createPortalProperties } from "../../src/sync/portal-properties.ts";
+import { createRateBudget } from "../../src/sync/rate-budget.ts";
+import { startFakeHubSpot } from "../fakes/hubspot-server.ts";
+import { testHubSpotApiVersion } from "../fakes/hubspot-versions.ts";
+import { checkoutBody, TEST_SHOP } from "../helpers/shopify.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const ID_PROPERTY = "shopify_cart_key";
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * On the embedded store every ledger call holds the event loop (node:sqlite is synchronous), so the cart
+ * sender must not chain them in one task: webhook answers waiting for their fsync would wait behind the
+ * whole chain. These tests mark the loop's next check phase right after one step and look, at the next
+ * store call, whether that phase has come (a turn of the loop, with its I/O, ran in between).
+ */
+describe("the cart sender gives the event loop a turn between its store calls", () => {
+  it("between the pending summary and the claim, and between HubSpot's answer and the sent marks", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-turns-"));
+    const real = openSqliteStore(join(dir, "store.db"));
+    const hs = await startFakeHubSpot();
+    const realClient = createHubSpotClient({
+      baseUrl: hs.url,
+      accessToken: "test-token",
+      apiVersion: testHubSpotApiVersion(),
+    });
+
+    /** Set after a step; cleared by the loop's next check phase (setImmediate). */
+    let pending: string | undefined;
+    const mark = (after: string): void => {
+      pending = after;
+      setImmediate(() => {
+        if (pending === after) pending = undefined;
+      });
+    };
+    /** For each store call that followed a marked step: whether a turn ran in between. */
+    const turns: Array<{ call: string; after: string; turn: boolean }> = [];
+    const observe = (call: string, after: string): void => {
+      turns.push({ call, after, turn: pending !== after });
+    };
+
+    const store: Store = new Proxy(real, {
+      get(target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== "function") return value;
+        const fn = (value as (...a: unknown[]) => Promise<unknown>).bind(target);
+        if (prop === "pendingSummary") {
+          return async (...args: unknown[]) => {
+            const out = await fn(...args);
+            mark("summary");
+            return out;
+          };
+        }
+        if (prop === "claimDue") {
+          return (...args: unknown[]) => {
+            observe("claimDue", "summary");
+            return fn(...args);
+          };
+        }
+        if (prop === "markSent") {
+          return (...args: unknown[]) => {
+            observe("markSent", "answer");
+            return fn(...args);
+          };
+        }
+        return fn;
+      },
+    });
+    const client: HubSpotClient = {
+      ...realClient,
+      upsertCarts: async (inputs) => {
+        const answer = await realClient.upsertCarts(inputs);
+        mark("answer");
+        return answer;
+      },
+    };
+
+    const portal = createPortalProperties(await realClient.listCartProperties(), ID_PROPERTY);
+    const flusher = createFlusher({
+      store,
+      client,
+      budget: createRateBudget({ maxRequests: 100 }),
+      idProperty: ID_PROPERTY,
+      flushIntervalMs: 10,
+      portal: () => portal,
+      log: quiet,
+    });
+    try {
+      const items = ["turn-1", "turn-2", "turn-3"].map((token) => {
+        const body = Buffer.from(checkoutBody(token));
+        const receivedAtMs = Date.now();
+        const mapped = mapDelivery({
+          topic: "checkouts/update",
+          shopDomain: TEST_SHOP,
+          body,
+          webhookId: token,
+          triggeredAt: undefined,
+          receivedAtMs,
+        });
+        return {
+          webhookId: token,
+          topic: "checkouts/update",
+          shopDomain: TEST_SHOP,
+          receivedAtMs,
+          headers: {},
+          body,
+          mapped,
+        };
+      });
+      assert.deepEqual(await store.ingestBatch(items), ["applied", "applied", "applied"]);
+      flusher.start();
+      await waitFor(() => turns.some((t) => t.call === "markSent"), {
+        what: "the sent marks",
+        timeoutMs: 10_000,
+      });
+      assert.equal(hs.cartByKey(`${TEST_SHOP}:turn-3`)?.properties[ID_PROPERTY], `${TEST_SHOP}:turn-3`);
+
+      const claim = turns.find((t) => t.call === "claimDue");
+      const marks = turns.find((t) => t.call === "markSent");
+      assert.deepEqual(claim, { call: "claimDue", after: "summary", turn: true });
+      assert.deepEqual(marks, { call: "markSent", after: "answer", turn: true });
+    } finally {
+      await flusher.stop({ deadlineMs: 500 });
+      await realClient.close();
+      await real.close();
+      await hs.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
