@@ -52,8 +52,9 @@ export function measureFixedRateLatency(ctx: BenchContext): Promise<Row[]> {
         bridge: `${ms(b.p50)} / ${ms(b.p99)} (loop ${ms(b.loopP99)} / ${ms(b.loopMax)})`,
         baseline: `${ms(e.p50)} / ${ms(e.p99)}; with each body fdatasync'ed before the answer (this disk's floor): ${ms(f.p50)} / ${ms(f.p99)}`,
         ratio: `p99 ${(b.p99 / e.p99).toFixed(1)}× baseline`,
-        target: `p99 ≤ ${LATENCY_TARGET_MS} ms`,
-        met: b.ok && b.p99 <= LATENCY_TARGET_MS,
+        // SPEC §8: 10 ms, or twice bare Express's p99 in the same run when the machine is too noisy for that.
+        target: `p99 ≤ ${LATENCY_TARGET_MS} ms, or ≤ 2 × bare Express's p99 (${ms(2 * e.p99)}) on a machine that noisy`,
+        met: b.ok && b.p99 <= Math.max(LATENCY_TARGET_MS, 2 * e.p99),
       },
     ];
   });
