@@ -1,18 +1,20 @@
 /**
  * Holds the embedded store's calls while the checkpoint thread works (its flag, sqlite-checkpointer.ts), so
  * the event loop never sleeps in SQLite's busy handler behind a checkpoint that has the write lock: a call
- * made meanwhile waits on a 1 ms timer instead, and the calls held run in the order they were made. A call
- * made when no checkpoint runs (and none is held) goes straight through, in the same turn.
+ * made meanwhile waits on a 1 ms timer instead, and the calls held run in the order they were made, one per
+ * turn of the loop (each holds the loop for its statements: run back to back, the batches and sender calls
+ * a checkpoint held would make one long task, with webhook answers waiting behind it). A call made when no
+ * checkpoint runs (and none is held) goes straight through, in the same turn.
  */
 export function createCheckpointGate(busy: Int32Array): <T>(call: () => Promise<T>) => Promise<T> {
   const held: (() => void)[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  let waiting: NodeJS.Timeout | NodeJS.Immediate | undefined;
   const free = (): boolean => Atomics.load(busy, 0) === 0;
 
   function release(): void {
-    timer = undefined;
-    while (held.length > 0 && free()) (held.shift() as () => void)();
-    if (held.length > 0) timer = setTimeout(release, 1);
+    waiting = undefined;
+    if (held.length > 0 && free()) (held.shift() as () => void)();
+    if (held.length > 0) waiting = free() ? setImmediate(release) : setTimeout(release, 1);
   }
 
   return <T>(call: () => Promise<T>): Promise<T> => {
@@ -21,7 +23,7 @@ export function createCheckpointGate(busy: Int32Array): <T>(call: () => Promise<
       held.push(() => {
         call().then(resolve, reject);
       });
-      timer ??= setTimeout(release, 1);
+      waiting ??= setTimeout(release, 1);
     });
   };
 }

@@ -490,4 +490,24 @@ describe("checkpoint gate", () => {
     await Promise.all(held);
     assert.deepEqual(ran, ["free", "one", "two", "three"]);
   });
+
+  it("runs the calls it held one per turn of the loop, so I/O gets in between", async () => {
+    const busy = new Int32Array(new SharedArrayBuffer(4));
+    const gate = createCheckpointGate(busy);
+    const ran: string[] = [];
+    // Each held call marks the loop's next check phase; the next call sees whether it came in between.
+    const call = (name: string) =>
+      gate(() => {
+        ran.push(name);
+        setImmediate(() => ran.push(`turn after ${name}`));
+        return Promise.resolve();
+      });
+    Atomics.store(busy, 0, 1);
+    const held = [call("one"), call("two"), call("three")];
+    await new Promise((r) => setTimeout(r, 5));
+    Atomics.store(busy, 0, 0);
+    await Promise.all(held);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(ran, ["one", "turn after one", "two", "turn after two", "three", "turn after three"]);
+  });
 });
