@@ -18,7 +18,7 @@ import { lockSqliteFile, type ProcessLock } from "./sqlite-process-lock.ts";
 import { createSqliteReconcileStore } from "./sqlite-reconcile.ts";
 import { migrateSqlite } from "./sqlite-schema.ts";
 import { createSqliteTransaction, type SqliteTransaction } from "./sqlite-transaction.ts";
-import type { InboxLedger, Store, StoreStats } from "./store.ts";
+import type { InboxLedger, SentCart, Store, StoreStats } from "./store.ts";
 
 /**
  * The embedded store (SQLite), assembled from one module per concern, each owning its statements:
@@ -77,9 +77,31 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     },
   };
   // The bridge's calls wait (off the event loop) while the checkpoint thread holds the file.
-  return checkpointer === undefined
-    ? store
-    : gateMethods(store, createCheckpointGate(checkpointer.busy), new Set(["isOpen"]));
+  const served =
+    checkpointer === undefined
+      ? store
+      : gateMethods(store, createCheckpointGate(checkpointer.busy), new Set(["isOpen"]));
+  return { ...served, markSent: markSentInChunks((carts, owner) => served.markSent(carts, owner)) };
+}
+
+/** Carts per sent-marks transaction: a whole batch's (100) would hold the event loop for a few ms. */
+const MARK_CHUNK = 25;
+
+/**
+ * A batch's sent marks in transactions of MARK_CHUNK carts, the loop given a turn between (each through
+ * the checkpoint gate again). A failure part-way leaves the chunks before it marked: their carts are at
+ * worst sent once more, which an upsert by the cart key makes harmless.
+ */
+function markSentInChunks(markSent: Store["markSent"]): Store["markSent"] {
+  return async (carts, owner) => {
+    if (carts.length <= MARK_CHUNK) return markSent(carts, owner);
+    const marked: SentCart[] = [];
+    for (let i = 0; i < carts.length; i += MARK_CHUNK) {
+      if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+      marked.push(...(await markSent(carts.slice(i, i + MARK_CHUNK), owner)));
+    }
+    return marked;
+  };
 }
 
 /** The database at `path`, WAL, migrated; closed again when migrating fails. */

@@ -137,4 +137,56 @@ describe("the cart sender gives the event loop a turn between its store calls", 
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("the embedded store marks a batch of 100 sent in several transactions, a turn of the loop between", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-turns-"));
+    const store = openSqliteStore(join(dir, "store.db"), { server: true });
+    try {
+      const now = Date.now();
+      const items = Array.from({ length: 100 }, (_, i) => {
+        const token = `mark-${i}`;
+        const body = Buffer.from(checkoutBody(token));
+        const mapped = mapDelivery({
+          topic: "checkouts/update",
+          shopDomain: TEST_SHOP,
+          body,
+          webhookId: token,
+          triggeredAt: undefined,
+          receivedAtMs: now,
+        });
+        return {
+          webhookId: token,
+          topic: "checkouts/update",
+          shopDomain: TEST_SHOP,
+          receivedAtMs: now,
+          headers: {},
+          body,
+          mapped,
+        };
+      });
+      await store.ingestBatch(items);
+      const claims = await store.claimDue({ limit: 100, nowMs: Date.now(), leaseMs: 60_000, owner: "r1" });
+      assert.equal(claims.length, 100);
+
+      let turns = 0;
+      let marking = true;
+      const tick = (): void => {
+        if (!marking) return;
+        turns++;
+        setImmediate(tick);
+      };
+      setImmediate(tick);
+      const marked = await store.markSent(
+        claims.map((c) => ({ key: c.key, version: c.version, hubspotId: undefined })),
+        "r1",
+      );
+      marking = false;
+      assert.equal(marked.length, 100);
+      assert.ok(turns >= 3, `the loop turned ${turns} times while 100 carts were marked sent (4 chunks)`);
+      assert.equal((await store.stats(Date.now())).pendingCarts, 0);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

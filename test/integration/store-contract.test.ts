@@ -519,6 +519,30 @@ for (const factory of factories) {
         );
       });
 
+      it("marks a whole batch sent, in the order given, but the carts whose claims it does not hold", async (t) => {
+        const store = await open(t);
+        if (!store) return;
+        const tokens = Array.from({ length: 62 }, (_, i) => `m${String(i).padStart(2, "0")}`);
+        await store.ingestBatch(
+          tokens.map((token, i) =>
+            cartDelivery({ token, webhookId: `w-${token}`, atMs: T0, receivedAtMs: T0 + i }),
+          ),
+        );
+        // The 60 oldest are claimed; the two newest are not, and are marked among them (in later chunks).
+        const claimed = await store.claimDue({ limit: 60, nowMs: T0 + 100, leaseMs: LEASE_MS, owner: "r1" });
+        assert.equal(claimed.length, 60);
+        const sent = claimed.map((c) => ({
+          key: c.key,
+          version: c.version,
+          hubspotId: `hs-${c.state.token}`,
+        }));
+        const unheld = [keyOf("m60"), keyOf("m61")].map((key) => ({ key, version: 1, hubspotId: undefined }));
+        const asked = [...sent.slice(0, 30), unheld[0]!, ...sent.slice(30), unheld[1]!];
+        assert.deepEqual(await store.markSent(asked, "r1"), sent);
+        const due = await peek(store, T0 + 200);
+        assert.deepEqual([...due.keys()].sort(), [keyOf("m60"), keyOf("m61")]);
+      });
+
       it("keeps a claimed cart from other owners until its lease runs out", async (t) => {
         const store = await open(t);
         if (!store) return;
