@@ -55,8 +55,8 @@ function prepareLedgerStatements(db: DatabaseSync) {
         WHERE pending_since IS NOT NULL AND next_attempt_at <= ?1 ORDER BY pending_since LIMIT ?2`),
     nextRetry: sql(`SELECT min(next_attempt_at) AS t FROM carts
         WHERE pending_since IS NOT NULL AND next_attempt_at > ?`),
-    claimCandidates: sql(`SELECT key, version, attempts, state, hubspot_id FROM carts
-        WHERE pending_since IS NOT NULL AND next_attempt_at <= ?1 ORDER BY pending_since LIMIT ?2`),
+    claimRows: sql(`SELECT key, version, attempts, state, hubspot_id FROM carts
+        WHERE key IN (SELECT value FROM json_each(?1))`),
     markSent: sql(`UPDATE carts SET
         synced_version = max(synced_version, ?1),
         pending_since = CASE WHEN version <= ?1 THEN NULL ELSE pending_since END,
@@ -94,11 +94,17 @@ function ledgerClaims(
 
     async claimDue({ limit, nowMs, leaseMs, owner }) {
       leases.dropExpired(nowMs);
-      const rows = (q.claimCandidates.all(nowMs, limit + leases.size()) as Row[])
-        .filter((r) => !leases.leased(String(r["key"]), nowMs))
+      // The keys from the index, then the rows of the carts taken only (not of the claimed ones passed over).
+      const keys = (q.dueCandidates.all(nowMs, limit + leases.size()) as Row[])
+        .map((r) => String(r["key"]))
+        .filter((key) => !leases.leased(key, nowMs))
         .slice(0, limit);
-      return rows.map((row): ClaimedCart => {
-        const key = String(row["key"]);
+      if (keys.length === 0) return [];
+      const byKey = new Map(
+        (q.claimRows.all(JSON.stringify(keys)) as Row[]).map((row) => [String(row["key"]), row]),
+      );
+      return keys.map((key): ClaimedCart => {
+        const row = byKey.get(key) as Row;
         leases.take(key, owner, nowMs + leaseMs);
         return {
           key,

@@ -119,6 +119,14 @@ CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
   position  INTEGER NOT NULL
 );`,
   },
+  {
+    version: 7,
+    // The sender's summary and claims walk the pending carts oldest first, passing over the claimed ones
+    // (their claims live in memory): from the index alone, not one table row per cart passed over.
+    name: "the pending carts' index covers what is due and its key (SQLite only)",
+    sql: `DROP INDEX carts_pending;
+CREATE INDEX carts_pending ON carts (pending_since, next_attempt_at, key) WHERE pending_since IS NOT NULL;`,
+  },
 ];
 
 /** The newest schema version this code knows. */

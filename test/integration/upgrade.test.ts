@@ -16,8 +16,8 @@ import { waitFor } from "../helpers/wait.ts";
 
 /**
  * Upgrades from what a released version wrote. The fixtures in test/fixtures/upgrade/ were recorded by
- * running that version itself (test/fixtures/upgrade/record.ts): v0.1.0, and d92e263 for SQLite (the last
- * schema before the inbox). Shopify's samples plus five carts and five checkouts of its own, sent while
+ * running that version itself (test/fixtures/upgrade/record.ts): v0.1.0, and for SQLite d92e263 (the last
+ * schema before the inbox) and 55bdf63 (schema 6, the inbox's). Shopify's samples plus five carts and five checkouts of its own, sent while
  * HubSpot was unreachable, so all 12 carts are pending, 6 buyers wait to be sent and one unparseable
  * delivery is a dead letter.
  */
@@ -52,9 +52,10 @@ async function assertPendingCartsLand(hs: FakeHubSpot): Promise<void> {
 }
 
 describe("upgrades from a released version's store", () => {
-  // v0.1.0, the first release (no migrations recorded), and d92e263, the last version before the inbox of
-  // raw deliveries (schema 5), each as that version's own code wrote it.
-  for (const version of ["v0.1.0", "d92e263"]) {
+  // v0.1.0, the first release (no migrations recorded); d92e263, the last version before the inbox of
+  // raw deliveries (schema 5); 55bdf63, the last before the covering index of pending carts (schema 6, its
+  // inbox applied and gone at SIGTERM): each as that version's own code wrote it.
+  for (const version of ["v0.1.0", "d92e263", "55bdf63"]) {
     it(`SQLite: a ${version} file is migrated in place, its pending carts and buyers are sent, new deliveries go through the inbox`, async () => {
       const dir = mkdtempSync(join(tmpdir(), "cartbridge-upgrade-"));
       copyFileSync(new URL(`sqlite-${version}.db`, FIXTURES), join(dir, "cartbridge.db"));
@@ -80,7 +81,13 @@ describe("upgrades from a released version's store", () => {
       const db = new DatabaseSync(join(dir, "cartbridge.db"));
       const versions = db.prepare("SELECT version FROM schema_migrations ORDER BY version").all();
       const applied = db.prepare("SELECT segment, position FROM inbox_applied").all();
+      const pendingIndex = db.prepare("SELECT name FROM pragma_index_info('carts_pending')").all();
       db.close();
+      // Schema 7: the sender walks the pending carts from the index alone.
+      assert.deepEqual(
+        pendingIndex.map((r) => r["name"]),
+        ["pending_since", "next_attempt_at", "key"],
+      );
       // Every migration this code knows is recorded, the first one included (v0.1.0 had none recorded).
       assert.deepEqual(
         versions.map((r) => Number(r["version"])),
