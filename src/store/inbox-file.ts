@@ -9,8 +9,9 @@ import type { VerifiedDelivery } from "./store.ts";
  * The inbox: an append-only log of verified raw deliveries beside the SQLite file, the record that makes a
  * 200 durable on the embedded store (SPEC §3: "the verified raw delivery itself"). Appends are written into
  * the page cache on the loop and fdatasync'ed through libuv's thread pool, never waiting for the disk on the
- * event loop, and appends that arrive while one fdatasync is out share the next (group fsync). What is applied to the store is recorded there (its position); after
- * a crash everything past that position is applied again, so nothing answered 200 is lost.
+ * event loop, and appends that arrive while one fdatasync is out share the next (group fsync). What is
+ * applied to the store is recorded there (its position); after a crash everything past that position is
+ * applied again, so nothing answered 200 is lost.
  *
  * Files: `<dir>/<segment, 12 digits>.log`. Each start-up writes a new segment; a segment reaching
  * `segmentBytes` is followed by the next, and so is one rolled (an erasure, or its records' age). A segment

@@ -1,6 +1,7 @@
 /* eslint-disable @typescript-eslint/require-await -- node:sqlite is synchronous; async keeps the port's promise contract (errors reject, never throw) */
 import { mkdirSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
@@ -97,7 +98,7 @@ function markSentInChunks(markSent: Store["markSent"]): Store["markSent"] {
     if (carts.length <= MARK_CHUNK) return markSent(carts, owner);
     const marked: SentCart[] = [];
     for (let i = 0; i < carts.length; i += MARK_CHUNK) {
-      if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+      if (i > 0) await nextTurn();
       marked.push(...(await markSent(carts.slice(i, i + MARK_CHUNK), owner)));
     }
     return marked;

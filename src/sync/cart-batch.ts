@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { BatchOutcome } from "../hubspot/types.ts";
 import type { ClaimedCart, RejectedCart } from "../store/store.ts";
 import { retrySchedule } from "./backoff.ts";
@@ -123,7 +124,7 @@ async function writeBack(
   const held = sent.filter((c) => !lostNow.has(c.key));
   if (held.length > 0) {
     // A turn between reading the answer and the sent marks (both hold the loop on the embedded store).
-    await new Promise((resolve) => setImmediate(resolve));
+    await nextTurn();
     const marked = await store.markSent(held, lane.owner);
     if (marked.length < held.length) log.warn({ count: held.length - marked.length }, CLAIMS_LOST_MESSAGE);
     lane.observer.sent?.(

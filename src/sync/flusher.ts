@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { HubSpotClient } from "../hubspot/client.ts";
 import type { ClaimedCart, Store } from "../store/store.ts";
 import { createCartBatches, SETUP_RETRY_MS, type CartBatches } from "./cart-batch.ts";
@@ -224,9 +225,4 @@ async function drain(s: Scheduler, deadlineMs: number): Promise<void> {
   if (finished === "timeout")
     s.opts.log.warn({ inFlight: s.inFlight.size }, "shutdown deadline reached; the rest stays pending");
   await Promise.race([Promise.allSettled([...s.inFlight]), new Promise((r) => setTimeout(r, 2000).unref())]);
-}
-
-/** Resolves in the loop's next check phase, after the I/O that came meanwhile. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
