@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { createHubSpotClient, type HubSpotClient } from "../../src/hubspot/client.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
-import type { Store } from "../../src/store/store.ts";
+import type { IngestItem, Store } from "../../src/store/store.ts";
 import { createFlusher } from "../../src/sync/flusher.ts";
 import { mapDelivery } from "../../src/sync/mapping.ts";
 import { createPortalProperties } from "../../src/sync/portal-properties.ts";
@@ -17,6 +17,28 @@ import { waitFor } from "../helpers/wait.ts";
 
 const ID_PROPERTY = "shopify_cart_key";
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** A verified, mapped checkouts/update delivery for cart `token`, as the intake hands it to the store. */
+function checkoutItem(token: string, receivedAtMs: number): IngestItem {
+  const body = Buffer.from(checkoutBody(token));
+  const mapped = mapDelivery({
+    topic: "checkouts/update",
+    shopDomain: TEST_SHOP,
+    body,
+    webhookId: token,
+    triggeredAt: undefined,
+    receivedAtMs,
+  });
+  return {
+    webhookId: token,
+    topic: "checkouts/update",
+    shopDomain: TEST_SHOP,
+    receivedAtMs,
+    headers: {},
+    body,
+    mapped,
+  };
+}
 
 /**
  * On the embedded store every ledger call holds the event loop (node:sqlite is synchronous), so the cart
@@ -96,27 +118,7 @@ describe("the cart sender gives the event loop a turn between its store calls", 
       log: quiet,
     });
     try {
-      const items = ["turn-1", "turn-2", "turn-3"].map((token) => {
-        const body = Buffer.from(checkoutBody(token));
-        const receivedAtMs = Date.now();
-        const mapped = mapDelivery({
-          topic: "checkouts/update",
-          shopDomain: TEST_SHOP,
-          body,
-          webhookId: token,
-          triggeredAt: undefined,
-          receivedAtMs,
-        });
-        return {
-          webhookId: token,
-          topic: "checkouts/update",
-          shopDomain: TEST_SHOP,
-          receivedAtMs,
-          headers: {},
-          body,
-          mapped,
-        };
-      });
+      const items = ["turn-1", "turn-2", "turn-3"].map((token) => checkoutItem(token, Date.now()));
       assert.deepEqual(await store.ingestBatch(items), ["applied", "applied", "applied"]);
       flusher.start();
       await waitFor(() => turns.some((t) => t.call === "markSent"), {
@@ -143,27 +145,7 @@ describe("the cart sender gives the event loop a turn between its store calls", 
     const store = openSqliteStore(join(dir, "store.db"), { server: true });
     try {
       const now = Date.now();
-      const items = Array.from({ length: 100 }, (_, i) => {
-        const token = `mark-${i}`;
-        const body = Buffer.from(checkoutBody(token));
-        const mapped = mapDelivery({
-          topic: "checkouts/update",
-          shopDomain: TEST_SHOP,
-          body,
-          webhookId: token,
-          triggeredAt: undefined,
-          receivedAtMs: now,
-        });
-        return {
-          webhookId: token,
-          topic: "checkouts/update",
-          shopDomain: TEST_SHOP,
-          receivedAtMs: now,
-          headers: {},
-          body,
-          mapped,
-        };
-      });
+      const items = Array.from({ length: 100 }, (_, i) => checkoutItem(`mark-${i}`, now));
       await store.ingestBatch(items);
       const claims = await store.claimDue({ limit: 100, nowMs: Date.now(), leaseMs: 60_000, owner: "r1" });
       assert.equal(claims.length, 100);
