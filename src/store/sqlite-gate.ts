@@ -1,31 +1,34 @@
 /**
- * Holds the embedded store's calls while the checkpoint thread works (its flag, sqlite-checkpointer.ts), so
- * the event loop never sleeps in SQLite's busy handler behind a checkpoint that has the write lock: a call
- * made meanwhile waits on a 1 ms timer instead, and the calls held run in the order they were made, one per
- * turn of the loop (each holds the loop for its statements: run back to back, the batches and sender calls
- * a checkpoint held would make one long task, with webhook answers waiting behind it). A call made when no
- * checkpoint runs (and none is held) goes straight through, in the same turn.
+ * Every call to the embedded store goes through here and runs in a turn of the loop of its own, one call
+ * per turn, in the order made. node:sqlite is synchronous, so a store call holds the event loop for all its
+ * statements: run in its caller's task, the caller's other work (a sender's answer handling, the next
+ * claim) and other calls would make one long task with webhook answers waiting behind it; run a turn
+ * later, the answers whose I/O came meanwhile go first.
+ *
+ * It also holds calls while the checkpoint thread works (its flag, sqlite-checkpointer.ts), so the event
+ * loop never sleeps in SQLite's busy handler behind a checkpoint that has the write lock: the calls wait on
+ * a 1 ms timer instead.
  */
 export function createCheckpointGate(busy: Int32Array): <T>(call: () => Promise<T>) => Promise<T> {
   const held: (() => void)[] = [];
   let waiting: NodeJS.Timeout | NodeJS.Immediate | undefined;
   const free = (): boolean => Atomics.load(busy, 0) === 0;
+  const next = (): NodeJS.Timeout | NodeJS.Immediate =>
+    free() ? setImmediate(release) : setTimeout(release, 1);
 
   function release(): void {
     waiting = undefined;
     if (held.length > 0 && free()) (held.shift() as () => void)();
-    if (held.length > 0) waiting = free() ? setImmediate(release) : setTimeout(release, 1);
+    if (held.length > 0) waiting = next();
   }
 
-  return <T>(call: () => Promise<T>): Promise<T> => {
-    if (held.length === 0 && free()) return call();
-    return new Promise<T>((resolve, reject) => {
+  return <T>(call: () => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
       held.push(() => {
         call().then(resolve, reject);
       });
-      waiting ??= setTimeout(release, 1);
+      waiting ??= next();
     });
-  };
 }
 
 /**

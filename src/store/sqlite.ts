@@ -1,7 +1,6 @@
 /* eslint-disable @typescript-eslint/require-await -- node:sqlite is synchronous; async keeps the port's promise contract (errors reject, never throw) */
 import { mkdirSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { setImmediate as nextTurn } from "node:timers/promises";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
@@ -77,7 +76,8 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
       }
     },
   };
-  // The bridge's calls wait (off the event loop) while the checkpoint thread holds the file.
+  // The bridge's calls run one per turn of the loop, and wait (off it) while the checkpoint thread holds
+  // the file (sqlite-gate.ts).
   const served =
     checkpointer === undefined
       ? store
@@ -89,8 +89,8 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
 const MARK_CHUNK = 25;
 
 /**
- * A batch's sent marks in transactions of MARK_CHUNK carts, the loop given a turn between (each through
- * the checkpoint gate again). A failure part-way leaves the chunks before it marked: their carts are at
+ * A batch's sent marks in transactions of MARK_CHUNK carts, each a call through the gate (a turn of the
+ * loop of its own, sqlite-gate.ts). A failure part-way leaves the chunks before it marked: their carts are at
  * worst sent once more, which an upsert by the cart key makes harmless.
  */
 function markSentInChunks(markSent: Store["markSent"]): Store["markSent"] {
@@ -98,7 +98,6 @@ function markSentInChunks(markSent: Store["markSent"]): Store["markSent"] {
     if (carts.length <= MARK_CHUNK) return markSent(carts, owner);
     const marked: SentCart[] = [];
     for (let i = 0; i < carts.length; i += MARK_CHUNK) {
-      if (i > 0) await nextTurn();
       marked.push(...(await markSent(carts.slice(i, i + MARK_CHUNK), owner)));
     }
     return marked;

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { setImmediate as nextTurn } from "node:timers/promises";
 import type { BatchOutcome } from "../hubspot/types.ts";
 import type { ClaimedCart, RejectedCart } from "../store/store.ts";
 import { retrySchedule } from "./backoff.ts";
@@ -123,8 +122,6 @@ async function writeBack(
   );
   const held = sent.filter((c) => !lostNow.has(c.key));
   if (held.length > 0) {
-    // A turn between reading the answer and the sent marks (both hold the loop on the embedded store).
-    await nextTurn();
     const marked = await store.markSent(held, lane.owner);
     if (marked.length < held.length) log.warn({ count: held.length - marked.length }, CLAIMS_LOST_MESSAGE);
     lane.observer.sent?.(

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { setImmediate as nextTurn } from "node:timers/promises";
 import type { HubSpotClient } from "../hubspot/client.ts";
 import type { ClaimedCart, Store } from "../store/store.ts";
 import { createCartBatches, SETUP_RETRY_MS, type CartBatches } from "./cart-batch.ts";
@@ -174,9 +173,6 @@ async function step(s: Scheduler): Promise<void> {
     opts.observer?.rateLimitWait?.(wait);
     return waitFor(s, wait);
   }
-  // The summary and the claim each hold the event loop for a while on the embedded store: webhook answers
-  // waiting behind them get a turn in between.
-  await nextTurn();
   const claims = await opts.store.claimDue({
     limit: s.maxBatch,
     nowMs: t,
