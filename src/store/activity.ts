@@ -9,7 +9,8 @@ type Row = Record<string, unknown>;
  * Glossary
  * - activity bucket: deliveries one shop sent in one 10-minute bucket (`bucketMs` is its start), updated in
  *   the ingest transaction; the overview sums at most a day of buckets per shop instead of scanning
- *   deliveries. A delivery counts when it is committed for the first time (duplicates and replays do not).
+ *   deliveries. A delivery counts when it is committed for the first time, whatever its outcome (duplicates,
+ *   replays and reconciliation's reads do not).
  * - shop topic: the last time a shop delivered each topic.
  */
 export const BUCKET_MS = 10 * 60_000;
@@ -86,14 +87,18 @@ export interface CountedDelivery {
   readonly receivedAtMs: number;
 }
 
-/** The deliveries of an ingest batch that count as activity: committed for the first time, not replays. */
+/**
+ * The deliveries of an ingest batch that count as activity: committed for the first time, whatever their
+ * outcome (an unkeyed or ignored topic still shows its subscription works); not replays, and not
+ * reconciliation's reads (webhooks that never came must not look like deliveries).
+ */
 export function countedDeliveries(
   items: readonly IngestItem[],
   outcomes: readonly IngestOutcome[],
 ): CountedDelivery[] {
   const counted: CountedDelivery[] = [];
   items.forEach((item, i) => {
-    if (outcomes[i] === "duplicate" || item.replay === true) return;
+    if (outcomes[i] === "duplicate" || item.replay === true || item.reconciled === true) return;
     counted.push({ shopDomain: item.shopDomain, topic: item.topic, receivedAtMs: item.receivedAtMs });
   });
   return counted;

@@ -48,6 +48,8 @@ export interface IngestItem extends VerifiedDelivery {
   readonly mapped: MapResult;
   /** Replays skip the redelivery check (they reuse the original webhook id). */
   readonly replay?: boolean;
+  /** Read from the Admin API by reconciliation, not delivered by Shopify: not a delivery in the console. */
+  readonly reconciled?: boolean;
 }
 
 export type IngestOutcome =

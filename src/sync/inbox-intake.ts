@@ -48,7 +48,7 @@ interface Entry {
   readonly record: InboxRecord;
   readonly end: InboxPosition;
   /** Mapped once, when first applied (kept for a retry). */
-  item?: IngestItem | IngestOutcome;
+  item?: IngestItem;
 }
 
 export async function startInboxIntake(
@@ -134,8 +134,7 @@ export async function startInboxIntake(
    * time. Returns how many from the front are applied: 0 when the store is unavailable.
    */
   async function applyFront(batch: readonly Entry[]): Promise<number> {
-    for (const e of batch) e.item ??= toIngestItem(e.record, map(e.record));
-    const items = batch.map((e) => e.item).filter((i): i is IngestItem => typeof i !== "string");
+    const items = batch.map((e) => (e.item ??= toIngestItem(e.record, map(e.record))));
     const started = performance.now();
     let stored: IngestOutcome[];
     try {
@@ -149,11 +148,7 @@ export async function startInboxIntake(
       return applyRefused(batch[0] as Entry, error);
     }
     opts.onApply?.(batch.length, (performance.now() - started) / 1000);
-    let i = 0;
-    for (const e of batch) {
-      const outcome = typeof e.item === "string" ? e.item : stored[i++];
-      onOutcome(e.record, outcome ?? "unchanged");
-    }
+    batch.forEach((e, i) => onOutcome(e.record, stored[i] ?? "unchanged"));
     return batch.length;
   }
 
@@ -172,7 +167,7 @@ export async function startInboxIntake(
    * delivery is never passed over.
    */
   async function applyRefused(e: Entry, error: unknown): Promise<number> {
-    if (typeof e.item === "object" && isStoreRefusal(e.item)) {
+    if (e.item !== undefined && isStoreRefusal(e.item)) {
       opts.onError?.(error, "the store refused a delivery even as a dead letter; holding the inbox");
       e.item = undefined; // tried again as it came, once the store takes anything again
       return 0;

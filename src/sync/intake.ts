@@ -66,10 +66,11 @@ export function createDeliveryMapper(opts: MapperOptions): (delivery: InboxRecor
   };
 }
 
-/** The delivery as the store ingests it; undefined when there is nothing to store (its outcome instead). */
-export function toIngestItem(delivery: InboxRecord, mapped: MapResult): IngestItem | IngestOutcome {
-  if (mapped.kind === "unhandled") return "ignored";
-  if (mapped.kind === "unkeyed") return "unkeyed";
+/**
+ * The delivery as the store ingests it. Unkeyed and unhandled ones go to the store too: no cart changes,
+ * but their webhook id is remembered and the console counts them (a subscription that works shows).
+ */
+export function toIngestItem(delivery: InboxRecord, mapped: MapResult): IngestItem {
   return { ...delivery, mapped };
 }
 
@@ -81,8 +82,7 @@ export function createGroupIntake(
 ): Intake {
   return {
     async accept(delivery) {
-      const item = toIngestItem(delivery, map(delivery));
-      const outcome = typeof item === "string" ? item : await committer.submit(item);
+      const outcome = await committer.submit(toIngestItem(delivery, map(delivery)));
       onOutcome(delivery, outcome);
       return outcome;
     },

@@ -182,6 +182,14 @@ describe("console data", () => {
         ).status,
         200,
       );
+      // An order without a cart or checkout token (unkeyed) and a topic the bridge does not handle still
+      // show that their subscriptions deliver.
+      for (const [topic, body] of [
+        ["orders/create", JSON.stringify({ id: 820982911946154500, cart_token: null, checkout_token: null })],
+        ["products/update", JSON.stringify({ id: 632910392, title: "Sock" })],
+      ] as const) {
+        assert.equal((await postDelivery(bridge.url, { topic, body, shop: other })).status, 200, topic);
+      }
       const personal = JSON.stringify({
         token: "broken",
         email: "jane.doe@example.com",
@@ -216,10 +224,14 @@ describe("console data", () => {
         overview.shops.map((s) => [s.shopDomain, s.deliveriesLastHour]),
         [
           [TEST_SHOP, 3],
-          [other, 1],
+          [other, 3],
         ].sort(),
       );
       assert.ok(overview.shops.every((s) => typeof s.lastDeliveryByTopic["checkouts/update"] === "string"));
+      assert.deepEqual(
+        Object.keys(overview.shops.find((s) => s.shopDomain === other)?.lastDeliveryByTopic ?? {}).sort(),
+        ["checkouts/update", "orders/create", "products/update"],
+      );
       assert.deepEqual(overview.refusals, { ...overview.refusals, lastHour: 1, lastDay: 1 });
       assert.equal(overview.sender.state, "running");
       assert.equal(overview.sender.budget.maxPer10s, bridge.config.hubspotMaxRequestsPer10s);
