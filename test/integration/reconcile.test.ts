@@ -95,10 +95,11 @@ describe("reconciliation through the Shopify Admin sandbox", () => {
           const { checkouts, orders } = seedCarts(sandbox, SHOP, count, (i) => base + i * 1000);
           const first = await reconcilerOf(bridge).runOnce(SHOP);
           assert.equal(first.outcome, "completed");
+          // Three days old, and never delivered: every change the first pass makes was missed (SPEC §9).
           assert.deepEqual(first.summary, {
             read: count + orders.length,
             changed: count + orders.length,
-            missed: 0,
+            missed: count + orders.length,
             skipped: 0,
           });
           const pages = sandbox.requests.filter(
@@ -269,6 +270,48 @@ describe("reconciliation through the Shopify Admin sandbox", () => {
         }
       },
     );
+  });
+
+  it("the first pass counts as missed a change webhooks never brought (over 10 minutes old), not a newer one; its reads are no deliveries in the console", async () => {
+    await withReconcilingBridge({ env: { ADMIN_TOKEN: "admin-secret" } }, async ({ sandbox, bridge }) => {
+      // The checkout came by webhook; the order that completed it 15 minutes ago did not. Another order,
+      // 2 minutes old, may still be on its way: changed, not missed.
+      const sent = await deliver(bridge.url, {
+        topic: "checkouts/update",
+        body: JSON.stringify(checkoutBody(7, Date.now() - 30 * 60_000)),
+        shop: SHOP,
+      });
+      assert.equal(sent.status, 200);
+      const missedAt = Date.now() - 15 * 60_000;
+      sandbox.putOrders(SHOP, [
+        orderNode(7, orderBody(7, missedAt)),
+        orderNode(8, orderBody(8, Date.now() - 120_000)),
+      ]);
+      const r = reconcilerOf(bridge);
+      const result = await r.runOnce(SHOP);
+      assert.equal(result.outcome, "completed");
+      assert.equal(result.summary.changed, 2);
+      assert.equal(result.summary.missed, 1);
+      const status = r.status().find((s) => s.shopDomain === SHOP);
+      assert.equal(status?.lastMissed?.cartKey, `${SHOP}:cart-7`);
+      assert.equal(status?.lastMissed?.updatedAtMs, Date.parse(iso(missedAt)));
+      const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
+      assert.match(metrics, /reconcile_missed_total\{topic="orders"\} 1/);
+
+      // The console counts the one delivery, under its topic; the Admin API's reads are not deliveries.
+      const overview = (await (
+        await fetch(`${bridge.url}/admin/overview`, { headers: { authorization: "Bearer admin-secret" } })
+      ).json()) as {
+        shops: Array<{
+          shopDomain: string;
+          deliveriesLastHour: number;
+          lastDeliveryByTopic: Record<string, number>;
+        }>;
+      };
+      const row = overview.shops.find((s) => s.shopDomain === SHOP);
+      assert.equal(row?.deliveriesLastHour, 1, JSON.stringify(overview.shops));
+      assert.deepEqual(Object.keys(row.lastDeliveryByTopic), ["checkouts/update"]);
+    });
   });
 
   it("a missed change is counted per topic and shown as the shop's last missed change", async () => {

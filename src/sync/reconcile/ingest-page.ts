@@ -18,7 +18,6 @@ export async function ingestPage(
   source: ReconcileSource,
   nodes: readonly unknown[],
   summary: PassSummary,
-  missedFromMs: number | undefined,
 ): Promise<void> {
   let deliveries: ReconciledDelivery[];
   if (source === "checkouts") {
@@ -56,6 +55,7 @@ export async function ingestPage(
       headers: { "x-cartbridge-source": "reconciliation" },
       body: d.body,
       mapped,
+      reconciled: true,
     });
   }
   if (items.length === 0) return;
@@ -68,7 +68,7 @@ export async function ingestPage(
     const item = items[i];
     if (item?.mapped.kind !== "event") continue;
     const updatedAtMs = item.mapped.event.stamp.timeMs;
-    if (missedFromMs !== undefined && updatedAtMs >= missedFromMs && updatedAtMs < nowMs - MISSED_AFTER_MS) {
+    if (updatedAtMs < nowMs - MISSED_AFTER_MS) {
       summary.missed += 1;
       deps.onMissed?.({
         shopDomain: shop,

@@ -3,9 +3,9 @@
  * the shop's watermark (minus an overlap), page by page; ingest each page through the same store ingest as
  * webhooks; move the watermarks only when both sources were read to the end.
  *
- * A change counts as missed (webhooks did not bring it) when it changed the store, is more than
- * MISSED_AFTER_MS old, and falls inside the window the shop's regular passes cover (after its watermark
- * minus the overlap): the first pass and a backfill's reach further back find history, not misses.
+ * A change counts as missed (webhooks did not bring it) when it changed the store and is more than
+ * MISSED_AFTER_MS old (SPEC §9), in any pass: the first one and a backfill included, so history the store
+ * never had counts too.
  *
  * Per request, the answers of the Admin client lead to:
  * - ok: map, ingest, next page;
@@ -43,6 +43,7 @@ export interface PassSummary {
   skipped: number;
 }
 
+/** One page read: its own counts (not the pass's so far). */
 export interface PageProgress extends PassSummary {
   readonly shopDomain: string;
   readonly source: ReconcileSource;
@@ -121,10 +122,7 @@ export async function runPass(deps: PassDeps, opts: PassOptions): Promise<PassRe
     const sinceMs =
       opts.sinceMs ??
       (watermark === undefined ? startedAtMs - opts.lookbackDays * 86_400_000 : watermark - OVERLAP_MS);
-    // Only changes inside the window regular passes cover can be missed ones: the first pass over a source
-    // and a backfill's reach before the watermark find history that was never asked for.
-    const missedFromMs = watermark === undefined ? undefined : watermark - OVERLAP_MS;
-    const ended = await readSource(deps, { shop, spec, sinceMs, missedFromMs, summary, pacer });
+    const ended = await readSource(deps, { shop, spec, sinceMs, summary, pacer });
     if (ended !== undefined) return ended;
   }
   // Both sources were read to the end: what changed before the pass began is in the store.
@@ -143,7 +141,6 @@ interface SourceRead {
   readonly shop: string;
   readonly spec: SourceSpec;
   readonly sinceMs: number;
-  readonly missedFromMs: number | undefined;
   readonly summary: PassSummary;
   readonly pacer: Pacer;
 }
@@ -194,14 +191,18 @@ async function readSource(deps: PassDeps, r: SourceRead): Promise<PassResult | u
     if (connection === undefined)
       return { outcome: "failed", reason: `answer without ${spec.root}`, summary };
     page += 1;
-    await ingestPage(deps, shop, spec.source, connection.nodes, summary, r.missedFromMs);
+    const before = { ...summary };
+    await ingestPage(deps, shop, spec.source, connection.nodes, summary);
     deps.onPage?.({
       shopDomain: shop,
       source: spec.source,
       page,
       pageSize,
       hasNextPage: connection.pageInfo.hasNextPage,
-      ...summary,
+      read: summary.read - before.read,
+      changed: summary.changed - before.changed,
+      missed: summary.missed - before.missed,
+      skipped: summary.skipped - before.skipped,
     });
     if (!connection.pageInfo.hasNextPage || connection.pageInfo.endCursor === null) return undefined;
     after = connection.pageInfo.endCursor;
