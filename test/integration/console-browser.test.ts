@@ -98,6 +98,8 @@ describe("the console in Chromium", { skip: missing }, () => {
           await page.getByRole("button", { name: "Sign in" }).click();
           await page.getByText("Not signed in: wrong token.").waitFor();
           assert.equal((await browser.context.cookies()).length, 0);
+          // Signed out, the sections are not offered: only the sign-in form shows.
+          assert.equal(await page.getByRole("link", { name: "Dead letters" }).isVisible(), false);
           await shoot(page, "sign-in");
 
           // The right one, typed and submitted with the keyboard.
