@@ -41,7 +41,10 @@ describe("cartbridge reconcile", () => {
       assert.match(backfill.out, /cli-shop\.myshopify\.com checkouts page 1: read 39,/);
       // Each page line counts that page: the 50 orders, all changes no webhook brought (40 days old).
       assert.match(backfill.out, /orders page 1: read 50, changed 50, missed 50, skipped 0 \(last page\)/);
-      assert.match(backfill.out, /pass completed: read 150, changed 150, missed 150, skipped without a key 0/);
+      assert.match(
+        backfill.out,
+        /pass completed: read 150, changed 150, missed 150, skipped without a key 0/,
+      );
       assert.doesNotMatch(backfill.out, /shpat_|sandbox-client-secret/);
 
       const store = openSqliteStore(join(dir, "c.db"));
