@@ -6,7 +6,8 @@
  *   checkouts, `cart_token: null` on orders);
  * - money is a string or a number (its format is checked later, by `readDecimal`, so a malformed amount
  *   drops one property instead of the delivery);
- * - tokens are strings or numbers (only non-empty strings are used as tokens);
+ * - tokens are strings or numbers (only non-empty strings are used as tokens), and so are quantities (a
+ *   quantity that is no count drops only what it feeds);
  * - an empty `customer` or `billing_address` may arrive as `[]` (the `shipping_address: []` quirk), read as none.
  * A body fails only when a field we read has a type no store sends (e.g. `line_items: "x"`, an e-mail that
  * is a number); the caller turns that into a dead letter carrying zod's message.
@@ -37,7 +38,7 @@ const personOrEmpty = z.union([personSchema, z.array(z.unknown())]).nullish();
 const lineItemSchema = z.looseObject({
   title: text,
   presentment_title: text,
-  quantity: z.number().nullish(),
+  quantity: z.union([z.number(), z.string()]).nullish(),
   line_price: money,
   line_price_set: moneyBagSchema.nullish(),
   price_set: moneyBagSchema.nullish(),

@@ -13,10 +13,11 @@
  * with it), `quantity`, `price` (unit price, presentment, exact decimal), `hs_sku`, `discount` (the line's
  * total discount), `hs_line_item_currency_code`. A malformed amount drops only its own property.
  *
- * Known limit: ids above 2^53 (only in Shopify's docs samples; real ids have 13–14 digits) are rounded by
- * JSON.parse; the rounding is deterministic, so such a key is still stable from event to event.
+ * Ids above 2^53 (Shopify's docs samples have them; real ids have 13–14 digits today) arrive exact: the
+ * mapping parses `variant_id` and `product_id` from their source text (mapping.ts, parseBody).
  */
 import { formatDecimal, readDecimal, sumDecimals, type Decimal } from "./decimal.ts";
+import { asCount } from "./mapping-values.ts";
 
 export interface LineDraft {
   /** `<cart key>:<variant id>[:<n>]` */
@@ -79,9 +80,8 @@ function lineProperties(
   const props: Record<string, string> = {};
   const name = lineName(item);
   if (name !== undefined) props["name"] = name;
-  const quantity = item["quantity"];
-  if (typeof quantity === "number" && Number.isInteger(quantity) && quantity >= 0)
-    props["quantity"] = String(quantity);
+  const quantity = asCount(item["quantity"]);
+  if (quantity !== undefined) props["quantity"] = String(quantity);
   const price = amount(either(presentment(item["price_set"]), item["price"]));
   if (price !== undefined) props["price"] = price;
   const sku = text(item["sku"])?.trim();

@@ -5,6 +5,7 @@
 import type { CartPayload, CheckoutPayload, LineItem, OrderPayload } from "../shopify/payloads.ts";
 import type { BuyerContact, CartStatus } from "./cart-event.ts";
 import {
+  asCount,
   asEmail,
   asPerson,
   asToken,
@@ -122,8 +123,7 @@ export function mapOrder(order: OrderPayload): Draft {
 /** "<first title>", then " + N more" for further lines and " (Q items)" when the quantities add up to more than one. */
 export function cartName(lines: readonly LineItem[]): string {
   let quantity = 0;
-  for (const line of lines)
-    quantity += typeof line.quantity === "number" && line.quantity >= 0 ? line.quantity : 1;
+  for (const line of lines) quantity += asCount(line.quantity) ?? 1;
   const first = lines[0];
   if (first === undefined || quantity === 0) return EMPTY_CART_NAME;
   const title = nonEmpty(first.title?.trim()) ?? nonEmpty(first.presentment_title?.trim()) ?? "Untitled item";

@@ -97,3 +97,10 @@ export function asPerson(value: Person | readonly unknown[] | null | undefined):
 export function nonEmpty(value: string | null | undefined): string | undefined {
   return value === null || value === undefined || value === "" ? undefined : value;
 }
+
+/** A count: a non-negative integer, or a string of digits (some stores send `"quantity": "3"`). */
+export function asCount(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value === "string" && /^\s*\d+\s*$/.test(value)) return Number(value);
+  return undefined;
+}

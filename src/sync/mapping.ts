@@ -68,7 +68,7 @@ function mapUnchecked(input: MapInput): MapResult {
 
   let json: unknown;
   try {
-    json = JSON.parse(input.body.toString("utf8"));
+    json = parseBody(input.body.toString("utf8"));
   } catch {
     // V8's message quotes the body; reasons end up in logs, so it is left out.
     return { kind: "invalid", reason: "body is not valid JSON" };
@@ -124,4 +124,26 @@ function parsed<T>(
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** An integer id too long for a double, as JSON text: `"variant_id": 704912205188288575`. */
+const LONG_ID = /"(?:variant_id|product_id)"\s*:\s*-?\d{16,}/;
+
+/**
+ * JSON.parse, but `variant_id` and `product_id` integers beyond 2^53 are kept as their exact digits (a
+ * string) instead of rounded: they name line items (SPEC §10), and two rounded to one double would swap
+ * HubSpot line items. Bodies without such an id (all real ones today) take the plain parse.
+ */
+function parseBody(text: string): unknown {
+  if (!LONG_ID.test(text)) return JSON.parse(text);
+  return JSON.parse(text, function keepLongIds(key: string, value: unknown, context?: { source?: string }) {
+    if (
+      (key === "variant_id" || key === "product_id") &&
+      typeof value === "number" &&
+      !Number.isSafeInteger(value) &&
+      context?.source !== undefined
+    )
+      return context.source;
+    return value;
+  } as (key: string, value: unknown) => unknown);
 }

@@ -12,11 +12,15 @@ function fixtureJson(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(name, FIXTURES), "utf8")) as Record<string, unknown>;
 }
 
-function eventFrom(topic: string, body: object): CartEvent {
+function fixtureBytes(name: string): Buffer {
+  return readFileSync(new URL(name, FIXTURES));
+}
+
+function eventFrom(topic: string, body: object | Buffer | string): CartEvent {
   const result = mapDelivery({
     topic,
     shopDomain: SHOP,
-    body: Buffer.from(JSON.stringify(body)),
+    body: Buffer.isBuffer(body) ? body : Buffer.from(typeof body === "string" ? body : JSON.stringify(body)),
     webhookId: "wh-1",
     triggeredAt: undefined,
     receivedAtMs: Date.UTC(2030, 0, 1),
@@ -27,11 +31,11 @@ function eventFrom(topic: string, body: object): CartEvent {
 
 describe("line sets from Shopify's samples", () => {
   it("a cart's line: variant key, presentment unit price, total discount, currency from the MoneyBag", () => {
-    const event = eventFrom("carts/update", fixtureJson("carts-update.shopify-docs-2026-04.json"));
-    // 704912205188288575 is above 2^53: JSON.parse rounds it to …500 (deterministically).
+    // The sample's bytes as Shopify sends them: 704912205188288575 is above 2^53, and stays exact.
+    const event = eventFrom("carts/update", fixtureBytes("carts-update.shopify-docs-2026-04.json"));
     assert.deepEqual(event.lines, [
       {
-        key: "example.myshopify.com:exampleCartId:704912205188288500",
+        key: "example.myshopify.com:exampleCartId:704912205188288575",
         properties: {
           name: "Example T-Shirt - Small",
           quantity: "3",
@@ -42,6 +46,34 @@ describe("line sets from Shopify's samples", () => {
         },
       },
     ]);
+  });
+
+  it("two variants whose ids a double cannot tell apart keep two keys; a product id too", () => {
+    const body = `{"token":"big","updated_at":"2026-06-01T10:00:00Z","line_items":[
+      {"variant_id":704912205188288575,"title":"Shirt","variant_title":"Red","quantity":1,"price":"10.00"},
+      {"variant_id":704912205188288560,"title":"Shirt","variant_title":"Blue","quantity":5,"price":"10.00"},
+      {"variant_id":null,"product_id":9007199254740993,"title":"Cap","quantity":1,"price":"5.00"}]}`;
+    const keys = eventFrom("carts/update", body).lines?.map((l) => l.key);
+    assert.deepEqual(keys, [
+      "example.myshopify.com:big:704912205188288575",
+      "example.myshopify.com:big:704912205188288560",
+      "example.myshopify.com:big:9007199254740993",
+    ]);
+  });
+
+  it("a quantity sent as a string of digits counts; one that is no count drops only the line's quantity", () => {
+    const body = {
+      token: "q",
+      updated_at: "2026-06-01T10:00:00Z",
+      line_items: [
+        { variant_id: 11, title: "Sock", quantity: "3", price: "2.00" },
+        { variant_id: 12, title: "Hat", quantity: "lots", price: "4.00" },
+      ],
+    };
+    const event = eventFrom("carts/update", body);
+    assert.equal(event.lines?.[0]?.properties["quantity"], "3");
+    assert.equal(event.lines?.[1]?.properties["quantity"], undefined);
+    assert.equal(event.lines?.[1]?.properties["name"], "Hat");
   });
 
   it("a checkout's two lines of one variant: the second gets :2; name adds the variant title; currency from the checkout", () => {
@@ -61,17 +93,20 @@ describe("line sets from Shopify's samples", () => {
   });
 
   it("an order's lines without variants: product id, else title; repeats numbered", () => {
-    const body = { ...fixtureJson("orders-create.shopify-docs-2026-04.json"), cart_token: "ct1" };
+    // The sample's own bytes, with a cart token: its product ids (788032119674292922) are above 2^53.
+    const body = fixtureBytes("orders-create.shopify-docs-2026-04.json")
+      .toString("utf8")
+      .replace('"cart_token": null', '"cart_token": "ct1"');
     const event = eventFrom("orders/create", body);
     const k = "example.myshopify.com:ct1";
     assert.deepEqual(
       event.lines?.map((l) => [l.key, l.properties["name"], l.properties["price"], l.properties["hs_sku"]]),
       [
-        [`${k}:788032119674292900`, "Aviator sunglasses", "89.99", "SKU2006-001"],
+        [`${k}:788032119674292922`, "Aviator sunglasses", "89.99", "SKU2006-001"],
         [`${k}:Lens Protection Plan (2 Year)`, "Lens Protection Plan (2 Year)", "19.99", "LENS-PROTECT-2YR"],
         [`${k}:Premium Leather Case`, "Premium Leather Case", "24.99", "CASE-LEATHER-PREM"],
-        [`${k}:788032119674292900:2`, "Mid-century lounger", "159.99", "SKU2006-020"],
-        [`${k}:788032119674292900:3`, "Coffee table", "119.99", "SKU2006-035"],
+        [`${k}:788032119674292922:2`, "Mid-century lounger", "159.99", "SKU2006-020"],
+        [`${k}:788032119674292922:3`, "Coffee table", "119.99", "SKU2006-035"],
       ],
     );
     assert.equal(event.lines?.[0]?.properties["discount"], "0.00");
