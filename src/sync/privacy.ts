@@ -8,6 +8,10 @@ import type { LogSink } from "./lane-types.ts";
  *
  * app/uninstalled erases nothing (SPEC §6): changes Shopify already got a 200 for are still sent; the
  * shop's data goes with shop/redact, which Shopify sends 48 hours after the uninstall.
+ *
+ * The shop is the one the body names (`shop_domain`), which the HMAC covers, not the shop header, which it
+ * does not: a signed redact request replayed under another shop's header erases only the shop it was for.
+ * A body without one falls back to the header.
  */
 export const PRIVACY_TOPICS = new Set([
   "customers/redact",
@@ -32,7 +36,15 @@ export async function handlePrivacyDelivery(
   },
 ): Promise<string | undefined> {
   if (!PRIVACY_TOPICS.has(delivery.topic)) return undefined;
-  const shopDomain = delivery.shopDomain;
+  const request = readRequest(delivery.body);
+  const named = request === "unparseable" ? undefined : request.shopDomain;
+  const shopDomain = named ?? delivery.shopDomain;
+  if (named !== undefined && named !== delivery.shopDomain) {
+    log.warn(
+      { topic: delivery.topic, shop: named, header: delivery.shopDomain },
+      "privacy request names another shop than its header; the body's (signed) shop is the one served",
+    );
+  }
   if (delivery.topic === "app/uninstalled") {
     log.info({ topic: delivery.topic, shop: shopDomain }, "app uninstalled; pending carts are still sent");
     return "acknowledged";
@@ -42,8 +54,8 @@ export async function handlePrivacyDelivery(
     log.info({ topic: delivery.topic, shop: shopDomain, erased }, "shop data erased");
     return "redacted";
   }
-  const customer = readCustomer(delivery.body);
-  if (customer === "unparseable") return keepUnreadable(store, log, delivery);
+  if (request === "unparseable") return keepUnreadable(store, log, delivery);
+  const customer = request.customer;
   if (customer === undefined) {
     log.warn(
       { topic: delivery.topic, shop: shopDomain },
@@ -91,7 +103,10 @@ async function keepUnreadable(
   return outcome ?? "dead_lettered";
 }
 
-function readCustomer(body: Buffer): { email?: string; phone?: string } | "unparseable" | undefined {
+/** The shop a privacy request's body names, and its customer's e-mail or phone. */
+function readRequest(
+  body: Buffer,
+): { shopDomain?: string; customer?: { email?: string; phone?: string } } | "unparseable" {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString("utf8"));
@@ -99,7 +114,17 @@ function readCustomer(body: Buffer): { email?: string; phone?: string } | "unpar
     return "unparseable";
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return "unparseable";
-  const customer = (parsed as { customer?: { email?: unknown; phone?: unknown } } | null)?.customer;
+  const domain = (parsed as { shop_domain?: unknown }).shop_domain;
+  const shopDomain =
+    typeof domain === "string" && domain.trim() !== "" ? domain.trim().toLowerCase() : undefined;
+  const customer = readCustomer(parsed);
+  return { ...(shopDomain ? { shopDomain } : {}), ...(customer ? { customer } : {}) };
+}
+
+function readCustomer(parsed: {
+  customer?: { email?: unknown; phone?: unknown };
+}): { email?: string; phone?: string } | undefined {
+  const customer = parsed.customer;
   const email =
     typeof customer?.email === "string" && customer.email.trim() !== ""
       ? customer.email.trim().toLowerCase()

@@ -246,6 +246,29 @@ describe("privacy topics", () => {
   });
 });
 
+describe("privacy requests name their shop in the signed body", () => {
+  it("a shop/redact for one shop sent under another shop's header erases the shop its body names", async () => {
+    await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {
+      const other = "other.myshopify.com";
+      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("mine-1") });
+      await postDelivery(bridge.url, {
+        topic: "checkouts/update",
+        body: checkoutBody("theirs-1"),
+        shop: other,
+      });
+      // The header (not covered by the HMAC) says `other`; the signed body says TEST_SHOP.
+      const res = await postDelivery(bridge.url, {
+        topic: "shop/redact",
+        body: JSON.stringify({ shop_id: 1, shop_domain: TEST_SHOP.toUpperCase() }),
+        shop: other,
+      });
+      assert.deepEqual(res.json, { outcome: "redacted" });
+      assert.equal(query(bridge, "SELECT 1 FROM carts WHERE shop = ?", TEST_SHOP).length, 0);
+      assert.equal(query(bridge, "SELECT 1 FROM carts WHERE shop = ?", other).length, 1);
+    });
+  });
+});
+
 describe("app/uninstalled", () => {
   it("erases nothing: the shop's pending carts are still sent (SPEC §6)", async () => {
     await withBridge({}, async (hs, bridge) => {
