@@ -46,7 +46,13 @@ export type Failure =
       readonly minDelayMs: number;
       readonly message: string;
     }
-  | { readonly kind: "unavailable"; readonly minDelayMs: number; readonly message: string };
+  | {
+      readonly kind: "unavailable";
+      /** HubSpot's status when it answered (5xx, 423); absent when it did not (a timeout, a reset). */
+      readonly status?: number;
+      readonly minDelayMs: number;
+      readonly message: string;
+    };
 
 /**
  * Classifies what a HubSpot call threw. `blamesSetup` tells, for a whole-batch 400, whether HubSpot blames
@@ -79,17 +85,19 @@ export function classifyFailure(error: unknown, blamesSetup?: (message: string) 
       minDelayMs: error.minDelayMs,
       message: error.message,
     };
+  const status = error instanceof HubSpotUnavailableError ? error.status : undefined;
   return {
     kind: "unavailable",
+    ...(status === undefined ? {} : { status }),
     minDelayMs: error instanceof HubSpotUnavailableError ? error.minDelayMs : 0,
     message: error instanceof Error ? error.message : String(error),
   };
 }
 
 /**
- * The `status` label of `hubspot_requests_total` for a failed call: HubSpot's status where it answered with
- * a verdict on the request, `error` for everything that may pass (a 5xx, a timeout, a reset).
+ * The `status` label of `hubspot_requests_total` for a failed call: HubSpot's status whenever it answered
+ * (a 5xx or 423 included), `error` when it did not (a timeout, a reset, a refused connection).
  */
 export function failureStatus(failure: Failure): string {
-  return failure.kind === "unavailable" ? "error" : String(failure.status);
+  return failure.status === undefined ? "error" : String(failure.status);
 }

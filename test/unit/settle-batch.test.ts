@@ -82,6 +82,7 @@ describe("classifyFailure", () => {
     const unavailable = new HubSpotUnavailableError("locked", { status: 423, minDelayMs: 2000 });
     assert.deepEqual(classifyFailure(unavailable), {
       kind: "unavailable",
+      status: 423,
       minDelayMs: 2000,
       message: "locked",
     });
@@ -96,13 +97,15 @@ describe("classifyFailure", () => {
     assert.deepEqual(classifyFailure("boom"), { kind: "unavailable", minDelayMs: 0, message: "boom" });
   });
 
-  it("the request metric's status: HubSpot's status for a verdict, error for what may pass", () => {
+  it("the request metric's status: HubSpot's status whenever it answered, error when it did not", () => {
     const status = (error: unknown): string => failureStatus(classifyFailure(error));
     assert.equal(status(new HubSpotRateLimitError("x", { policy: "DAILY", retryAfterMs: 0 })), "429");
     assert.equal(status(new HubSpotAuthError("x", { status: 401 })), "401");
     assert.equal(status(new HubSpotRejectedError("x", { status: 413 })), "413");
     assert.equal(status(new HubSpotRequestRefusedError("x", { status: 409 })), "409");
-    assert.equal(status(new HubSpotUnavailableError("x", { status: 502 })), "error");
+    assert.equal(status(new HubSpotUnavailableError("x", { status: 502 })), "502");
+    assert.equal(status(new HubSpotUnavailableError("x", { status: 423 })), "423");
+    assert.equal(status(new HubSpotUnavailableError("HubSpot unreachable: ECONNRESET", {})), "error");
     assert.equal(status(new Error("timeout")), "error");
   });
 });
