@@ -20,7 +20,10 @@ export function createRecentErrors(keep = 20): RecentErrors {
   };
 }
 
-/** True for a request status the sender's observer reports that is not a success. */
+/**
+ * True for a request status the sender's observer reports that is not a full success: anything but a 2xx,
+ * and a 207 (HubSpot refused some of the batch's inputs; they became dead letters).
+ */
 export function isErrorStatus(status: string): boolean {
-  return !/^2\d\d$/.test(status);
+  return status === "207" || !/^2\d\d$/.test(status);
 }

@@ -34,6 +34,13 @@ function age(seconds) {
   if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
   return `${Math.floor(seconds / 86400)} d`;
 }
+/** A HubSpot request's status as the sender reported it, in words where a number says little. */
+function statusText(status) {
+  if (status === "207") return "207, some inputs refused (see Dead letters)";
+  if (status === "error") return "no answer (timeout or connection lost)";
+  return status;
+}
+
 function when(isoTime) {
   return isoTime ? el("time", { datetime: isoTime, title: isoTime }, ago(isoTime)) : "never";
 }
@@ -232,7 +239,7 @@ async function loadOverview() {
   labelCells($("shops"));
   $("recent-errors").replaceChildren(
     ...(sender.recentErrors.length
-      ? sender.recentErrors.map((e) => el("li", {}, when(e.at), ` ${e.operation}: ${e.status}`))
+      ? sender.recentErrors.map((e) => el("li", {}, when(e.at), ` ${e.operation}: ${statusText(e.status)}`))
       : [el("li", {}, "None since start.")]),
   );
   $("shop-list").replaceChildren(...state.shops.map((s) => el("option", { value: s })));
