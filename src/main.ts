@@ -1,5 +1,5 @@
 import { loadConfig } from "./config.ts";
-import { ConfigError, StoreSchemaError } from "./errors.ts";
+import { CartbridgeError, ConfigError, StoreSchemaError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 import { deadLetters, setupHubSpot, status } from "./cli.ts";
 import { reconcileCommand } from "./cli-reconcile.ts";
@@ -14,12 +14,19 @@ const USAGE = `usage: cartbridge <command>
   reconcile [--shop D] [--since 30d|ISO]  one reconciliation pass now (a backfill)`;
 
 const EXIT_CONFIG = 78;
+const EXIT_USAGE = 64;
+const COMMANDS = new Set(["serve", "setup-hubspot", "dead-letters", "status", "reconcile"]);
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command = "serve", ...args] = argv;
   if (command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(`${USAGE}\n`);
     return 0;
+  }
+  // A mistyped command says so, before any complaint about the environment.
+  if (!COMMANDS.has(command)) {
+    process.stderr.write(`cartbridge: unknown command ${command}\n${USAGE}\n`);
+    return EXIT_USAGE;
   }
   let config;
   try {
@@ -45,7 +52,7 @@ async function main(argv: readonly string[]): Promise<number> {
       return reconcileCommand(config, args, print);
     default:
       process.stderr.write(`cartbridge: unknown command ${command}\n${USAGE}\n`);
-      return 64;
+      return EXIT_USAGE;
   }
 }
 
@@ -55,10 +62,15 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   try {
     service = await startService(config, log);
   } catch (error) {
-    log.fatal({ err: error }, "cartbridge could not start");
-    if (!(error instanceof StoreSchemaError)) return 1;
-    process.stderr.write(`cartbridge: ${error.message}\n`);
-    return EXIT_CONFIG;
+    // A known condition (the file held by another process, a newer schema) is said in one line; a bug keeps
+    // its stack.
+    if (error instanceof CartbridgeError) {
+      log.fatal({ code: error.code, reason: error.message }, "cartbridge could not start");
+      process.stderr.write(`cartbridge: ${error.message}\n`);
+    } else {
+      log.fatal({ err: error }, "cartbridge could not start");
+    }
+    return error instanceof StoreSchemaError ? EXIT_CONFIG : 1;
   }
   const running = service;
   return new Promise<number>((resolve) => {

@@ -77,4 +77,15 @@ describe("cartbridge as a process", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("a mistyped command is named (exit 64) before any complaint about the environment", () => {
+    const run = spawnSync(process.execPath, [MAIN, "stauts"], {
+      env: { PATH: process.env["PATH"] ?? "" },
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    assert.equal(run.status, 64, run.stderr);
+    assert.match(run.stderr, /unknown command stauts/);
+    assert.doesNotMatch(run.stderr, /SHOPIFY_WEBHOOK_SECRETS/);
+  });
 });
