@@ -42,7 +42,10 @@ export function noActivity(shopDomain: string): ShopActivity {
 
 export interface DeadLetterFilter {
   readonly shopDomain?: string | undefined;
-  /** A dead letter matches when its category equals this or its reason contains it (any case). */
+  /**
+   * A dead letter matches when its category (else its source, as deadLetterReasons lists it) or its reason
+   * contains this, in any case.
+   */
   readonly reason?: string | undefined;
 }
 

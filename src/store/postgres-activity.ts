@@ -55,8 +55,8 @@ WITH b AS (
 )
 SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM t) AS n`;
 
-const FILTER = `($1::text IS NULL OR shop = $1) AND ($2::text IS NULL OR category = $2
-  OR strpos(lower(reason), lower($2)) > 0)`;
+const FILTER = `($1::text IS NULL OR shop = $1) AND ($2::text IS NULL
+  OR strpos(lower(coalesce(category, source)), lower($2)) > 0 OR strpos(lower(reason), lower($2)) > 0)`;
 
 const SQL = {
   purge: "DELETE FROM shop_activity WHERE bucket < $1",

@@ -38,9 +38,13 @@ CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (category, source
 
 type Row = Record<string, unknown>;
 
-/** Matches dead letters by shop (?1) and by category or reason text (?2); NULL matches everything. */
+/**
+ * Matches dead letters by shop (?1) and by text (?2) in their category (else source, as the console lists
+ * them) or reason, in any case; NULL matches everything.
+ */
 const DEAD_LETTER_FILTER = `(?1 IS NULL OR shop = ?1)
-  AND (?2 IS NULL OR category = ?2 OR instr(lower(reason), lower(?2)) > 0)`;
+  AND (?2 IS NULL OR instr(lower(coalesce(category, source)), lower(?2)) > 0
+    OR instr(lower(reason), lower(?2)) > 0)`;
 
 export interface SqliteActivity {
   /** Runs inside the ingest transaction. */

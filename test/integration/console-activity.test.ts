@@ -145,6 +145,10 @@ for (const factory of factories) {
         );
         assert.equal(await activity.countDeadLetters({ shopDomain: B }), 1);
         assert.equal(await activity.countDeadLetters({ reason: "UNMAPPABLE" }), 3);
+        // A category is found in any case, and by part of it, like reason text.
+        assert.equal(await activity.countDeadLetters({ reason: "unmappable" }), 3);
+        assert.equal(await activity.countDeadLetters({ reason: "Mappable" }), 3);
+        assert.equal((await activity.findDeadLetters({ reason: "unmappable", limit: 10 })).length, 3);
         assert.equal(await activity.countDeadLetters({ reason: "no such words" }), 0);
         assert.deepEqual(await activity.deadLetterIds({ shopDomain: A }), [ofA[1]?.id, ofA[0]?.id]);
         assert.deepEqual(await activity.deadLetterReasons(), [{ reason: "UNMAPPABLE", count: 3 }]);
