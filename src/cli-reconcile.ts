@@ -19,6 +19,14 @@ export async function reconcileCommand(
     print(`${parsed}\nusage: cartbridge reconcile [--shop <shop>.myshopify.com] [--since <ISO date | 30d>]`);
     return 64;
   }
+  const configured = new Set([...config.reconcile.shops, ...config.reconcile.adminTokens.keys()]);
+  if (parsed.shop !== undefined && !configured.has(parsed.shop)) {
+    print(
+      `${parsed.shop} is not a shop this bridge reconciles: add it to SHOPIFY_SHOPS (with SHOPIFY_CLIENT_ID/SECRET) ` +
+        `or SHOPIFY_ADMIN_TOKENS${configured.size > 0 ? ` (configured: ${[...configured].join(", ")})` : ""}`,
+    );
+    return 64;
+  }
   const store = await openStore(config.databaseUrl);
   const quiet = { info: () => {}, warn: () => {} };
   try {

@@ -55,6 +55,12 @@ describe("cartbridge reconcile", () => {
       const bad = await run(["reconcile", "--since", "yesterday"], env);
       assert.equal(bad.code, 64);
       assert.match(bad.out, /--since must be an ISO date or a number of days/);
+
+      // A shop the configuration does not name is said to be so (no token is asked for it).
+      const unknown = await run(["reconcile", "--shop", "nope.myshopify.com"], env);
+      assert.equal(unknown.code, 64);
+      assert.match(unknown.out, /nope\.myshopify\.com is not a shop this bridge reconciles/);
+      assert.match(unknown.out, /configured: cli-shop\.myshopify\.com/);
     } finally {
       await sandbox.close();
       rmSync(dir, { recursive: true, force: true });
