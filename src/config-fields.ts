@@ -5,6 +5,12 @@ export const integer = (min: number, max: number) =>
   z
     .string()
     .trim()
-    .regex(/^\d+$/, "must be a whole number")
+    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, `must be a whole number from ${min} to ${max}`)
+        .max(max, `must be a whole number from ${min} to ${max}`),
+    );

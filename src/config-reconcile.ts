@@ -76,7 +76,8 @@ export function reconcileProblems(
   if ((e.SHOPIFY_SHOPS?.length ?? 0) > 0 && !(hasId && hasSecret)) {
     problems.push("SHOPIFY_SHOPS: needs SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET");
   }
-  if (hasId !== hasSecret) problems.push("SHOPIFY_CLIENT_ID: and SHOPIFY_CLIENT_SECRET must be set together");
+  if (hasId !== hasSecret)
+    problems.push("SHOPIFY_CLIENT_ID, SHOPIFY_CLIENT_SECRET: must be set together (or neither)");
   return problems;
 }
 

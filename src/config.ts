@@ -109,7 +109,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
     // Messages name the variable and the rule, never the value (it may be a secret).
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    const problems = parsed.error.issues.map((issue) => {
+      const [name, item] = issue.path;
+      return `${String(name)}${typeof item === "number" ? ` (entry ${item + 1})` : ""}: ${issue.message}`;
+    });
     // The cross-variable rules too, from the raw values, so one message names every problem.
     const raw = (name: string): string | undefined => input[name];
     const shops = raw("SHOPIFY_SHOPS")

@@ -77,3 +77,21 @@ test("the process exits 78 with one readable message and no secret", () => {
   assert.doesNotMatch(result.stderr, /super-secret/);
   assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
 });
+
+test("problems read as sentences: the variable, the entry of a list, the range a number must fall in", () => {
+  const problems = (env: Record<string, string>): readonly string[] => {
+    try {
+      loadConfig({ ...required, ...env });
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      return error.problems;
+    }
+    return assert.fail("the configuration was accepted");
+  };
+  assert.deepEqual(problems({ PORT: "70000" }), ["PORT: must be a whole number from 0 to 65535"]);
+  assert.deepEqual(problems({ SHOPIFY_SHOPS: "good.myshopify.com,Not A Shop", SHOPIFY_CLIENT_ID: "id" }), [
+    "SHOPIFY_SHOPS (entry 2): must list <shop>.myshopify.com domains",
+    "SHOPIFY_SHOPS: needs SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET",
+    "SHOPIFY_CLIENT_ID, SHOPIFY_CLIENT_SECRET: must be set together (or neither)",
+  ]);
+});
