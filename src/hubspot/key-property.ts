@@ -77,13 +77,17 @@ export function cannotCreateAdvice(spec: KeyPropertySpec, groupName?: string): s
   );
 }
 
-/** The property exists but is not unique: it cannot be fixed in place. */
+/**
+ * The property exists but is not unique: it cannot be fixed in place. The name suggested instead drops an
+ * `hs_` prefix: HubSpot keeps that prefix for its own properties, so a custom one cannot have it.
+ */
 export function notUniqueAdvice(spec: KeyPropertySpec): string {
+  const suggested = `${spec.name.replace(/^hs_/, "")}_unique`;
   return (
     `${spec.noun} property ${spec.name} exists in HubSpot but without unique values, ` +
     `and HubSpot cannot make an existing property unique. Choose another name with ${spec.envVar} ` +
-    `(e.g. ${spec.envVar}=${spec.name}_unique), then run setup-hubspot to create it, or create it by hand ` +
-    `as below:\n${manualDefinition({ ...spec, name: `${spec.name}_unique` })}`
+    `(e.g. ${spec.envVar}=${suggested}), then run setup-hubspot to create it, or create it by hand ` +
+    `as below:\n${manualDefinition({ ...spec, name: suggested })}`
   );
 }
 

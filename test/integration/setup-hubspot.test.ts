@@ -132,5 +132,9 @@ describe("setup-hubspot with today's tokens", () => {
     const notUnique = notUniqueAdvice(spec);
     assert.match(notUnique, /HUBSPOT_LINE_ITEM_ID_PROPERTY=shopify_line_item_key_unique/);
     assert.doesNotMatch(notUnique, /HUBSPOT_CART_ID_PROPERTY|cart key/);
+    // HubSpot keeps the hs_ prefix for its own properties: the suggested name drops it.
+    const builtIn = notUniqueAdvice(keyPropertySpec("carts", "hs_external_cart_id"));
+    assert.match(builtIn, /HUBSPOT_CART_ID_PROPERTY=external_cart_id_unique\)/);
+    assert.doesNotMatch(builtIn, /=hs_external_cart_id_unique|internal name: +hs_/);
   });
 });
