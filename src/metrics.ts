@@ -72,7 +72,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     }),
     rateLimitWaits: new Counter({
       name: "hubspot_rate_limit_waits_total",
-      help: "Times sending waited for the rate budget or a 429",
+      help: "Times sending waited because the rate budget was spent or HubSpot answered 429 (not the even spacing of sends)",
       registers,
     }),
     rateLimitWaitSeconds: new Counter({

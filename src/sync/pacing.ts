@@ -32,7 +32,7 @@ export async function takeSlot(
   for (;;) {
     const wait = await budget.take(now());
     if (wait === 0) return;
-    onWait?.(wait);
+    if (budget.lastWaitLimited()) onWait?.(wait);
     await new Promise((r) => setTimeout(r, wait));
   }
 }

@@ -36,3 +36,29 @@ test("a pause holds every slot until it ends", async () => {
   assert.equal(budget.available(4999), 0);
   assert.equal(await budget.take(5000), 0);
 });
+
+test("only waits the limit causes count as rate-limit waits: a full window, a pause, not the spacing", async () => {
+  const budget = createRateBudget({ maxRequests: 2, windowMs: 1000, marginMs: 0 });
+  assert.equal(await budget.take(0), 0);
+  assert.equal(await budget.take(100), 400, "spaced 500 ms apart");
+  assert.equal(budget.lastWaitLimited(), false);
+  assert.equal(await budget.take(500), 0);
+  assert.equal(await budget.take(900), 100, "two sends in the window: it is full");
+  assert.equal(budget.lastWaitLimited(), true);
+  budget.pauseUntil(3000);
+  assert.equal(await budget.take(2000), 1000);
+  assert.equal(budget.lastWaitLimited(), true);
+
+  // A shared budget (PostgreSQL) says only how long: a wait beyond the spacing is the limit's.
+  const waits = [300, 2500];
+  const shared = createRateBudget({
+    maxRequests: 2,
+    windowMs: 1000,
+    marginMs: 0,
+    shared: () => Promise.resolve(waits.shift() ?? 0),
+  });
+  assert.equal(await shared.take(0), 300);
+  assert.equal(shared.lastWaitLimited(), false);
+  assert.equal(await shared.take(0), 2500);
+  assert.equal(shared.lastWaitLimited(), true);
+});
