@@ -106,7 +106,9 @@ export async function deadLetters(config: Config, args: readonly string[], print
       });
       for (const r of results) print(JSON.stringify(r));
       const replayed = results.filter((r) => r.outcome === "replayed").length;
-      print(`${replayed} of ${results.length} replayed; a running bridge sends them within about 30 s (it reads the store at least that often)`);
+      print(
+        `${replayed} of ${results.length} replayed; a running bridge sends them within about 30 s (it reads the store at least that often)`,
+      );
       return results.every((r) => r.outcome === "replayed") ? 0 : 1;
     }
     print("usage: cartbridge dead-letters list | replay <id>… | replay --all");
