@@ -126,8 +126,11 @@ function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** An integer id too long for a double, as JSON text: `"variant_id": 704912205188288575`. */
-const LONG_ID = /"(?:variant_id|product_id)"\s*:\s*-?\d{16,}/;
+/**
+ * An `…_id` integer of 16 digits or more, as JSON text (`"variant_id": 704912205188288575`): a cheap test
+ * (about 1 µs on a 7 kB body; its literal start is searched fast) for the bodies that need the slow parse.
+ */
+const LONG_ID = /_id"\s*:\s*-?\d{16}/;
 
 /**
  * JSON.parse, but `variant_id` and `product_id` integers beyond 2^53 are kept as their exact digits (a
