@@ -127,26 +127,21 @@ function errorMessage(error: unknown): string {
 }
 
 /**
- * An `…_id` integer of 16 digits or more, as JSON text (`"variant_id": 704912205188288575`): a cheap test
- * (about 1 µs on a 7 kB body; its literal start is searched fast) for the bodies that need the slow parse.
+ * A cheap first test (about 1 µs on a 7 kB body: its literal start is searched fast) for an `…_id` integer
+ * of 16 digits or more; only bodies that pass it are searched for the ids that matter (about 4 µs).
  */
-const LONG_ID = /_id"\s*:\s*-?\d{16}/;
+const ANY_LONG_ID = /_id"\s*:\s*-?\d{16}/;
+/** `"variant_id": 704912205188288575` (or product_id), a whole number of 16 digits or more, in $2. */
+const LONG_LINE_ID = /("(?:variant_id|product_id)"\s*:\s*)(-?\d{16,})(?=\s*[,}\]])/g;
 
 /**
- * JSON.parse, but `variant_id` and `product_id` integers beyond 2^53 are kept as their exact digits (a
- * string) instead of rounded: they name line items (SPEC §10), and two rounded to one double would swap
- * HubSpot line items. Bodies without such an id (all real ones today) take the plain parse.
+ * JSON.parse, but `variant_id` and `product_id` integers of 16 digits or more are kept as their exact
+ * digits (a string) instead of rounded to a double: they name line items (SPEC §10), and two rounded to
+ * one double would swap HubSpot line items. They are quoted in the text before parsing (a key's quotes
+ * inside a JSON string are escaped, so only real keys match); a reviver reading each value's source
+ * would cost about 6 times the parse. Bodies without such ids (all real ones today) parse as they are.
  */
 function parseBody(text: string): unknown {
-  if (!LONG_ID.test(text)) return JSON.parse(text);
-  return JSON.parse(text, function keepLongIds(key: string, value: unknown, context?: { source?: string }) {
-    if (
-      (key === "variant_id" || key === "product_id") &&
-      typeof value === "number" &&
-      !Number.isSafeInteger(value) &&
-      context?.source !== undefined
-    )
-      return context.source;
-    return value;
-  } as (key: string, value: unknown) => unknown);
+  if (!ANY_LONG_ID.test(text)) return JSON.parse(text);
+  return JSON.parse(text.replace(LONG_LINE_ID, '$1"$2"'));
 }

@@ -53,12 +53,19 @@ describe("line sets from Shopify's samples", () => {
       {"variant_id":704912205188288575,"title":"Shirt","variant_title":"Red","quantity":1,"price":"10.00"},
       {"variant_id":704912205188288560,"title":"Shirt","variant_title":"Blue","quantity":5,"price":"10.00"},
       {"variant_id":null,"product_id":9007199254740993,"title":"Cap","quantity":1,"price":"5.00"}]}`;
-    const keys = eventFrom("carts/update", body).lines?.map((l) => l.key);
+    const event = eventFrom("carts/update", body);
+    const keys = event.lines?.map((l) => l.key);
     assert.deepEqual(keys, [
       "example.myshopify.com:big:704912205188288575",
       "example.myshopify.com:big:704912205188288560",
       "example.myshopify.com:big:9007199254740993",
     ]);
+    // Only keys are read so: the same words inside a string value are left as they are (quoting them there
+    // would break the JSON, and the delivery would be a dead letter, not an event).
+    const note = `{"token":"n","note":"\\"variant_id\\": 704912205188288575","updated_at":"2026-06-01T10:00:00Z",
+      "line_items":[{"variant_id":704912205188288575,"title":"Shirt","quantity":1,"price":"10.00"}]}`;
+    const noted = eventFrom("carts/update", note);
+    assert.equal(noted.lines?.[0]?.key, "example.myshopify.com:n:704912205188288575");
   });
 
   it("a quantity sent as a string of digits counts; one that is no count drops only the line's quantity", () => {
