@@ -9,9 +9,11 @@ import type { LogSink } from "./lane-types.ts";
  * app/uninstalled erases nothing (SPEC §6): changes Shopify already got a 200 for are still sent; the
  * shop's data goes with shop/redact, which Shopify sends 48 hours after the uninstall.
  *
- * The shop is the one the body names (`shop_domain`), which the HMAC covers, not the shop header, which it
- * does not: a signed redact request replayed under another shop's header erases only the shop it was for.
- * A body without one falls back to the header.
+ * The shop is the header's (SPEC §3), but the topic and shop headers are not covered by the HMAC, the body
+ * is: an erasure whose body names another shop (a real `<shop>.myshopify.com`, not the docs samples'
+ * `{shop}` placeholder), or whose body is another topic's (a customer request sent as shop/redact, a data
+ * request sent as customers/redact, a cart or order), erases nothing. It is kept as a dead letter with the
+ * reason, for the operator, and answered 200 like any genuine body the bridge cannot use.
  */
 export const PRIVACY_TOPICS = new Set([
   "customers/redact",
@@ -36,14 +38,18 @@ export async function handlePrivacyDelivery(
   },
 ): Promise<string | undefined> {
   if (!PRIVACY_TOPICS.has(delivery.topic)) return undefined;
+  const shopDomain = delivery.shopDomain;
   const request = readRequest(delivery.body);
-  const named = request === "unparseable" ? undefined : request.shopDomain;
-  const shopDomain = named ?? delivery.shopDomain;
-  if (named !== undefined && named !== delivery.shopDomain) {
-    log.warn(
-      { topic: delivery.topic, shop: named, header: delivery.shopDomain },
-      "privacy request names another shop than its header; the body's (signed) shop is the one served",
-    );
+  if (request !== "unparseable" && ERASURE_TOPICS.has(delivery.topic)) {
+    const problem = erasureProblem(delivery.topic, shopDomain, request);
+    if (problem !== undefined)
+      return keepAsDeadLetter(
+        store,
+        log,
+        delivery,
+        `${problem}; nothing was erased`,
+        "does not fit its headers",
+      );
   }
   if (delivery.topic === "app/uninstalled") {
     log.info({ topic: delivery.topic, shop: shopDomain }, "app uninstalled; pending carts are still sent");
@@ -54,7 +60,14 @@ export async function handlePrivacyDelivery(
     log.info({ topic: delivery.topic, shop: shopDomain, erased }, "shop data erased");
     return "redacted";
   }
-  if (request === "unparseable") return keepUnreadable(store, log, delivery);
+  if (request === "unparseable")
+    return keepAsDeadLetter(
+      store,
+      log,
+      delivery,
+      `${delivery.topic} body is not a JSON object; nothing was erased`,
+      "unreadable",
+    );
   const customer = request.customer;
   if (customer === undefined) {
     log.warn(
@@ -74,15 +87,36 @@ export async function handlePrivacyDelivery(
   return "acknowledged";
 }
 
+/** A shop domain as Shopify sends it (the docs samples' `{shop}.myshopify.com` is not one). */
+const SHOP_DOMAIN = /^[a-z0-9][a-z0-9-]*\.myshopify\.com$/;
+
+/** Keys that only another topic's body has: what an erasure sent under a swapped topic header carries. */
+const FOREIGN_KEYS: Readonly<Record<string, readonly string[]>> = {
+  "shop/redact": ["customer", "orders_to_redact", "data_request", "token", "cart_token", "line_items"],
+  "customers/redact": ["data_request", "orders_requested", "token", "cart_token", "line_items"],
+};
+
+/** Why an erasure's signed body does not fit its unsigned headers, or undefined when it does. */
+function erasureProblem(topic: string, shopDomain: string, request: PrivacyRequest): string | undefined {
+  const named = request.shopDomain;
+  if (named !== undefined && SHOP_DOMAIN.test(named) && named !== shopDomain)
+    return `${topic} body is for ${named}, its header for ${shopDomain}`;
+  const foreign = (FOREIGN_KEYS[topic] ?? []).filter((k) => request.keys.has(k));
+  if (foreign.length > 0) return `${topic} body has ${foreign.join(", ")}: it is another topic's`;
+  return undefined;
+}
+
 /**
- * A genuine privacy request whose body cannot be read (not JSON, not an object) is Shopify's request all
- * the same: it is kept as a dead letter (the operator sees it and can act; it expires with the retention)
- * and answered 200 like any genuine body the bridge cannot map (SPEC §3), never silently dropped.
+ * A genuine privacy request the bridge cannot act on (its body unreadable, or not fitting its headers) is
+ * kept as a dead letter with `reason` (the operator sees it and can act; it expires with the retention) and
+ * answered 200 like any genuine body the bridge cannot map (SPEC §3), never silently dropped.
  */
-async function keepUnreadable(
+async function keepAsDeadLetter(
   store: Store,
   log: LogSink,
   delivery: Parameters<typeof handlePrivacyDelivery>[2],
+  reason: string,
+  why: string,
 ): Promise<string> {
   const receivedAtMs = delivery.receivedAtMs ?? Date.now();
   const [outcome] = await store.ingestBatch([
@@ -93,20 +127,24 @@ async function keepUnreadable(
       receivedAtMs,
       headers: delivery.headers ?? {},
       body: delivery.body,
-      mapped: { kind: "invalid", reason: `${delivery.topic} body is not a JSON object; nothing was erased` },
+      mapped: { kind: "invalid", reason },
     },
   ]);
   log.warn(
-    { topic: delivery.topic, shop: delivery.shopDomain, outcome },
-    "privacy request unreadable; kept as a dead letter",
+    { topic: delivery.topic, shop: delivery.shopDomain, outcome, reason },
+    `privacy request ${why}; kept as a dead letter`,
   );
   return outcome ?? "dead_lettered";
 }
 
-/** The shop a privacy request's body names, and its customer's e-mail or phone. */
-function readRequest(
-  body: Buffer,
-): { shopDomain?: string; customer?: { email?: string; phone?: string } } | "unparseable" {
+/** What a privacy request's body says: the shop it names, its customer's e-mail or phone, its keys. */
+interface PrivacyRequest {
+  readonly shopDomain?: string;
+  readonly customer?: { email?: string; phone?: string };
+  readonly keys: ReadonlySet<string>;
+}
+
+function readRequest(body: Buffer): PrivacyRequest | "unparseable" {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString("utf8"));
@@ -118,7 +156,11 @@ function readRequest(
   const shopDomain =
     typeof domain === "string" && domain.trim() !== "" ? domain.trim().toLowerCase() : undefined;
   const customer = readCustomer(parsed);
-  return { ...(shopDomain ? { shopDomain } : {}), ...(customer ? { customer } : {}) };
+  return {
+    ...(shopDomain ? { shopDomain } : {}),
+    ...(customer ? { customer } : {}),
+    keys: new Set(Object.keys(parsed)),
+  };
 }
 
 function readCustomer(parsed: {

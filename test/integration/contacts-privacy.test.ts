@@ -246,10 +246,13 @@ describe("privacy topics", () => {
   });
 });
 
-describe("privacy requests name their shop in the signed body", () => {
-  it("a shop/redact for one shop sent under another shop's header erases the shop its body names", async () => {
+describe("an erasure whose signed body does not fit its unsigned headers erases nothing", () => {
+  const other = "other.myshopify.com";
+  const cartsOf = (bridge: TestBridge, shop: string) =>
+    query(bridge, "SELECT 1 FROM carts WHERE shop = ?", shop).length;
+
+  it("a shop/redact for one shop sent under another shop's header, or a customer's request sent as shop/redact, is a dead letter", async () => {
     await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {
-      const other = "other.myshopify.com";
       await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("mine-1") });
       await postDelivery(bridge.url, {
         topic: "checkouts/update",
@@ -257,14 +260,48 @@ describe("privacy requests name their shop in the signed body", () => {
         shop: other,
       });
       // The header (not covered by the HMAC) says `other`; the signed body says TEST_SHOP.
-      const res = await postDelivery(bridge.url, {
+      const swappedShop = await postDelivery(bridge.url, {
         topic: "shop/redact",
-        body: JSON.stringify({ shop_id: 1, shop_domain: TEST_SHOP.toUpperCase() }),
+        body: JSON.stringify({ shop_id: 1, shop_domain: TEST_SHOP }),
         shop: other,
       });
+      assert.equal(swappedShop.status, 200);
+      // A customers/redact body (signed) sent with the topic header of shop/redact.
+      const swappedTopic = await postDelivery(bridge.url, {
+        topic: "shop/redact",
+        body: JSON.stringify({
+          shop_id: 1,
+          shop_domain: TEST_SHOP,
+          customer: { id: 8, email: "ann@example.com" },
+          orders_to_redact: [],
+        }),
+      });
+      assert.equal(swappedTopic.status, 200);
+      assert.equal(cartsOf(bridge, TEST_SHOP), 1);
+      assert.equal(cartsOf(bridge, other), 1);
+      const reasons = query(bridge, "SELECT reason FROM dead_letters ORDER BY id").map((r) =>
+        String(r["reason"]),
+      );
+      assert.equal(reasons.length, 2);
+      assert.match(
+        reasons[0] ?? "",
+        /shop\/redact body is for example-shop\.myshopify\.com, its header for other/,
+      );
+      assert.match(
+        reasons[1] ?? "",
+        /shop\/redact body has customer, orders_to_redact: it is another topic's/,
+      );
+    });
+  });
+
+  it("Shopify's shop/redact sample, whose body names the {shop} placeholder, erases the header's shop", async () => {
+    await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {
+      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("mine-2") });
+      const sample = loadFixtures().find((f) => f.topic === "shop/redact");
+      assert.ok(sample);
+      const res = await postDelivery(bridge.url, { topic: "shop/redact", body: sample.body });
       assert.deepEqual(res.json, { outcome: "redacted" });
-      assert.equal(query(bridge, "SELECT 1 FROM carts WHERE shop = ?", TEST_SHOP).length, 0);
-      assert.equal(query(bridge, "SELECT 1 FROM carts WHERE shop = ?", other).length, 1);
+      assert.equal(cartsOf(bridge, TEST_SHOP), 0);
     });
   });
 });
