@@ -43,8 +43,8 @@ export function noActivity(shopDomain: string): ShopActivity {
 export interface DeadLetterFilter {
   readonly shopDomain?: string | undefined;
   /**
-   * A dead letter matches when its category (else its source, as deadLetterReasons lists it) or its reason
-   * contains this, in any case.
+   * A dead letter matches when its category (else its source, as deadLetterReasons lists it) is this, or
+   * its reason contains it, in any case.
    */
   readonly reason?: string | undefined;
 }
@@ -102,7 +102,10 @@ export function countedDeliveries(
   const counted: CountedDelivery[] = [];
   items.forEach((item, i) => {
     if (outcomes[i] === "duplicate" || item.replay === true || item.reconciled === true) return;
-    counted.push({ shopDomain: item.shopDomain, topic: item.topic, receivedAtMs: item.receivedAtMs });
+    // A topic the bridge does not handle is `other`, as in the metrics: its name comes from an unsigned
+    // header, and the rows it makes are kept.
+    const topic = item.mapped.kind === "unhandled" ? "other" : item.topic;
+    counted.push({ shopDomain: item.shopDomain, topic, receivedAtMs: item.receivedAtMs });
   });
   return counted;
 }

@@ -56,7 +56,7 @@ WITH b AS (
 SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM t) AS n`;
 
 const FILTER = `($1::text IS NULL OR shop = $1) AND ($2::text IS NULL
-  OR strpos(lower(coalesce(category, source)), lower($2)) > 0 OR strpos(lower(reason), lower($2)) > 0)`;
+  OR lower(coalesce(category, source)) = lower($2) OR strpos(lower(reason), lower($2)) > 0)`;
 
 const SQL = {
   purge: "DELETE FROM shop_activity WHERE bucket < $1",
@@ -72,8 +72,11 @@ const SQL = {
   ids: `SELECT id FROM dead_letters WHERE ${FILTER} ORDER BY id`,
   reasons: "SELECT category, source, count(*) AS n FROM dead_letters GROUP BY category, source",
   cartByKey: "SELECT * FROM carts WHERE key = $1 AND version > 0",
+  // The shops to try the token in: those that delivered, have dead letters, or were reconciled (a shop
+  // whose webhooks never come has carts from reconciliation alone).
   cartByToken: `SELECT * FROM carts WHERE version > 0 AND key IN (
-    SELECT shop || ':' || $1 FROM shop_topics UNION SELECT shop || ':' || $1 FROM dead_letters)`,
+    SELECT shop || ':' || $1 FROM shop_topics UNION SELECT shop || ':' || $1 FROM dead_letters
+    UNION SELECT shop || ':' || $1 FROM reconcile_watermarks)`,
 } as const;
 
 /** The ingest transaction's activity statement, or undefined when nothing in the group counts. */

@@ -39,12 +39,12 @@ CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (category, source
 type Row = Record<string, unknown>;
 
 /**
- * Matches dead letters by shop (?1) and by text (?2) in their category (else source, as the console lists
- * them) or reason, in any case; NULL matches everything.
+ * Matches dead letters by shop (?1) and by ?2: their category (else source, as the console lists them) in
+ * any case, or words of their reason; NULL matches everything. A category is matched whole, so replaying
+ * "all that match" one never takes in another.
  */
 const DEAD_LETTER_FILTER = `(?1 IS NULL OR shop = ?1)
-  AND (?2 IS NULL OR instr(lower(coalesce(category, source)), lower(?2)) > 0
-    OR instr(lower(reason), lower(?2)) > 0)`;
+  AND (?2 IS NULL OR lower(coalesce(category, source)) = lower(?2) OR instr(lower(reason), lower(?2)) > 0)`;
 
 export interface SqliteActivity {
   /** Runs inside the ingest transaction. */
@@ -82,8 +82,11 @@ export function createSqliteActivity(
     ids: sql(`SELECT id FROM dead_letters WHERE ${DEAD_LETTER_FILTER} ORDER BY id`),
     reasons: sql("SELECT category, source, count(*) AS n FROM dead_letters GROUP BY category, source"),
     cartByKey: sql("SELECT * FROM carts WHERE key = ?"),
+    // The shops to try the token in: those that delivered, have dead letters, or were reconciled (a shop
+    // whose webhooks never come has carts from reconciliation alone).
     cartByToken: sql(`SELECT * FROM carts WHERE key IN (
-        SELECT shop || ':' || ?1 FROM shop_topics UNION SELECT shop || ':' || ?1 FROM dead_letters)`),
+        SELECT shop || ':' || ?1 FROM shop_topics UNION SELECT shop || ':' || ?1 FROM dead_letters
+        UNION SELECT shop || ':' || ?1 FROM reconcile_watermarks)`),
   };
   const filterParams = (f: DeadLetterFilter): [string | null, string | null] => [
     f.shopDomain ?? null,

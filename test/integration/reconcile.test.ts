@@ -340,6 +340,16 @@ describe("reconciliation through the Shopify Admin sandbox", () => {
       const row = overview.shops.find((s) => s.shopDomain === SHOP);
       assert.ok(row?.reconciliation, JSON.stringify(overview.shops));
       assert.match(JSON.stringify(row.reconciliation), new RegExp(`${SHOP}:cart-5`));
+      // The cart reconciliation made is found by its token alone, though the shop never delivered.
+      const lookup = (await (
+        await fetch(`${bridge.url}/admin/carts?q=cart-5`, {
+          headers: { authorization: "Bearer admin-secret" },
+        })
+      ).json()) as { carts: Array<{ key: string }> };
+      assert.deepEqual(
+        lookup.carts.map((c) => c.key),
+        [`${SHOP}:cart-5`],
+      );
     });
   });
 
