@@ -77,7 +77,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     }),
     rateLimitWaitSeconds: new Counter({
       name: "hubspot_rate_limit_wait_seconds_total",
-      help: "Time sending waited for the rate budget or a 429",
+      help: "Time sending waited because the rate budget was spent or HubSpot answered 429",
       registers,
     }),
     deadLettersCreated: new Counter({

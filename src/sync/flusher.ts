@@ -170,7 +170,7 @@ async function step(s: Scheduler): Promise<void> {
   }
   const wait = await opts.budget.take(t);
   if (wait > 0) {
-    if (opts.budget.lastWaitLimited()) opts.observer?.rateLimitWait?.(wait);
+    if (opts.budget.spentAt(t)) opts.observer?.rateLimitWait?.(wait);
     return waitFor(s, wait);
   }
   const claims = await opts.store.claimDue({

@@ -5,7 +5,7 @@ import { secondsSince, takeSlot } from "./pacing.ts";
 /** How every lane meters its HubSpot requests: one budget slot each, one observation per answer. */
 type Meter = Pick<LaneContext, "budget" | "observer" | "now">;
 
-/** Waits until the shared budget grants a request slot; waits are reported as rate limit waits. */
+/** Waits until the shared budget grants a request slot; waits while it is spent are rate limit waits. */
 export function takeLaneSlot(lane: Meter): Promise<void> {
   return takeSlot(lane.budget, lane.now, (ms) => lane.observer.rateLimitWait?.(ms));
 }

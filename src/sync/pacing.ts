@@ -30,9 +30,10 @@ export async function takeSlot(
   onWait?: (ms: number) => void,
 ): Promise<void> {
   for (;;) {
-    const wait = await budget.take(now());
+    const at = now();
+    const wait = await budget.take(at);
     if (wait === 0) return;
-    if (budget.lastWaitLimited()) onWait?.(wait);
+    if (budget.spentAt(at)) onWait?.(wait);
     await new Promise((r) => setTimeout(r, wait));
   }
 }

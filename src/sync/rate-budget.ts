@@ -11,10 +11,11 @@ export interface RateBudget {
   /** Takes a slot and returns 0, or returns how many ms to wait before asking again. */
   take(nowMs: number): Promise<number>;
   /**
-   * Whether the last wait `take` asked for came from the limit (the window full, a 429's pause) rather
-   * than from spacing sends evenly: only those are rate-limit waits worth counting.
+   * Whether the budget is spent at `nowMs` (a 429's pause, or the window full; with a shared budget, any
+   * wait: the store only refuses a full window). A wait `take` asked for then is a rate-limit wait; else it
+   * only spaces sends evenly, which is not worth counting.
    */
-  lastWaitLimited(): boolean;
+  spentAt(nowMs: number): boolean;
   /** Folds in what HubSpot reported on an answer. */
   observe(info: RateLimitInfo | undefined, nowMs: number): void;
   /** Sends nothing before `untilMs` (a 429's Retry-After). */
@@ -41,7 +42,6 @@ export function createRateBudget(opts: {
   /** Send times in this window, oldest first (a ring would do; the window holds at most `limit`). */
   let sent: number[] = [];
   let pausedUntil = 0;
-  let limited = false;
 
   function prune(nowMs: number): void {
     let drop = 0;
@@ -51,14 +51,11 @@ export function createRateBudget(opts: {
 
   return {
     async take(nowMs) {
-      limited = true;
       if (nowMs < pausedUntil) return pausedUntil - nowMs;
       prune(nowMs);
       if (shared !== undefined) {
         const wait = await shared(nowMs, limit, windowMs);
         if (wait === 0) sent.push(nowMs);
-        // The store spaces sends too: a wait no longer than the spacing is that.
-        limited = wait > Math.ceil(windowMs / limit);
         return wait;
       }
       // Sends are also spaced evenly (window / limit apart): a burst of a whole window's budget at once
@@ -70,11 +67,14 @@ export function createRateBudget(opts: {
         return 0;
       }
       const windowWait = sent.length < limit ? 0 : (sent[sent.length - limit] as number) + windowMs - nowMs;
-      limited = windowWait > 0;
       return Math.max(1, Math.ceil(Math.max(spacingWait, windowWait)));
     },
 
-    lastWaitLimited: () => limited,
+    spentAt(nowMs) {
+      if (nowMs < pausedUntil || shared !== undefined) return true;
+      prune(nowMs);
+      return sent.length >= limit;
+    },
 
     observe(info, nowMs) {
       if (info === undefined) return;

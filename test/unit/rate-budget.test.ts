@@ -41,24 +41,22 @@ test("only waits the limit causes count as rate-limit waits: a full window, a pa
   const budget = createRateBudget({ maxRequests: 2, windowMs: 1000, marginMs: 0 });
   assert.equal(await budget.take(0), 0);
   assert.equal(await budget.take(100), 400, "spaced 500 ms apart");
-  assert.equal(budget.lastWaitLimited(), false);
+  assert.equal(budget.spentAt(100), false);
   assert.equal(await budget.take(500), 0);
   assert.equal(await budget.take(900), 100, "two sends in the window: it is full");
-  assert.equal(budget.lastWaitLimited(), true);
+  assert.equal(budget.spentAt(900), true);
+  assert.equal(budget.spentAt(1000), false, "the first send left the window");
   budget.pauseUntil(3000);
   assert.equal(await budget.take(2000), 1000);
-  assert.equal(budget.lastWaitLimited(), true);
+  assert.equal(budget.spentAt(2000), true);
 
-  // A shared budget (PostgreSQL) says only how long: a wait beyond the spacing is the limit's.
-  const waits = [300, 2500];
+  // A shared budget (PostgreSQL) refuses only a full window: any wait it asks for is the limit's.
   const shared = createRateBudget({
     maxRequests: 2,
     windowMs: 1000,
     marginMs: 0,
-    shared: () => Promise.resolve(waits.shift() ?? 0),
+    shared: () => Promise.resolve(300),
   });
   assert.equal(await shared.take(0), 300);
-  assert.equal(shared.lastWaitLimited(), false);
-  assert.equal(await shared.take(0), 2500);
-  assert.equal(shared.lastWaitLimited(), true);
+  assert.equal(shared.spentAt(0), true);
 });
