@@ -8,7 +8,7 @@ import {
   type LinkFailure,
 } from "./association-outcome.ts";
 import { retrySchedule } from "./backoff.ts";
-import { classifyFailure, type Failure } from "./classify-failure.ts";
+import { classifyFailure, failureStatus, type Failure } from "./classify-failure.ts";
 import { claimArgs, degradableLaneHandle, degradableLaneState, pauseOnRefusal } from "./degradable-lane.ts";
 import type { DegradableLaneState, LaneNames } from "./degradable-lane.ts";
 import { recordAnswer, takeLaneSlot } from "./lane-requests.ts";
@@ -66,7 +66,7 @@ async function send(c: ContactLane, groups: ReadonlyArray<readonly ClaimedContac
   const inputs = groups.map(toInput);
   const started = performance.now();
   try {
-    const outcome = await c.client.upsertContacts(inputs);
+    const outcome = await counted(c, "contacts_upsert", inputs.length, () => c.client.upsertContacts(inputs));
     recordAnswer(c, "contacts_upsert", outcome, "200", started, inputs.length);
     const idByEmail = new Map<string, string>();
     const emailByTrace = new Map(inputs.map((i) => [i.objectWriteTraceId, i.id]));
@@ -102,8 +102,8 @@ async function associate(
   }));
   await takeLaneSlot(c);
   const started = performance.now();
-  const result = await c.client.associateCartsWithContacts(
-    links.map(({ cartId, contactId }) => ({ cartId, contactId })),
+  const result = await counted(c, "associations_create", linked.length, () =>
+    c.client.associateCartsWithContacts(links.map(({ cartId, contactId }) => ({ cartId, contactId }))),
   );
   recordAnswer(c, "associations_create", result, "201", started, linked.length);
   await settleLinks(c, settleAssociations(links, result.errors));
@@ -151,7 +151,7 @@ async function handleFailure(
   failure: Failure,
 ): Promise<void> {
   const claims = groups.flat();
-  respond(c, failure, claims.length);
+  respond(c, failure);
   const settled = settleFailedCall(groups, failure);
   if (settled.release.length > 0)
     await c.store.releaseContacts(
@@ -185,9 +185,24 @@ async function handleFailure(
   }
 }
 
-/** What a failure does to the lane itself: a 429 is counted and pauses, a refused token degrades. */
-function respond(c: ContactLane, failure: Failure, claims: number): void {
-  if (failure.kind === "rate_limited") c.observer.request?.("contacts_upsert", "429", 0, claims);
+/** `call`, HubSpot request `operation`; a failure is counted under its status (as the cart lane does), then thrown on. */
+async function counted<T>(
+  c: ContactLane,
+  operation: string,
+  size: number,
+  call: () => Promise<T>,
+): Promise<T> {
+  const started = performance.now();
+  try {
+    return await call();
+  } catch (error) {
+    c.observer.request?.(operation, failureStatus(classifyFailure(error)), seconds(started), size);
+    throw error;
+  }
+}
+
+/** What a failure does to the lane itself: a refused token degrades it. */
+function respond(c: ContactLane, failure: Failure): void {
   pauseOnRefusal(c, failure, NAMES);
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { InputError, UpsertInput } from "../hubspot/types.ts";
 import type { ClaimedLineSet, LearnedLineItem, RejectedLine, SentLineSet } from "../store/line-items.ts";
-import { classifyFailure, failureStatus, type Failure } from "./classify-failure.ts";
+import { classifyFailure, failureStatus } from "./classify-failure.ts";
 import { meteredRequest, recordAnswer, takeLaneSlot } from "./lane-requests.ts";
 import type { LaneContext } from "./lane-types.ts";
 import type { LineDraft } from "./line-items.ts";
@@ -88,7 +88,7 @@ export async function upsertLines(
   } catch (error) {
     if (error instanceof RoundStopped) throw error;
     const failure = classifyFailure(error, lane.blamesSetup);
-    lane.observer.request?.("line_items_upsert", requestStatus(failure), seconds(started), entries.length);
+    lane.observer.request?.("line_items_upsert", failureStatus(failure), seconds(started), entries.length);
     if (failure.kind !== "rejected") throw error;
     const settled = settleFailedCall(entries, failure);
     for (const e of settled.reject) rejected.push(rejectedLine(e, failure));
@@ -167,14 +167,9 @@ function rejectedLine(e: LineEntry, error: { message: string; category: string |
   return { cartKey: e.set.cartKey, lineKey: e.line.key, reason: error.message, category: error.category };
 }
 
-/** The metric status of a failed line item request: a refused request counts as `error` here (as before). */
-export function requestStatus(failure: Failure): string {
-  return failure.kind === "refused" ? "error" : failureStatus(failure);
-}
-
-/** `requestStatus` of whatever an associate or archive request threw. */
+/** The metric status of whatever an associate or archive request threw (as every lane counts it). */
 function statusOf(error: unknown): string {
-  return requestStatus(classifyFailure(error));
+  return failureStatus(classifyFailure(error));
 }
 
 /**

@@ -115,6 +115,11 @@ describe("cart → contact associations", () => {
         const statuses = associationRequests(hs).map((r) => r.status);
         assert.deepEqual(statuses, [503, 503, 201]);
         assert.equal(hs.associations().length, 1);
+        // Each failed request is counted under its operation and HubSpot's status (the console lists it).
+        const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
+        assert.match(metrics, /hubspot_requests_total\{operation="associations_create",status="503"\} 2/);
+        assert.match(metrics, /hubspot_requests_total\{operation="associations_create",status="201"\} 1/);
+        assert.doesNotMatch(metrics, /operation="contacts_upsert",status="(503|error)"/);
         await waitFor(() => contactLink(bridge, "assoc-503")?.["email"] === null, { what: "buyer erased" });
       },
     );

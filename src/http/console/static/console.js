@@ -36,7 +36,7 @@ function age(seconds) {
 }
 /** A HubSpot request's status as the sender reported it, in words where a number says little. */
 function statusText(status) {
-  if (status === "207") return "207, some inputs refused (see Dead letters)";
+  if (status === "207") return "207, some inputs refused";
   if (status === "error") return "no answer (timeout or connection lost)";
   return status;
 }
