@@ -15,7 +15,20 @@ const USAGE = `usage: cartbridge <command>
 
 const EXIT_CONFIG = 78;
 const EXIT_USAGE = 64;
-const COMMANDS = new Set(["serve", "setup-hubspot", "dead-letters", "status", "reconcile"]);
+
+type Print = (line: string) => void;
+type Config = ReturnType<typeof loadConfig>;
+
+/** Every command, by name: what it runs once the configuration is loaded. */
+const COMMANDS: Readonly<
+  Record<string, (config: Config, args: readonly string[], print: Print) => Promise<number>>
+> = {
+  serve: (config) => serve(config),
+  "setup-hubspot": (config, _args, print) => setupHubSpot(config, print),
+  "dead-letters": (config, args, print) => deadLetters(config, args, print),
+  status: (config, _args, print) => status(config, print),
+  reconcile: (config, args, print) => reconcileCommand(config, args, print),
+};
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command = "serve", ...args] = argv;
@@ -24,7 +37,8 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   // A mistyped command says so, before any complaint about the environment.
-  if (!COMMANDS.has(command)) {
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (run === undefined) {
     process.stderr.write(`cartbridge: unknown command ${command}\n${USAGE}\n`);
     return EXIT_USAGE;
   }
@@ -38,38 +52,18 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     throw error;
   }
-  const print = (line: string): void => void process.stdout.write(`${line}\n`);
-  switch (command) {
-    case "serve":
-      return serve(config);
-    case "setup-hubspot":
-      return setupHubSpot(config, print);
-    case "dead-letters":
-      return deadLetters(config, args, print);
-    case "status":
-      return status(config, print);
-    case "reconcile":
-      return reconcileCommand(config, args, print);
-    default:
-      process.stderr.write(`cartbridge: unknown command ${command}\n${USAGE}\n`);
-      return EXIT_USAGE;
-  }
+  return run(config, args, (line) => void process.stdout.write(`${line}\n`));
 }
 
-async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
+async function serve(config: Config): Promise<number> {
   const log = createLogger(config.logLevel);
   let service;
   try {
     service = await startService(config, log);
   } catch (error) {
-    // A known condition (the file held by another process, a newer schema) is said in one line; a bug keeps
-    // its stack.
-    if (error instanceof CartbridgeError) {
-      log.fatal({ code: error.code, reason: error.message }, "cartbridge could not start");
-      process.stderr.write(`cartbridge: ${error.message}\n`);
-    } else {
-      log.fatal({ err: error }, "cartbridge could not start");
-    }
+    log.fatal({ err: error }, "cartbridge could not start");
+    // A known condition (the file held by another process, a newer schema) is also said in one line.
+    if (error instanceof CartbridgeError) process.stderr.write(`cartbridge: ${error.message}\n`);
     return error instanceof StoreSchemaError ? EXIT_CONFIG : 1;
   }
   const running = service;
