@@ -100,7 +100,10 @@ export function nonEmpty(value: string | null | undefined): string | undefined {
 
 /** A count: a non-negative integer, or a string of digits (some stores send `"quantity": "3"`). */
 export function asCount(value: unknown): number | undefined {
-  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : undefined;
-  if (typeof value === "string" && /^\s*\d+\s*$/.test(value)) return Number(value);
+  if (typeof value === "number") return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value === "string" && /^\s*\d+\s*$/.test(value)) {
+    const count = Number(value);
+    return Number.isSafeInteger(count) ? count : undefined;
+  }
   return undefined;
 }

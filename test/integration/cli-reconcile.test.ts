@@ -57,7 +57,9 @@ describe("cartbridge reconcile", () => {
       assert.match(bad.out, /--since must be an ISO date or a number of days/);
 
       // A shop the configuration does not name is said to be so (no token is asked for it).
+      const asked = sandbox.requests.length;
       const unknown = await run(["reconcile", "--shop", "nope.myshopify.com"], env);
+      assert.equal(sandbox.requests.length, asked, "Shopify was not asked for a token or data");
       assert.equal(unknown.code, 64);
       assert.match(unknown.out, /nope\.myshopify\.com is not a shop this bridge reconciles/);
       assert.match(unknown.out, /configured: cli-shop\.myshopify\.com/);

@@ -75,12 +75,18 @@ describe("line sets from Shopify's samples", () => {
       line_items: [
         { variant_id: 11, title: "Sock", quantity: "3", price: "2.00" },
         { variant_id: 12, title: "Hat", quantity: "lots", price: "4.00" },
+        { variant_id: 13, title: "Pin", quantity: "123456789012345678901234", price: "1.00" },
       ],
     };
     const event = eventFrom("carts/update", body);
     assert.equal(event.lines?.[0]?.properties["quantity"], "3");
     assert.equal(event.lines?.[1]?.properties["quantity"], undefined);
     assert.equal(event.lines?.[1]?.properties["name"], "Hat");
+    assert.equal(
+      event.lines?.[2]?.properties["quantity"],
+      undefined,
+      "no count a double cannot hold exactly",
+    );
   });
 
   it("a checkout's two lines of one variant: the second gets :2; name adds the variant title; currency from the checkout", () => {

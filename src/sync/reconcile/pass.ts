@@ -32,7 +32,7 @@ import {
 
 /** Read again what changed this long before the watermark (clock skew, Shopify's indexing delay). */
 export const OVERLAP_MS = 5 * 60_000;
-/** A change found this much older than now, that the store did not have, was missed by webhooks. */
+/** Failed requests in a row (5xx, timeouts) after which a pass gives up; the watermark stays. */
 const MAX_FAILURES = 5;
 
 export interface PassSummary {
