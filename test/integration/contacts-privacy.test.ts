@@ -27,6 +27,18 @@ function query(bridge: TestBridge, sql: string, ...args: string[]): Array<Record
   }
 }
 
+const OTHER_SHOP = "other.myshopify.com";
+
+/** Carts the bridge's file holds for `shop`. */
+const cartsOf = (bridge: TestBridge, shop: string): number =>
+  query(bridge, "SELECT 1 FROM carts WHERE shop = ?", shop).length;
+
+/** One checkout for TEST_SHOP (`mine`) and one for OTHER_SHOP (`theirs`): what an erasure may or may not touch. */
+async function cartInEachShop(bridge: TestBridge, mine: string, theirs: string): Promise<void> {
+  await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(mine) });
+  await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody(theirs), shop: OTHER_SHOP });
+}
+
 describe("contacts", () => {
   it("upserts each buyer once per e-mail, associates cart → contact (586), then erases the personal data", async () => {
     // One flush for the three checkouts even on a loaded machine: "once per e-mail" needs them in one batch.
@@ -228,42 +240,28 @@ describe("privacy topics", () => {
 
   it("shop/redact erases everything held for the shop", async () => {
     await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {
-      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("sr-1") });
-      await postDelivery(bridge.url, {
-        topic: "checkouts/update",
-        body: checkoutBody("other-1"),
-        shop: "other.myshopify.com",
-      });
+      await cartInEachShop(bridge, "sr-1", "other-1");
       const res = await postDelivery(bridge.url, {
         topic: "shop/redact",
         body: JSON.stringify({ shop_id: 1, shop_domain: TEST_SHOP }),
       });
       assert.deepEqual(res.json, { outcome: "redacted" });
-      assert.equal(query(bridge, "SELECT 1 FROM carts WHERE shop = ?", TEST_SHOP).length, 0);
+      assert.equal(cartsOf(bridge, TEST_SHOP), 0);
       assert.equal(query(bridge, "SELECT 1 FROM contact_links WHERE shop = ?", TEST_SHOP).length, 0);
-      assert.equal(query(bridge, "SELECT 1 FROM carts WHERE shop = 'other.myshopify.com'").length, 1);
+      assert.equal(cartsOf(bridge, OTHER_SHOP), 1);
     });
   });
 });
 
 describe("an erasure whose signed body does not fit its unsigned headers erases nothing", () => {
-  const other = "other.myshopify.com";
-  const cartsOf = (bridge: TestBridge, shop: string) =>
-    query(bridge, "SELECT 1 FROM carts WHERE shop = ?", shop).length;
-
   it("a shop/redact for one shop sent under another shop's header, or a customer's request sent as shop/redact, is a dead letter", async () => {
     await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {
-      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("mine-1") });
-      await postDelivery(bridge.url, {
-        topic: "checkouts/update",
-        body: checkoutBody("theirs-1"),
-        shop: other,
-      });
+      await cartInEachShop(bridge, "mine-1", "theirs-1");
       // The header (not covered by the HMAC) says `other`; the signed body says TEST_SHOP.
       const swappedShop = await postDelivery(bridge.url, {
         topic: "shop/redact",
         body: JSON.stringify({ shop_id: 1, shop_domain: TEST_SHOP }),
-        shop: other,
+        shop: OTHER_SHOP,
       });
       assert.equal(swappedShop.status, 200);
       // A customers/redact body (signed) sent with the topic header of shop/redact.
@@ -278,7 +276,7 @@ describe("an erasure whose signed body does not fit its unsigned headers erases 
       });
       assert.equal(swappedTopic.status, 200);
       assert.equal(cartsOf(bridge, TEST_SHOP), 1);
-      assert.equal(cartsOf(bridge, other), 1);
+      assert.equal(cartsOf(bridge, OTHER_SHOP), 1);
       const reasons = query(bridge, "SELECT reason FROM dead_letters ORDER BY id").map((r) =>
         String(r["reason"]),
       );
@@ -296,12 +294,13 @@ describe("an erasure whose signed body does not fit its unsigned headers erases 
 
   it("Shopify's shop/redact sample, whose body names the {shop} placeholder, erases the header's shop", async () => {
     await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {
-      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("mine-2") });
+      await cartInEachShop(bridge, "mine-2", "theirs-2");
       const sample = loadFixtures().find((f) => f.topic === "shop/redact");
       assert.ok(sample);
       const res = await postDelivery(bridge.url, { topic: "shop/redact", body: sample.body });
       assert.deepEqual(res.json, { outcome: "redacted" });
       assert.equal(cartsOf(bridge, TEST_SHOP), 0);
+      assert.equal(cartsOf(bridge, OTHER_SHOP), 1);
     });
   });
 });
