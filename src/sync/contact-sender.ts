@@ -8,10 +8,10 @@ import {
   type LinkFailure,
 } from "./association-outcome.ts";
 import { retrySchedule } from "./backoff.ts";
-import { classifyFailure, failureStatus, type Failure } from "./classify-failure.ts";
+import { classifyFailure, type Failure } from "./classify-failure.ts";
 import { claimArgs, degradableLaneHandle, degradableLaneState, pauseOnRefusal } from "./degradable-lane.ts";
 import type { DegradableLaneState, LaneNames } from "./degradable-lane.ts";
-import { recordAnswer, takeLaneSlot } from "./lane-requests.ts";
+import { meteredRequest, recordedRequest, takeLaneSlot } from "./lane-requests.ts";
 import type { DegradableLane, DegradableLaneOptions } from "./lane-types.ts";
 import { secondsSince as seconds } from "./pacing.ts";
 import { settleFailedCall } from "./settle-batch.ts";
@@ -66,8 +66,8 @@ async function send(c: ContactLane, groups: ReadonlyArray<readonly ClaimedContac
   const inputs = groups.map(toInput);
   const started = performance.now();
   try {
-    const outcome = await counted(c, "contacts_upsert", inputs.length, () => c.client.upsertContacts(inputs));
-    recordAnswer(c, "contacts_upsert", outcome, "200", started, inputs.length);
+    const upsert = { operation: "contacts_upsert", size: inputs.length, okStatus: "200" };
+    const outcome = await recordedRequest(c, upsert, () => c.client.upsertContacts(inputs));
     const idByEmail = new Map<string, string>();
     const emailByTrace = new Map(inputs.map((i) => [i.objectWriteTraceId, i.id]));
     for (const r of outcome.results) {
@@ -100,12 +100,10 @@ async function associate(
     contactId: idByEmail.get(claim.contact.email) as string,
     claim,
   }));
-  await takeLaneSlot(c);
-  const started = performance.now();
-  const result = await counted(c, "associations_create", linked.length, () =>
+  const associations = { operation: "associations_create", size: linked.length, okStatus: "201" };
+  const result = await meteredRequest(c, associations, () =>
     c.client.associateCartsWithContacts(links.map(({ cartId, contactId }) => ({ cartId, contactId }))),
   );
-  recordAnswer(c, "associations_create", result, "201", started, linked.length);
   await settleLinks(c, settleAssociations(links, result.errors));
 }
 
@@ -182,22 +180,6 @@ async function handleFailure(
   if (settled.retry.length > 0 && "minDelayMs" in failure) {
     c.log.warn({ err: failure.message, contacts: groups.length }, "contacts failed; will retry");
     await retryLater(c, claims, failure.message, failure.minDelayMs);
-  }
-}
-
-/** `call`, HubSpot request `operation`; a failure is counted under its status (as the cart lane does), then thrown on. */
-async function counted<T>(
-  c: ContactLane,
-  operation: string,
-  size: number,
-  call: () => Promise<T>,
-): Promise<T> {
-  const started = performance.now();
-  try {
-    return await call();
-  } catch (error) {
-    c.observer.request?.(operation, failureStatus(classifyFailure(error)), seconds(started), size);
-    throw error;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { RateLimitInfo } from "../hubspot/types.ts";
+import { classifyFailure, failureStatus } from "./classify-failure.ts";
 import type { LaneContext } from "./lane-types.ts";
 import { secondsSince, takeSlot } from "./pacing.ts";
 
@@ -27,23 +28,42 @@ export function recordAnswer(
   lane.observer.request?.(operation, partial ? "207" : okStatus, secondsSince(started), size);
 }
 
+/** A HubSpot request as the metrics name it: its operation, its size, and the status of a success. */
+interface MeteredCall {
+  readonly operation: string;
+  readonly size: number;
+  readonly okStatus: string;
+}
+
 /**
- * One metered request whose failure the caller does not settle itself: takes a slot, records the answer,
- * or records the failure's `statusOf` and throws it on.
+ * One metered request whose failure the caller does not settle itself: takes a slot, then `recordedRequest`.
  */
 export async function meteredRequest<T extends { readonly rateLimit: RateLimitInfo | undefined }>(
   lane: Meter,
-  request: { operation: string; size: number; okStatus: string; statusOf: (error: unknown) => string },
+  request: MeteredCall,
   call: () => Promise<T>,
 ): Promise<T> {
   await takeLaneSlot(lane);
+  return recordedRequest(lane, request, call);
+}
+
+/**
+ * One request whose slot is already taken: records the answer, or the failure under HubSpot's status
+ * (`failureStatus`: `error` when HubSpot did not answer) and throws it on.
+ */
+export async function recordedRequest<T extends { readonly rateLimit: RateLimitInfo | undefined }>(
+  lane: Meter,
+  request: MeteredCall,
+  call: () => Promise<T>,
+): Promise<T> {
   const started = performance.now();
   try {
     const answer = await call();
     recordAnswer(lane, request.operation, answer, request.okStatus, started, request.size);
     return answer;
   } catch (error) {
-    lane.observer.request?.(request.operation, request.statusOf(error), secondsSince(started), request.size);
+    const status = failureStatus(classifyFailure(error));
+    lane.observer.request?.(request.operation, status, secondsSince(started), request.size);
     throw error;
   }
 }

@@ -109,7 +109,7 @@ export async function associateLines(
   for (let i = 0; i < pending.length; i += MAX_ASSOCIATIONS) {
     const chunk = pending.slice(i, i + MAX_ASSOCIATIONS);
     const cartIdOf = new Map(sets.map((s) => [s.cartKey, s.cartId]));
-    const request = { operation: "line_items_associate", size: chunk.length, okStatus: "200", statusOf };
+    const request = { operation: "line_items_associate", size: chunk.length, okStatus: "200" };
     const result = await meteredRequest(lane, request, () =>
       lane.client.associateLineItemsWithCarts(
         chunk.map((p) => ({ lineItemId: p.hubspotId, cartId: cartIdOf.get(p.cartKey) as string })),
@@ -153,7 +153,7 @@ export async function archiveLeftovers(
   const ids = gone.flatMap((g) => g.items.map((i) => i.hubspotId));
   for (let i = 0; i < ids.length; i += lane.maxBatch) {
     const chunk = ids.slice(i, i + lane.maxBatch);
-    const request = { operation: "line_items_archive", size: chunk.length, okStatus: "204", statusOf };
+    const request = { operation: "line_items_archive", size: chunk.length, okStatus: "204" };
     await meteredRequest(lane, request, () => lane.client.archiveLineItems(chunk));
   }
   return gone.map((g) => ({
@@ -165,11 +165,6 @@ export async function archiveLeftovers(
 
 function rejectedLine(e: LineEntry, error: { message: string; category: string | undefined }): RejectedLine {
   return { cartKey: e.set.cartKey, lineKey: e.line.key, reason: error.message, category: error.category };
-}
-
-/** The metric status of whatever an associate or archive request threw (as every lane counts it). */
-function statusOf(error: unknown): string {
-  return failureStatus(classifyFailure(error));
 }
 
 /**
