@@ -13,10 +13,13 @@ import { toIngestItem, type Intake, type OutcomeSink } from "./intake.ts";
  *
  * Batches: applied `applyDelayMs` after the first delivery waiting (or at once when `maxBatch` are), so at
  * a steady rate the store sees a few transactions of many deliveries rather than one per delivery — the
- * store's work per delivery falls. A batch holds at most `maxBatch` deliveries (mapping and the store's
+ * store's work per delivery falls. A batch holds `maxBatch` deliveries (mapping and the store's
  * transaction take about 0.16 ms each on the event loop, so 24 take about 4 ms), and each batch is a task
  * of its own: after a stall, a backlog goes in as many short tasks with answers between them, not one
- * long one that makes the next backlog.
+ * long one that makes the next backlog. A batch takes an eighth of a larger backlog, up to 8 × `maxBatch`:
+ * answering costs less than applying and the applier gets one batch per turn or two of the loop, so with
+ * fixed batches a sustained flood could outrun it until `maxQueued` refused deliveries; growing batches
+ * give it a larger share of the loop the further it is behind (answers then wait for longer tasks).
  *
  * Store outages: a batch the store cannot take (a retryable StoreError) stays queued and is tried again
  * after a pause that grows to `maxRetryMs`; meanwhile new deliveries are refused (503, Shopify retries), as
@@ -110,8 +113,9 @@ export async function startInboxIntake(
 
   /** Applies the next batch (schedule() sees to the rest: at once while a full batch waits, else later). */
   async function applyQueued(): Promise<void> {
-    const tried = Math.min(queue.length, maxBatch);
-    const done = await applyFront(queue.slice(0, maxBatch));
+    const size = Math.min(maxBatch * 8, Math.max(maxBatch, Math.ceil(queue.length / 8)));
+    const tried = Math.min(queue.length, size);
+    const done = await applyFront(queue.slice(0, size));
     // Short of the whole batch: the store cannot take the next delivery now; it waits as in an outage.
     retryMs = done < tried ? Math.min(maxRetryMs, Math.max(50, retryMs * 2)) : 0;
     if (done === 0) return;

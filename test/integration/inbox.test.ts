@@ -276,6 +276,48 @@ describe("inbox intake", () => {
     }
   });
 
+  it("applies a larger backlog in larger batches (an eighth of what waits, up to 8 × 24), shrinking as it drains", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
+    const path = join(dir, "cartbridge.db");
+    {
+      const store = openSqliteStore(path, { server: true });
+      const { inbox } = await openInbox(store.inbox!.dir, await store.inbox!.appliedPosition());
+      for (let i = 0; i < 2000; i += 250) {
+        await Promise.all(
+          Array.from({ length: 250 }, (_, j) => inbox.append(record(`flood-${i + j}`, `w-flood-${i + j}`))),
+        );
+      }
+      await inbox.close();
+      await store.close();
+    }
+    const store = openSqliteStore(path, { server: true });
+    t.after(async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const sizes: number[] = [];
+    const intake = await startInboxIntake(store.inbox!, map, () => {}, {
+      onApply: (size) => sizes.push(size),
+    });
+    await intake.close();
+
+    assert.equal(
+      sizes.reduce((n, s) => n + s, 0),
+      2000,
+    );
+    // 2,000 waiting: 2000 / 8 = 250, capped at 192; then 1808 / 8 → 226, capped; … until an eighth is
+    // under 192, then 24 at least.
+    assert.deepEqual(sizes.slice(0, 3), [192, 192, 192], `batch sizes ${sizes.join(", ")}`);
+    for (let i = 1; i < sizes.length; i++) {
+      assert.ok(sizes[i]! <= sizes[i - 1]!, `batch sizes never grow while it drains: ${sizes.join(", ")}`);
+    }
+    assert.ok(
+      sizes.slice(0, -1).every((s) => s >= 24),
+      `only the last batch is under 24: ${sizes.join(", ")}`,
+    );
+    assert.ok(sizes.length < 2000 / 24, `fewer batches than fixed batches of 24 would take: ${sizes.length}`);
+  });
+
   it("while the store cannot take a batch: accepted deliveries wait, new ones are refused, then all go in", async (t) => {
     const store = openStore(t);
     let refuse = true;
