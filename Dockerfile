@@ -47,5 +47,5 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
 # A 32 MB young generation (V8 otherwise grows it to 64-128 MB) and a full GC once the old generation has grown
 # by half (V8's own factor lets promoted garbage pile up) keep peak RSS under 200 MB through 200,000 deliveries
 # at full load; bench/results.md has the numbers. Neither caps the heap.
-ENTRYPOINT ["node", "--max-semi-space-size=16", "--heap-growing-percent=50", "src/main.ts"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--heap-growing-percent=50", "src/main.ts"]
 CMD ["serve"]
