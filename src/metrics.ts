@@ -15,6 +15,7 @@ export interface Metrics {
   readonly deadLettersCreated: Counter<"source">;
   readonly droppedValues: Counter<"property" | "reason">;
   readonly pendingCarts: Gauge;
+  readonly unappliedDeliveries: Gauge;
   readonly oldestPendingAge: Gauge;
   readonly deadLetters: Gauge;
   readonly senderPaused: Gauge<"cause">;
@@ -95,6 +96,11 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     pendingCarts: new Gauge({
       name: "carts_pending",
       help: "Carts changed but not yet in HubSpot",
+      registers,
+    }),
+    unappliedDeliveries: new Gauge({
+      name: "webhook_deliveries_unapplied",
+      help: "Deliveries accepted into the SQLite inbox and not yet applied to the store (0 on PostgreSQL, where the answer waits for the commit)",
       registers,
     }),
     oldestPendingAge: new Gauge({

@@ -87,7 +87,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     readiness,
     isShuttingDown,
     recentErrors: senders.recentErrors,
-    refreshGauges: createGaugeRefresh(metrics, health),
+    refreshGauges: createGaugeRefresh(metrics, { ...health, intake }),
   });
 
   const { server, url, port } = await listen(app, config.port, opts.host ?? "0.0.0.0");

@@ -1,6 +1,7 @@
 import type { Metrics } from "../metrics.ts";
 import type { Readiness } from "../readiness.ts";
 import type { Store } from "../store/store.ts";
+import type { Intake } from "../sync/intake.ts";
 import type { Flusher } from "../sync/flusher.ts";
 import type { PortalWatcher } from "../sync/portal-watcher.ts";
 import type { Reconciler } from "../sync/reconcile/reconciler.ts";
@@ -48,12 +49,14 @@ export function createReadinessCheck(s: HealthSources): () => Promise<Readiness>
   };
 }
 
-/** Before a scrape: the gauges that come from the store and the senders' pauses. */
+/** Before a scrape: the gauges that come from the store, the inbox's backlog and the senders' pauses. */
 export function createGaugeRefresh(
   metrics: Metrics,
-  s: Pick<HealthSources, "store" | "flusher" | "portal">,
+  s: Pick<HealthSources, "store" | "flusher" | "portal"> & { readonly intake: Pick<Intake, "unapplied"> },
 ): () => Promise<void> {
   return async function refreshGauges(): Promise<void> {
+    // Before the store's read: a store that does not answer must not hide the backlog behind it.
+    metrics.unappliedDeliveries.set(s.intake.unapplied());
     const now = Date.now();
     const stats = await s.store.stats(now);
     metrics.pendingCarts.set(stats.pendingCarts);

@@ -270,6 +270,7 @@ export async function startInboxIntake(
     },
     settle: (withinMs?: number) => settle(withinMs),
     purge,
+    unapplied: () => unappliedSeqs.size,
     async close() {
       closed = true;
       clearInterval(ageTimer);

@@ -29,6 +29,11 @@ export interface Intake {
   purge(): Promise<void>;
   /** Stops taking deliveries: settles, then closes what the intake holds open. */
   close(): Promise<void>;
+  /**
+   * Deliveries answered (or being answered) and not yet in the store: the inbox's backlog. Always 0 for the
+   * group commit, whose answer waits for the delivery's own commit.
+   */
+  unapplied(): number;
 }
 
 export type DeliveryOutcome = IngestOutcome | "accepted";
@@ -89,5 +94,6 @@ export function createGroupIntake(
     settle: () => committer.drain(),
     purge: async () => {}, // the group commit keeps no raw delivery beside the store
     close: () => committer.drain(),
+    unapplied: () => 0,
   };
 }

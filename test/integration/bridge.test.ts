@@ -186,6 +186,8 @@ describe("bridge end to end (SQLite file store, fake HubSpot on a real port)", (
     assert.match(text, /webhooks_received_total\{topic="checkouts\/update",outcome="duplicate"\} 1/);
     assert.match(text, /hubspot_requests_total\{operation="carts_upsert",status="200"\} \d+/);
     assert.match(text, /carts_pending \d+/);
+    // Everything delivered before has been applied by the time the tests above saw it in HubSpot.
+    assert.match(text, /webhook_deliveries_unapplied 0\n/);
     assert.match(text, /webhook_response_duration_seconds_bucket/);
   });
 });

@@ -346,10 +346,12 @@ describe("inbox intake", () => {
       (e: unknown) => e instanceof StoreError && e.retryable,
     );
     await assert.rejects(intake.settle(50), StoreError);
+    assert.equal(intake.unapplied(), 1, "the accepted delivery waits (the refused one is not counted)");
 
     refuse = false;
     await intake.settle();
     assert.deepEqual(outcomes, ["w1:applied"]);
+    assert.equal(intake.unapplied(), 0);
     assert.equal(await intake.accept(record("b", "w2")), "accepted");
     await intake.settle();
     assert.deepEqual(outcomes, ["w1:applied", "w2:applied"]);
