@@ -192,6 +192,24 @@ function openStore(t: TestContext, dir?: string): Store & { inbox: InboxLedger }
   return store as Store & { inbox: InboxLedger };
 }
 
+/**
+ * A SQLite store whose inbox holds `count` deliveries not yet applied (acknowledged, then the process
+ * stopped before applying them), opened again; closed and deleted after the test.
+ */
+async function storeWithBacklog(t: TestContext, count: number): Promise<Store & { inbox: InboxLedger }> {
+  const dir = tempDir(t);
+  const path = join(dir, "cartbridge.db");
+  const before = openSqliteStore(path, { server: true });
+  const { inbox } = await openInbox(before.inbox!.dir, await before.inbox!.appliedPosition());
+  for (let i = 0; i < count; i += 250) {
+    const chunk = Array.from({ length: Math.min(250, count - i) }, (_, j) => i + j);
+    await Promise.all(chunk.map((n) => inbox.append(record(`backlog-${n}`, `w-backlog-${n}`))));
+  }
+  await inbox.close();
+  await before.close();
+  return openStore(t, dir);
+}
+
 describe("inbox intake", () => {
   it("applies at start-up what a crash left between the answer and the store, once", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
@@ -220,20 +238,7 @@ describe("inbox intake", () => {
   });
 
   it("applies a backlog in short batches and gives the event loop back between them", async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
-    const path = join(dir, "cartbridge.db");
-    {
-      const store = openSqliteStore(path, { server: true });
-      const { inbox } = await openInbox(store.inbox!.dir, await store.inbox!.appliedPosition());
-      for (let i = 0; i < 100; i++) await inbox.append(record(`backlog-${i}`, `w-backlog-${i}`));
-      await inbox.close();
-      await store.close();
-    }
-    const store = openSqliteStore(path, { server: true });
-    t.after(async () => {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    });
+    const store = await storeWithBacklog(t, 100);
     // A macrotask that runs whenever the loop is free: how many times it ran when each batch was applied.
     let turns = 0;
     let ticking = true;
@@ -246,11 +251,11 @@ describe("inbox intake", () => {
     // store itself gives the loop a turn per call, so only the applier's own scheduling is measured).
     const batches: Array<{ size: number; turns: number; answered: number }> = [];
     const ledger: InboxLedger = {
-      ...store.inbox!,
+      ...store.inbox,
       async ingestFromInbox(items, applied) {
         const batch = { size: items.length, turns, answered: Number.NaN };
         batches.push(batch);
-        const out = await store.inbox!.ingestFromInbox(items, applied);
+        const out = await store.inbox.ingestFromInbox(items, applied);
         batch.answered = turns;
         return out;
       },
@@ -277,26 +282,9 @@ describe("inbox intake", () => {
   });
 
   it("applies a larger backlog in larger batches (an eighth of what waits, up to 8 × 24), shrinking as it drains", async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
-    const path = join(dir, "cartbridge.db");
-    {
-      const store = openSqliteStore(path, { server: true });
-      const { inbox } = await openInbox(store.inbox!.dir, await store.inbox!.appliedPosition());
-      for (let i = 0; i < 2000; i += 250) {
-        await Promise.all(
-          Array.from({ length: 250 }, (_, j) => inbox.append(record(`flood-${i + j}`, `w-flood-${i + j}`))),
-        );
-      }
-      await inbox.close();
-      await store.close();
-    }
-    const store = openSqliteStore(path, { server: true });
-    t.after(async () => {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    });
+    const store = await storeWithBacklog(t, 2000);
     const sizes: number[] = [];
-    const intake = await startInboxIntake(store.inbox!, map, () => {}, {
+    const intake = await startInboxIntake(store.inbox, map, () => {}, {
       onApply: (size) => sizes.push(size),
     });
     await intake.close();
