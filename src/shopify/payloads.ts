@@ -9,8 +9,9 @@
  * - tokens are strings or numbers (only non-empty strings are used as tokens), and so are quantities (a
  *   quantity that is no count drops only what it feeds);
  * - an empty `customer` or `billing_address` may arrive as `[]` (the `shipping_address: []` quirk), read as none.
- * A body fails only when a field we read has a type no store sends (e.g. `line_items: "x"`, an e-mail that
- * is a number); the caller turns that into a dead letter carrying zod's message.
+ * A field we read with a type no store sends (e.g. `line_items: "x"`, an e-mail that is a number) is left
+ * out by the mapping, which reads the rest (sync/mapping.ts, `fitted`); only a token field of an impossible
+ * type makes the body invalid, a dead letter carrying zod's message.
  */
 import { z } from "zod";
 

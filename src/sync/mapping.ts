@@ -9,8 +9,10 @@
  * - invalid: genuine but unusable — empty body, not JSON, not a JSON object, a field of an impossible type.
  *
  * Values a delivery carries but that are malformed (an amount "abc", a date "yesterday") drop only their own
- * property and are reported in `warnings`; the rest of the delivery still counts. A sum with one unusable
- * term (a cart line without a price) is dropped whole: a partial sum would be a wrong total.
+ * property and are reported in `warnings`; the rest of the delivery still counts. So do values of a type no
+ * store should send (a number where text is read, a `null` line): each is left out and the rest is read
+ * (see `fitted`). A sum with one unusable term (a cart line without a price) is dropped whole: a partial
+ * sum would be a wrong total.
  */
 import type { z } from "zod";
 import {
@@ -108,18 +110,86 @@ function mapUnchecked(input: MapInput): MapResult {
   return warnings.length === 0 ? { kind: "event", event } : { kind: "event", event, warnings };
 }
 
-/** Validates `json` with `schema` and maps it, or returns the reason it does not fit. */
+/** Validates `json` with `schema` (see `fitted`) and maps it, or returns the reason it does not fit. */
 function parsed<T>(
   schema: z.ZodType<T>,
-  json: unknown,
+  json: object,
   topic: string,
   map: (payload: T) => Draft,
 ): Draft | string {
-  const result = schema.safeParse(json);
-  if (result.success) return map(result.data);
-  const issue = result.error.issues[0];
-  const where = issue === undefined || issue.path.length === 0 ? "body" : issue.path.map(String).join(".");
-  return `${topic} body does not match its schema at ${where}: ${issue?.message ?? "invalid"}`;
+  const fit = fitted(schema, json);
+  if (typeof fit === "string") return `${topic} body does not match its schema at ${fit}`;
+  const draft = map(fit.data);
+  if (draft.kind === "keyed") draft.props.warnings.push(...fit.leftOut);
+  return draft;
+}
+
+/** The fields a cart is keyed by: a value of the wrong type there makes the delivery invalid, not unkeyed. */
+const KEY_FIELDS: ReadonlySet<PropertyKey> = new Set(["token", "cart_token", "checkout_token", "id"]);
+/** At most this many values are left out in one round (each copies the objects along its path). */
+const MAX_LEFT_OUT = 50;
+
+/**
+ * `json` validated by `schema`. A value of a type no store should send is left out and named in `leftOut`
+ * ("line_items[].title: …", never the value), and the rest is validated again: a field is deleted, a list
+ * element becomes an empty object (so a sum over the list is dropped whole, never made partial), on copies
+ * of the objects along its path. Only a bad key field, or more rounds than a body's nesting needs, returns
+ * the reason ("<where>: <zod's message>").
+ */
+function fitted<T>(schema: z.ZodType<T>, json: object): { data: T; leftOut: string[] } | string {
+  let input = json;
+  const leftOut: string[] = [];
+  for (let round = 0; ; round++) {
+    const result = schema.safeParse(input);
+    if (result.success) return { data: result.data, leftOut };
+    const issues = result.error.issues.flatMap((issue) => innermost(issue));
+    // Past a few rounds, or dozens of values at once, the body is not a store's with a slip in it.
+    const fatal =
+      issues.find((i) => i.path.length === 0 || (i.path.length === 1 && KEY_FIELDS.has(i.path[0]!))) ??
+      (round === 4 || issues.length > MAX_LEFT_OUT ? issues[0] : undefined);
+    if (fatal !== undefined) {
+      const where = fatal.path.length === 0 ? "body" : fatal.path.map(String).join(".");
+      return `${where}: ${fatal.message}`;
+    }
+    for (const issue of issues) {
+      input = leftOutAt(input, issue.path) as object;
+      const where = issue.path.map((k) => (typeof k === "number" ? "[]" : `.${String(k)}`)).join("");
+      leftOut.push(`${where.replace(/^\./, "")}: left out, ${issue.message}`);
+    }
+  }
+}
+
+/**
+ * The issue where it lies: when no option of a union fit (`customer` is a person or `[]`), but one option
+ * failed only inside its value (`customer.first_name: 7`), that option's issues, so only the field goes.
+ */
+function innermost(issue: z.core.$ZodIssue): Array<Pick<z.core.$ZodIssue, "path" | "message">> {
+  if (issue.code === "invalid_union") {
+    const inside = issue.errors.find((option) => option.length > 0 && option.every((i) => i.path.length > 0));
+    if (inside !== undefined) {
+      return inside.flatMap((i) => innermost({ ...i, path: [...issue.path, ...i.path] }));
+    }
+  }
+  return [{ path: issue.path, message: issue.message }];
+}
+
+/**
+ * `node` without the value at `path` (a list element becomes `{}`): the objects and lists along the path are
+ * copied, nothing is changed in place; a path that leads nowhere leaves it as it is.
+ */
+function leftOutAt(node: unknown, path: readonly PropertyKey[]): unknown {
+  const [key, ...rest] = path;
+  if (key === undefined || typeof node !== "object" || node === null) return node;
+  if (Array.isArray(node)) {
+    if (typeof key !== "number" || key >= node.length) return node;
+    const copy: unknown[] = [...(node as unknown[])];
+    copy[key] = rest.length === 0 ? {} : leftOutAt(node[key], rest);
+    return copy;
+  }
+  const copy = { ...node } as Record<PropertyKey, unknown>;
+  if (rest.length === 0) delete copy[key];
+  else copy[key] = leftOutAt(copy[key], rest);
+  return copy;
 }
 
 function errorMessage(error: unknown): string {

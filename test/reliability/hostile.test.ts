@@ -201,8 +201,8 @@ describe("hostile input at POST /webhooks/shopify", () => {
       },
       { name: "NUL bytes", body: Buffer.alloc(100, 0) },
       {
-        name: "a field of an impossible type",
-        body: Buffer.from(JSON.stringify({ cart_token: "bad-lines", line_items: "not a list" })),
+        name: "a token of an impossible type",
+        body: Buffer.from(JSON.stringify({ cart_token: { a: 1 }, token: "bad-token", line_items: [] })),
       },
     ];
     const before = (await deadLetters()).length;
@@ -243,12 +243,12 @@ describe("hostile input at POST /webhooks/shopify", () => {
         outcome: "applied",
       },
       {
-        name: "10,000 levels where a string is expected",
+        name: "10,000 levels where a line's title is expected (the title is left out, the cart kept)",
         body: JSON.stringify({ cart_token: "deep-2", line_items: [{ title: "X", quantity: 1 }] }).replace(
           '"X"',
           deep(10_000, "1"),
         ),
-        outcome: "dead_lettered",
+        outcome: "applied",
       },
       {
         name: "1,000,000-deep array",

@@ -646,15 +646,118 @@ void describe("invalid and unhandled deliveries", () => {
     ["broken JSON", "{not json", /^body is not valid JSON$/],
     ["whitespace", "  \n", /^body is not valid JSON$/],
     ["10,000 nested arrays", deep, /array, not an object/],
-    ["line_items that is not an array", '{"token":"t","line_items":"oops"}', /line_items/],
-    ["a line item that is not an object", '{"token":"t","line_items":[null]}', /line_items\.0/],
-    ["an amount of impossible type", '{"token":"t","line_items":[{"line_price":true}]}', /line_price/],
+    ["a token of impossible type", '{"token":{"a":1},"line_items":[]}', /at token:/],
+    [
+      "thousands of lines of impossible type (not a store's body with a slip in it)",
+      JSON.stringify({ token: "t", line_items: Array.from({ length: 5000 }, () => ({ title: 1 })) }),
+      /at line_items\.0\.title:/,
+    ],
   ];
   for (const [name, body, reason] of invalidBodies) {
     void it(`${name} → invalid`, () => {
       assert.match(reasonOf(map("carts/update", body), "invalid"), reason);
     });
   }
+
+  void it("a checkout's cart_token of impossible type is invalid too, not unkeyed (the cart would be lost unseen)", () => {
+    assert.match(
+      reasonOf(map("checkouts/update", { cart_token: ["x"], token: "c", total_price: "5.00" }), "invalid"),
+      /at cart_token:/,
+    );
+  });
+
+  // A value of a type no store should send costs only that value (SPEC §4: left out, never the cart).
+  const leftOut: Array<[string, object, RegExp, Record<string, string | undefined>]> = [
+    [
+      "line_items that is not an array: no lines, so no name or total",
+      { token: "t", line_items: "oops" },
+      /^line_items: left out, /,
+      { hs_total_price: undefined, hs_cart_name: undefined },
+    ],
+    [
+      "a line that is not an object: the total is unknown, so left out",
+      { token: "t", line_items: [null, { title: "B", quantity: 1, line_price: "2.00" }] },
+      /^line_items\[\]: left out, /,
+      { hs_total_price: undefined },
+    ],
+    [
+      "an amount of impossible type: the total is left out",
+      { token: "t", line_items: [{ title: "A", quantity: 1, line_price: true }] },
+      /^line_items\[\]\.line_price: left out, /,
+      { hs_total_price: undefined, hs_cart_name: "A" },
+    ],
+    [
+      "a title of impossible type: the total stays",
+      { token: "t", line_items: [{ title: 42, quantity: 1, line_price: "3.50" }] },
+      /^line_items\[\]\.title: left out, /,
+      { hs_total_price: "3.50" },
+    ],
+  ];
+  for (const [name, body, warning, expected] of leftOut) {
+    void it(`${name}; the cart is kept and the value named in a warning`, () => {
+      const result = map("carts/update", body);
+      const event = eventOf(result);
+      assert.equal(event.key, `${SHOP}:t`);
+      for (const [property, value] of Object.entries(expected)) {
+        assert.equal(event.properties[property], value, property);
+      }
+      assert.ok(
+        warningsOf(result).some((w) => warning.test(w)),
+        `warnings ${JSON.stringify(warningsOf(result))}`,
+      );
+    });
+  }
+
+  void it("a checkout with odd types in fields beside the cart keeps everything else", () => {
+    const result = map(
+      "checkouts/update",
+      {
+        token: "c",
+        cart_token: "k",
+        total_price: "19.90",
+        presentment_currency: "EUR",
+        buyer_accepts_marketing: "true",
+        landing_site: 5,
+        completed_at: false,
+        email: 12345,
+        customer: { email: "Buyer@Example.com", first_name: 7, last_name: "Payer" },
+        shipping_lines: {},
+        discount_codes: [{ code: "SAVE" }, "X"],
+        updated_at: 1761991200000,
+      },
+      { triggeredAt: "2026-11-01T10:00:00Z" },
+    );
+    const event = eventOf(result);
+    assert.equal(event.key, `${SHOP}:k`);
+    assert.equal(event.status, "checkout", "completed_at: false is no completion");
+    assert.equal(event.properties.hs_total_price, "19.90");
+    assert.equal(event.properties.hs_currency_code, "EUR");
+    assert.equal(event.properties.hs_shipping_cost, undefined);
+    assert.equal(event.properties.hs_discount_codes, "SAVE");
+    assert.equal(event.properties.hs_buyer_accepts_marketing, undefined);
+    assert.equal(event.properties.hs_landing_site, undefined);
+    // Only the mistyped first name goes: the customer's e-mail and last name are still read.
+    assert.equal(event.contact?.email, "buyer@example.com");
+    assert.equal(event.contact?.lastname, "Payer");
+    assert.equal(event.contact?.firstname, undefined);
+    // A numeric updated_at is no time: X-Shopify-Triggered-At is the event time.
+    assert.equal(event.stamp.timeMs, Date.UTC(2026, 10, 1, 10));
+    const where = warningsOf(result).map((w) => w.slice(0, w.indexOf(":")));
+    assert.deepEqual(where.sort(), [
+      "buyer_accepts_marketing",
+      "completed_at",
+      "customer.first_name",
+      "discount_codes[]",
+      "email",
+      "landing_site",
+      "shipping_lines",
+      "updated_at",
+    ]);
+    assert.ok(
+      warningsOf(result).every((w) => !w.includes("12345") && !w.includes("1761991200000")),
+      "warnings never quote the values (they may be personal)",
+    );
+  });
 
   void it("invalid for every mapped topic, never a throw", () => {
     for (const topic of MAPPED_TOPICS) {
