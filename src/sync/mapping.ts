@@ -211,7 +211,9 @@ const LONG_LINE_ID = /("(?:variant_id|product_id)"\s*:\s*)(-?\d{16,})(?=\s*[,}\]
  * inside a JSON string are escaped, so only real keys match); a reviver reading each value's source
  * would cost about 6 times the parse. Bodies without such ids (all real ones today) parse as they are.
  */
-function parseBody(text: string): unknown {
+function parseBody(raw: string): unknown {
+  // A UTF-8 byte order mark, which some proxies and tools add, is not JSON (RFC 8259 lets a parser skip it).
+  const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
   if (!ANY_LONG_ID.test(text)) return JSON.parse(text);
   return JSON.parse(text.replace(LONG_LINE_ID, '$1"$2"'));
 }

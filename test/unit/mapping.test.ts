@@ -659,6 +659,14 @@ void describe("invalid and unhandled deliveries", () => {
     });
   }
 
+  void it("a body that starts with a UTF-8 byte order mark is read as its JSON", () => {
+    const body = Buffer.concat([
+      Buffer.from([0xef, 0xbb, 0xbf]),
+      Buffer.from('{"token":"bom","line_items":[]}'),
+    ]);
+    assert.equal(eventOf(map("carts/update", body)).key, `${SHOP}:bom`);
+  });
+
   void it("a checkout's cart_token of impossible type is invalid too, not unkeyed (the cart would be lost unseen)", () => {
     assert.match(
       reasonOf(map("checkouts/update", { cart_token: ["x"], token: "c", total_price: "5.00" }), "invalid"),
