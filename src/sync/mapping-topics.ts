@@ -48,7 +48,7 @@ export function mapCart(cart: CartPayload): Draft {
           line.price_set?.presentment_money?.currency_code,
       )
       .find((code) => nonEmpty(code) !== undefined);
-    putText(props, "hs_currency_code", currency);
+    putText(props, "hs_currency_code", currencyCode(currency));
     putSum(props, "hs_total_price", lines, (line) =>
       either(line.line_price_set?.presentment_money?.amount, line.line_price),
     );
@@ -66,7 +66,11 @@ export function mapCheckout(checkout: CheckoutPayload): Draft {
   if (checkout.line_items !== null && checkout.line_items !== undefined) {
     props.values.hs_cart_name = cartName(checkout.line_items);
   }
-  putText(props, "hs_currency_code", nonEmpty(checkout.presentment_currency) ?? checkout.currency);
+  putText(
+    props,
+    "hs_currency_code",
+    currencyCode(checkout.presentment_currency) ?? currencyCode(checkout.currency),
+  );
   putAmount(props, "hs_total_price", checkout.total_price);
   putAmount(props, "hs_cart_discount", checkout.total_discounts);
   putAmount(props, "hs_tax", checkout.total_tax);
@@ -96,7 +100,11 @@ export function mapOrder(order: OrderPayload): Draft {
     };
   }
   const props = newProps();
-  putText(props, "hs_currency_code", nonEmpty(order.presentment_currency) ?? order.currency);
+  putText(
+    props,
+    "hs_currency_code",
+    currencyCode(order.presentment_currency) ?? currencyCode(order.currency),
+  );
   putAmount(
     props,
     "hs_total_price",
@@ -121,12 +129,28 @@ export function mapOrder(order: OrderPayload): Draft {
 }
 
 /** "<first title>", then " + N more" for further lines and " (Q items)" when the quantities add up to more than one. */
+/** An ISO 4217 code as HubSpot's enumeration holds it ("eur" → "EUR"); none when empty. */
+function currencyCode(value: string | null | undefined): string | undefined {
+  return nonEmpty(value?.trim())?.toUpperCase();
+}
+
+/** Longer titles are cut in a cart's name: it is for reading (HubSpot refuses text over 65,536 characters). */
+const MAX_TITLE_CHARS = 200;
+
+function clipped(title: string): string {
+  if (title.length <= MAX_TITLE_CHARS) return title;
+  const chars = Array.from(title);
+  return chars.length <= MAX_TITLE_CHARS ? title : `${chars.slice(0, MAX_TITLE_CHARS - 1).join("")}…`;
+}
+
 export function cartName(lines: readonly LineItem[]): string {
   let quantity = 0;
   for (const line of lines) quantity += asCount(line.quantity) ?? 1;
   const first = lines[0];
   if (first === undefined || quantity === 0) return EMPTY_CART_NAME;
-  const title = nonEmpty(first.title?.trim()) ?? nonEmpty(first.presentment_title?.trim()) ?? "Untitled item";
+  const title = clipped(
+    nonEmpty(first.title?.trim()) ?? nonEmpty(first.presentment_title?.trim()) ?? "Untitled item",
+  );
   const more = lines.length > 1 ? ` + ${lines.length - 1} more` : "";
   const count = quantity > 1 ? ` (${quantity} items)` : "";
   return `${title}${more}${count}`;

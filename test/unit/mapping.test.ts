@@ -467,6 +467,24 @@ void describe("checkout and order details", () => {
     );
     const fallback = checkout({ presentment_currency: null, currency: "GBP" });
     assert.equal(eventOf(map("checkouts/update", fallback)).properties.hs_currency_code, "GBP");
+    const empty = checkout({ presentment_currency: " ", currency: "GBP" });
+    assert.equal(eventOf(map("checkouts/update", empty)).properties.hs_currency_code, "GBP");
+  });
+
+  void it("currency codes are written in capitals, as HubSpot's enumeration has them", () => {
+    const lower = checkout({ presentment_currency: " eur " });
+    assert.equal(eventOf(map("checkouts/update", lower)).properties.hs_currency_code, "EUR");
+    const cart = {
+      token: "t",
+      line_items: [
+        {
+          title: "A",
+          quantity: 1,
+          line_price_set: { presentment_money: { amount: "1.00", currency_code: "cad" } },
+        },
+      ],
+    };
+    assert.equal(eventOf(map("carts/update", cart)).properties.hs_currency_code, "CAD");
   });
 
   void it("orders: presentment money over shop money, plain strings when no MoneyBag", () => {
@@ -584,6 +602,12 @@ void describe("cartName", () => {
     assert.equal(cartName([{ title: null, presentment_title: "Tasse", quantity: 1 }]), "Tasse");
     assert.equal(cartName([{ title: "", quantity: null }]), "Untitled item");
     assert.equal(cartName([{ title: "Mug", quantity: 0 }]), EMPTY_CART_NAME);
+  });
+
+  void it("cuts a title over 200 characters, by character, not by UTF-16 unit", () => {
+    const name = cartName([{ title: "🧁".repeat(70_000), quantity: 2 }]);
+    assert.equal(name, `${"🧁".repeat(199)}… (2 items)`);
+    assert.equal(cartName([{ title: "x".repeat(200), quantity: 1 }]), "x".repeat(200));
   });
 });
 
