@@ -31,15 +31,25 @@ export function webhookRouter(deps: WebhookDeps): Router {
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
   const { metrics, log } = deps;
 
+  /**
+   * Whether shutdown had begun when the request arrived: a delivery already on its way (its body still
+   * arriving) is finished, not refused (SPEC §7); one that starts after is answered 503.
+   */
+  const arrival: RequestHandler = (_req, res, next) => {
+    res.locals["lateForShutdown"] = deps.isShuttingDown();
+    next();
+  };
+
   const receive: RequestHandler = async (req, res) => {
     const receivedAtMs = Date.now();
+    // The connection closes after the answer once shutting down, so the server can finish closing.
+    if (deps.isShuttingDown()) res.setHeader("connection", "close");
     const answer = (status: number, outcome: string, topic: string, body: object): void => {
       metrics.webhooksReceived.inc({ topic, outcome });
       res.status(status).json(body);
     };
-    const checked = verifyRequest(deps, req, receivedAtMs);
+    const checked = verifyRequest(deps, req, receivedAtMs, res.locals["lateForShutdown"] === true);
     if ("status" in checked) {
-      if (checked.outcome === "shutting_down") res.setHeader("connection", "close");
       answer(checked.status, checked.outcome, checked.topic, checked.body);
       return;
     }
@@ -69,7 +79,7 @@ export function webhookRouter(deps: WebhookDeps): Router {
     }
   };
 
-  router.post("/webhooks/shopify", rawBody, receive);
+  router.post("/webhooks/shopify", arrival, rawBody, receive);
   return router;
 }
 
@@ -82,11 +92,16 @@ interface Refusal {
 }
 
 /**
- * The checks before anything is read: not shutting down (503), the HMAC over the raw bytes (401), topic
- * and shop headers present (400). Returns the verified delivery or the refusal.
+ * The checks before anything is read: not arrived after shutdown began (503), the HMAC over the raw bytes
+ * (401), topic and shop headers present (400). Returns the verified delivery or the refusal.
  */
-function verifyRequest(deps: WebhookDeps, req: Request, receivedAtMs: number): VerifiedDelivery | Refusal {
-  if (deps.isShuttingDown()) {
+function verifyRequest(
+  deps: WebhookDeps,
+  req: Request,
+  receivedAtMs: number,
+  lateForShutdown: boolean,
+): VerifiedDelivery | Refusal {
+  if (lateForShutdown) {
     return {
       status: 503,
       outcome: "shutting_down",

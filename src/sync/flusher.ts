@@ -26,7 +26,8 @@ import type { RateBudget } from "./rate-budget.ts";
  * - paused: HubSpot refused the token (401/403) or the daily limit is spent: nothing is claimed, the next
  *   batch after a timed pause probes whether it passed, and `health()` says why. While the cart id
  *   property is not usable (see `portal`), nothing is sent either.
- * - draining (shutdown): everything due is sent at once, regardless of the interval, until a deadline.
+ * - draining (shutdown): everything due is sent at once, regardless of the interval, until a deadline; a
+ *   retry that comes due before the deadline is waited for.
  *
  * Outcomes per cart: written → markSent; HubSpot rejected the input → dead letter (markRejected); a
  * failure that may pass → markFailed (attempts and next attempt time live in the store). A batch that
@@ -99,6 +100,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     lane: createLaneLoop((error) => opts.log.error({ err: error }, "flush step failed")),
     inFlight: new Set(),
     draining: false,
+    drainUntilMs: 0,
     hints: 0,
     hintThreshold: 1,
   };
@@ -131,6 +133,8 @@ interface Scheduler {
   readonly lane: LaneLoop;
   readonly inFlight: Set<Promise<void>>;
   draining: boolean;
+  /** When draining: the time the drain ends (retries due before it are waited for). */
+  drainUntilMs: number;
   /** Wakes since the last pending summary, and how many cut the current sleep short. */
   hints: number;
   hintThreshold: number;
@@ -159,7 +163,12 @@ async function step(s: Scheduler): Promise<void> {
         ? t
         : summary.oldestDueSinceMs + opts.flushIntervalMs;
   if (summary.dueCount === 0 || (summary.dueCount < s.maxBatch && t < dueAt)) {
-    if (s.draining && summary.dueCount === 0 && inFlight.size === 0) return lane.end();
+    // Draining: a retry due before the deadline is waited for (HubSpot may answer by then); past it, the
+    // rest stays pending for the next start.
+    const retryBeforeDeadline = (summary.nextRetryAtMs ?? Number.POSITIVE_INFINITY) < s.drainUntilMs;
+    if (s.draining && summary.dueCount === 0 && inFlight.size === 0 && !retryBeforeDeadline) {
+      return lane.end();
+    }
     const until = Math.min(dueAt, summary.nextRetryAtMs ?? Number.POSITIVE_INFINITY, t + 30_000);
     // With nothing due, the first change must wake us to start its interval; otherwise wake early
     // only when a full batch has accumulated.
@@ -210,9 +219,13 @@ function sendInBackground(s: Scheduler, claims: readonly ClaimedCart[]): void {
   s.inFlight.add(batch);
 }
 
-/** Shutdown: sends what is due within `deadlineMs`, then waits briefly for the batches in flight. */
+/**
+ * Shutdown: sends what is due within `deadlineMs`, and what comes due in it (a retry after a short backoff),
+ * then waits briefly for the batches in flight.
+ */
 async function drain(s: Scheduler, deadlineMs: number): Promise<void> {
   s.draining = true;
+  s.drainUntilMs = s.now() + deadlineMs;
   s.lane.interrupt();
   const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), deadlineMs).unref());
   const finished = await Promise.race([s.lane.done().then(() => "done" as const), deadline]);

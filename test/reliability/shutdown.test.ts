@@ -29,7 +29,7 @@ import {
   startChild,
   type SendResult,
 } from "../helpers/reliability-process.ts";
-import { checkoutBody, postDelivery } from "../helpers/shopify.ts";
+import { buildDelivery, checkoutBody, postDelivery } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 /** README: in-flight requests get up to 5 s, pending carts up to 10 s; a little more for start-up and exit. */
@@ -215,4 +215,79 @@ describe("SIGTERM", () => {
       }
     });
   }
+});
+
+describe("SIGTERM, in flight", () => {
+  /** A bridge child on a fresh file store, ready, with its fake HubSpot; both stopped after `run`. */
+  async function withChild(run: (child: ChildBridge, hs: FakeHubSpot) => Promise<void>): Promise<void> {
+    const hs = await startFakeHubSpot();
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-term-flight-"));
+    let child: ChildBridge | undefined;
+    try {
+      child = await startChild({
+        hubspotUrl: hs.url,
+        dbPath: join(dir, "cartbridge.db"),
+        env: { FLUSH_INTERVAL_MS: "100" },
+      });
+      await waitReady(child);
+      await run(child, hs);
+    } finally {
+      await killChild(child);
+      await hs.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  const exitCode = (child: ChildBridge): Promise<number | string> =>
+    Promise.race([
+      child.exited,
+      new Promise<string>((r) => setTimeout(() => r("still running"), EXIT_WITHIN_MS).unref()),
+    ]);
+
+  it("a delivery whose body is still arriving when SIGTERM comes is finished: 200, and its cart is sent", async () => {
+    await withChild(async (child, hs) => {
+      const { headers, body } = buildDelivery({
+        topic: "checkouts/update",
+        body: checkoutBody("mid-body", { total: "41.00" }),
+      });
+      const { hostname, port } = new URL(child.url);
+      const socket = connect(Number(port), hostname);
+      socket.on("error", () => undefined);
+      let answer = "";
+      socket.on("data", (d: Buffer) => (answer += d.toString("utf8")));
+      await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+      const head = Object.entries({ ...headers, host: hostname, "content-length": String(body.length) })
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join("");
+      socket.write(`POST /webhooks/shopify HTTP/1.1\r\n${head}\r\n`);
+      socket.write(body.subarray(0, 50));
+      // The request has arrived and its body is on its way when the signal comes.
+      await new Promise((r) => setTimeout(r, 200));
+      child.proc.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 300));
+      socket.write(body.subarray(50));
+      await waitFor(() => answer.includes("\r\n\r\n"), { what: "an answer to the delivery" });
+      assert.match(answer, /^HTTP\/1\.1 200 /, answer);
+      assert.equal(await exitCode(child), 0, child.output().slice(-3000));
+      socket.destroy();
+      assert.equal(hs.cartByKey(cartKey("mid-body"))?.properties["hs_total_price"], "41.00");
+    });
+  });
+
+  it("a cart waiting out a short retry backoff when SIGTERM comes is sent before the exit", async () => {
+    await withChild(async (child, hs) => {
+      // One failed upsert: the retry is due 0.1–2 s later, well within the 10 s drain.
+      hs.failNext({ status: 500 }, { times: 1, path: "/batch/upsert" });
+      const res = await postDelivery(child.url, {
+        topic: "checkouts/update",
+        body: checkoutBody("backoff", { total: "9.50" }),
+      });
+      assert.equal(res.status, 200);
+      await waitFor(() => upserts(hs).length === 1, { what: "the failed upsert" });
+      child.proc.kill("SIGTERM");
+      assert.equal(await exitCode(child), 0, child.output().slice(-3000));
+      assert.equal(upserts(hs).length, 2, "the retry went out during the drain");
+      assert.equal(hs.cartByKey(cartKey("backoff"))?.properties["hs_total_price"], "9.50");
+    });
+  });
 });
