@@ -148,14 +148,6 @@ function createSenders(
   { store, metrics, hubspot }: { store: Store; metrics: Metrics; hubspot: HubSpotConnection },
 ): Senders {
   const { client, budget } = hubspot;
-  let onPortalChange = (): void => {};
-  const portal = createPortalWatcher({
-    client,
-    idProperty: config.hubspotCartIdProperty,
-    log,
-    onChange: () => onPortalChange(),
-    beforeRequest: () => takeSlot(budget, Date.now),
-  });
   const recentErrors = createRecentErrors();
   const requiredCartProperties = createRequiredPropertyWatch({ objectType: "carts", log });
   let wakeFollowers = (): void => {};
@@ -166,6 +158,15 @@ function createSenders(
     },
     requiredCartProperties,
     afterCartsSent: () => wakeFollowers(),
+  });
+  let onPortalChange = (): void => {};
+  const portal = createPortalWatcher({
+    client,
+    idProperty: config.hubspotCartIdProperty,
+    log,
+    onChange: () => onPortalChange(),
+    beforeRequest: () => takeSlot(budget, Date.now),
+    observer: senderObserver,
   });
   const flusher = createFlusher({
     store,

@@ -35,6 +35,7 @@ export function startLineItemLane(opts: {
     idProperty: opts.idProperty,
     log: opts.log,
     beforeRequest: () => takeSlot(opts.budget, Date.now),
+    observer: opts.observer,
     onChange: () => sender.wake(),
     object: {
       list: () => opts.client.listLineItemProperties(),

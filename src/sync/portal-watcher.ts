@@ -2,7 +2,9 @@ import type { HubSpotClient } from "../hubspot/client.ts";
 import type { PropertyDefinition } from "../hubspot/types.ts";
 import { HubSpotAuthError } from "../hubspot/errors.ts";
 import { keyPropertySpec, missingAdvice, notUniqueAdvice } from "../hubspot/key-property.ts";
-import type { LogSink } from "./lane-types.ts";
+import { classifyFailure, failureStatus } from "./classify-failure.ts";
+import type { LogSink, SenderObserver } from "./lane-types.ts";
+import { secondsSince } from "./pacing.ts";
 import { createPortalProperties, type PortalProperties } from "./portal-properties.ts";
 
 /**
@@ -28,6 +30,8 @@ export interface PortalWatcherOptions {
   onChange?: () => void;
   /** Waits for a request slot: the read counts against the same rate budget as the upserts. */
   beforeRequest?: () => Promise<void>;
+  /** Told each read's answer, as `<type>_properties_read` (the metrics count every HubSpot request). */
+  observer?: Pick<SenderObserver, "request">;
   /** Another object's properties (line items): how to list them, its name, its id property variable. */
   object?: {
     list: () => Promise<PropertyDefinition[]>;
@@ -54,7 +58,7 @@ export function createPortalWatcher(opts: PortalWatcherOptions): PortalWatcher {
   async function refresh(): Promise<void> {
     try {
       await opts.beforeRequest?.();
-      const definitions = await object.list();
+      const definitions = await observed(object.list);
       const before = problem();
       portal = createPortalProperties(definitions, opts.idProperty);
       lastError = undefined;
@@ -73,6 +77,19 @@ export function createPortalWatcher(opts: PortalWatcherOptions): PortalWatcher {
       const message = error instanceof Error ? error.message : String(error);
       lastError = readFailure(error, object.name, message);
       opts.log.warn({ err: message, object: object.name }, "reading HubSpot properties failed");
+    }
+  }
+
+  async function observed(list: () => Promise<PropertyDefinition[]>): Promise<PropertyDefinition[]> {
+    const operation = `${object.type}_properties_read`;
+    const started = performance.now();
+    try {
+      const definitions = await list();
+      opts.observer?.request?.(operation, "200", secondsSince(started), 0);
+      return definitions;
+    } catch (error) {
+      opts.observer?.request?.(operation, failureStatus(classifyFailure(error)), secondsSince(started), 0);
+      throw error;
     }
   }
 

@@ -185,10 +185,35 @@ describe("bridge end to end (SQLite file store, fake HubSpot on a real port)", (
     const text = await (await fetch(`${bridge.url}/metrics`)).text();
     assert.match(text, /webhooks_received_total\{topic="checkouts\/update",outcome="duplicate"\} 1/);
     assert.match(text, /hubspot_requests_total\{operation="carts_upsert",status="200"\} \d+/);
+    assert.match(text, /hubspot_requests_total\{operation="carts_properties_read",status="200"\} [1-9]/);
     assert.match(text, /carts_pending \d+/);
     // Everything delivered before has been applied by the time the tests above saw it in HubSpot.
     assert.match(text, /webhook_deliveries_unapplied 0\n/);
     assert.match(text, /webhook_response_duration_seconds_bucket/);
+  });
+});
+
+describe("reading the portal's properties", () => {
+  it("a failed read is counted under its status, like every HubSpot request, and the next read under 200", async () => {
+    const hs = await startFakeHubSpot();
+    hs.failNext({ status: 503 }, { path: "/properties/carts" });
+    const bridge = await startTestBridge({ hubspotUrl: hs.url });
+    after(async () => {
+      await bridge.stop();
+      await hs.close();
+    });
+    const count = async (status: string): Promise<number> => {
+      const text = await (await fetch(`${bridge.url}/metrics`)).text();
+      const line = new RegExp(
+        `hubspot_requests_total\\{operation="carts_properties_read",status="${status}"\\} (\\d+)`,
+      );
+      return Number(line.exec(text)?.[1] ?? 0);
+    };
+    await waitFor(async () => (await count("200")) > 0, {
+      what: "the read after the failed one",
+      timeoutMs: 15_000,
+    });
+    assert.equal(await count("503"), 1);
   });
 });
 
