@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { hubspotPaths } from "../../src/hubspot/paths.ts";
 import { startFakeHubSpot, type FakeHubSpot } from "../fakes/hubspot-server.ts";
+import { testHubSpotApiVersion } from "../fakes/hubspot-versions.ts";
 import { startTestBridge, type TestBridge } from "../helpers/bridge.ts";
 import { cartBody, checkoutBody, deliver, loadFixtures, postDelivery } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -196,7 +198,7 @@ describe("bridge end to end (SQLite file store, fake HubSpot on a real port)", (
 describe("reading the portal's properties", () => {
   it("a failed read is counted under its status, like every HubSpot request, and the next read under 200", async () => {
     const hs = await startFakeHubSpot();
-    hs.failNext({ status: 503 }, { path: "/properties/carts" });
+    hs.failNext({ status: 503 }, { path: hubspotPaths(testHubSpotApiVersion()).properties("carts") });
     const bridge = await startTestBridge({ hubspotUrl: hs.url });
     after(async () => {
       await bridge.stop();
