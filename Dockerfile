@@ -44,7 +44,7 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
 # node is PID 1 itself (no npm, no shell in between), so `docker stop`'s SIGTERM reaches the bridge: it stops
 # accepting, finishes in-flight requests, sends what is pending (up to ~15 s in all) and exits 0. Give it a
 # stop grace period of 30 s (docker stop -t 30, compose stop_grace_period) rather than Docker's default 10 s.
-# A 32 MB young generation (V8 otherwise grows it to 64-128 MB) and a full GC once the old generation has grown
+# A 16 MB young generation (V8 otherwise grows it to 64-128 MB) and a full GC once the old generation has grown
 # by half (V8's own factor lets promoted garbage pile up) keep peak RSS under 200 MB through 200,000 deliveries
 # at full load; bench/results.md has the numbers. Neither caps the heap.
 ENTRYPOINT ["node", "--max-semi-space-size=8", "--heap-growing-percent=50", "src/main.ts"]

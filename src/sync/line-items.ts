@@ -17,7 +17,7 @@
  * mapping parses `variant_id` and `product_id` from their source text (mapping.ts, parseBody).
  */
 import { formatDecimal, readDecimal, sumDecimals, type Decimal } from "./decimal.ts";
-import { asCount } from "./mapping-values.ts";
+import { asCount, currencyCode } from "./mapping-values.ts";
 
 export interface LineDraft {
   /** `<cart key>:<variant id>[:<n>]` */
@@ -44,7 +44,8 @@ export function mapLineSet(
   if (family !== "carts" && family !== "checkouts" && family !== "orders") return undefined;
   const items = body["line_items"];
   if (!Array.isArray(items)) return undefined;
-  const fallbackCurrency = text(body["presentment_currency"]) ?? text(body["currency"]);
+  const fallbackCurrency =
+    currencyCode(text(body["presentment_currency"])) ?? currencyCode(text(body["currency"]));
   const seen = new Map<string, number>();
   const lines: LineDraft[] = [];
   for (const item of items) {
@@ -134,7 +135,7 @@ function presentment(bag: unknown): unknown {
 function currencyOf(bag: unknown): string | undefined {
   if (!isObject(bag)) return undefined;
   const money = bag["presentment_money"];
-  return isObject(money) ? text(money["currency_code"]) : undefined;
+  return isObject(money) ? currencyCode(text(money["currency_code"])) : undefined;
 }
 
 function amount(value: unknown): string | undefined {

@@ -9,6 +9,7 @@ import {
   asEmail,
   asPerson,
   asToken,
+  currencyCode,
   either,
   newProps,
   nonEmpty,
@@ -42,13 +43,14 @@ export function mapCart(cart: CartPayload): Draft {
   if (lines !== null && lines !== undefined) {
     props.values.hs_cart_name = cartName(lines);
     const currency = lines
-      .map(
-        (line) =>
+      .map((line) =>
+        currencyCode(
           line.line_price_set?.presentment_money?.currency_code ??
-          line.price_set?.presentment_money?.currency_code,
+            line.price_set?.presentment_money?.currency_code,
+        ),
       )
-      .find((code) => nonEmpty(code) !== undefined);
-    putText(props, "hs_currency_code", currencyCode(currency));
+      .find((code) => code !== undefined);
+    putText(props, "hs_currency_code", currency);
     putSum(props, "hs_total_price", lines, (line) =>
       either(line.line_price_set?.presentment_money?.amount, line.line_price),
     );
@@ -128,12 +130,6 @@ export function mapOrder(order: OrderPayload): Draft {
   return withContact({ kind: "keyed", token, status: "completed", props }, buyerContact(order));
 }
 
-/** "<first title>", then " + N more" for further lines and " (Q items)" when the quantities add up to more than one. */
-/** An ISO 4217 code as HubSpot's enumeration holds it ("eur" → "EUR"); none when empty. */
-function currencyCode(value: string | null | undefined): string | undefined {
-  return nonEmpty(value?.trim())?.toUpperCase();
-}
-
 /** Longer titles are cut in a cart's name: it is for reading (HubSpot refuses text over 65,536 characters). */
 const MAX_TITLE_CHARS = 200;
 
@@ -143,6 +139,7 @@ function clipped(title: string): string {
   return chars.length <= MAX_TITLE_CHARS ? title : `${chars.slice(0, MAX_TITLE_CHARS - 1).join("")}…`;
 }
 
+/** "<first title>", then " + N more" for further lines and " (Q items)" when the quantities add up to more than one. */
 export function cartName(lines: readonly LineItem[]): string {
   let quantity = 0;
   for (const line of lines) quantity += asCount(line.quantity) ?? 1;

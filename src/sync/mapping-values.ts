@@ -107,3 +107,8 @@ export function asCount(value: unknown): number | undefined {
   }
   return undefined;
 }
+
+/** An ISO 4217 code as HubSpot's enumeration holds it ("eur" → "EUR"); none when empty. */
+export function currencyCode(value: string | null | undefined): string | undefined {
+  return nonEmpty(value?.trim())?.toUpperCase();
+}

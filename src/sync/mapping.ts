@@ -11,8 +11,9 @@
  * Values a delivery carries but that are malformed (an amount "abc", a date "yesterday") drop only their own
  * property and are reported in `warnings`; the rest of the delivery still counts. So do values of a type no
  * store should send (a number where text is read, a `null` line): each is left out and the rest is read
- * (see `fitted`). A sum with one unusable term (a cart line without a price) is dropped whole: a partial
- * sum would be a wrong total.
+ * (see `fitted`), except in the key, money, currency and completion fields, where the delivery stays invalid.
+ * A sum with one unusable term (a cart line without a price) is dropped whole: a partial sum would be a
+ * wrong total.
  */
 import type { z } from "zod";
 import {
@@ -124,8 +125,42 @@ function parsed<T>(
   return draft;
 }
 
-/** The fields a cart is keyed by: a value of the wrong type there makes the delivery invalid, not unkeyed. */
+/**
+ * Strict fields: a value of the wrong type there makes the delivery invalid (a dead letter to replay once
+ * the mapping copes) rather than being left out:
+ * - the cart's key (left out, the delivery would be unkeyed and lost unseen);
+ * - money, currencies and completion, anywhere in the body: another field would stand in for the one left
+ *   out (shop money for presentment money, `currency` for `presentment_currency`, no `completed_at` for a
+ *   paid checkout) and write a wrong value where the right one is unknown.
+ */
 const KEY_FIELDS: ReadonlySet<PropertyKey> = new Set(["token", "cart_token", "checkout_token", "id"]);
+const STAND_IN_FIELDS: ReadonlySet<PropertyKey> = new Set([
+  "total_price",
+  "total_price_set",
+  "subtotal_price",
+  "subtotal_price_set",
+  "total_tax",
+  "total_tax_set",
+  "total_discounts",
+  "total_discounts_set",
+  "line_price",
+  "line_price_set",
+  "price",
+  "price_set",
+  "total_discount",
+  "total_discount_set",
+  "shop_money",
+  "presentment_money",
+  "amount",
+  "currency_code",
+  "currency",
+  "presentment_currency",
+  "completed_at",
+]);
+const isStrict = (path: readonly PropertyKey[]): boolean =>
+  path.length === 0 ||
+  (path.length === 1 && KEY_FIELDS.has(path[0]!)) ||
+  path.some((key) => STAND_IN_FIELDS.has(key));
 /** At most this many values are left out in one round (each copies the objects along its path). */
 const MAX_LEFT_OUT = 50;
 
@@ -133,8 +168,8 @@ const MAX_LEFT_OUT = 50;
  * `json` validated by `schema`. A value of a type no store should send is left out and named in `leftOut`
  * ("line_items[].title: …", never the value), and the rest is validated again: a field is deleted, a list
  * element becomes an empty object (so a sum over the list is dropped whole, never made partial), on copies
- * of the objects along its path. Only a bad key field, or more rounds than a body's nesting needs, returns
- * the reason ("<where>: <zod's message>").
+ * of the objects along its path. A strict field of the wrong type (`isStrict`), dozens of values at once or
+ * more rounds than a body's nesting needs return the reason instead ("<where>: <zod's message>").
  */
 function fitted<T>(schema: z.ZodType<T>, json: object): { data: T; leftOut: string[] } | string {
   let input = json;
@@ -145,7 +180,7 @@ function fitted<T>(schema: z.ZodType<T>, json: object): { data: T; leftOut: stri
     const issues = result.error.issues.flatMap((issue) => innermost(issue));
     // Past a few rounds, or dozens of values at once, the body is not a store's with a slip in it.
     const fatal =
-      issues.find((i) => i.path.length === 0 || (i.path.length === 1 && KEY_FIELDS.has(i.path[0]!))) ??
+      issues.find((i) => isStrict(i.path)) ??
       (round === 4 || issues.length > MAX_LEFT_OUT ? issues[0] : undefined);
     if (fatal !== undefined) {
       const where = fatal.path.length === 0 ? "body" : fatal.path.map(String).join(".");

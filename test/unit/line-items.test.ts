@@ -187,6 +187,29 @@ describe("line mapping is robust to real-store quirks", () => {
     ]);
   });
 
+  it("currency codes in capitals, as HubSpot's enumeration has them, from the line or the body", () => {
+    const lines = mapLineSet(
+      "checkouts/update",
+      {
+        presentment_currency: " eur ",
+        line_items: [
+          { variant_id: 1, title: "A", quantity: 1, price: "1.00" },
+          {
+            variant_id: 2,
+            title: "B",
+            quantity: 1,
+            price_set: { presentment_money: { amount: "2.00", currency_code: "cad" } },
+          },
+        ],
+      },
+      "s:t",
+    );
+    assert.deepEqual(
+      lines?.map((l) => l.properties["hs_line_item_currency_code"]),
+      ["EUR", "CAD"],
+    );
+  });
+
   it("a line with neither variant, product nor title; non-object entries skipped; 150 lines all kept", () => {
     const lines = mapLineSet(
       "carts/update",
