@@ -197,7 +197,8 @@ function openStore(t: TestContext, dir?: string): Store & { inbox: InboxLedger }
  * stopped before applying them), opened again; closed and deleted after the test.
  */
 async function storeWithBacklog(t: TestContext, count: number): Promise<Store & { inbox: InboxLedger }> {
-  const dir = tempDir(t);
+  // Not tempDir: the directory goes after the store is closed (after-hooks run in the order they are added).
+  const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
   const path = join(dir, "cartbridge.db");
   const before = openSqliteStore(path, { server: true });
   const { inbox } = await openInbox(before.inbox!.dir, await before.inbox!.appliedPosition());
@@ -207,7 +208,9 @@ async function storeWithBacklog(t: TestContext, count: number): Promise<Store & 
   }
   await inbox.close();
   await before.close();
-  return openStore(t, dir);
+  const store = openStore(t, dir);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return store;
 }
 
 describe("inbox intake", () => {
