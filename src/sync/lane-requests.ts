@@ -1,6 +1,6 @@
 import type { RateLimitInfo } from "../hubspot/types.ts";
 import { classifyFailure, failureStatus } from "./classify-failure.ts";
-import type { LaneContext } from "./lane-types.ts";
+import type { LaneContext, SenderObserver } from "./lane-types.ts";
 import { secondsSince, takeSlot } from "./pacing.ts";
 
 /** How every lane meters its HubSpot requests: one budget slot each, one observation per answer. */
@@ -23,9 +23,17 @@ export function recordAnswer(
   started: number,
   size: number,
 ): void {
+  lane.observer.request?.(operation, learnFrom(lane, answer, okStatus), secondsSince(started), size);
+}
+
+/** The budget learns the answer's rate limit headers; the answer's status: `207` with per-input errors. */
+function learnFrom(
+  lane: Meter,
+  answer: { readonly errors?: readonly unknown[]; readonly rateLimit: RateLimitInfo | undefined },
+  okStatus: string,
+): string {
   lane.budget.observe(answer.rateLimit, lane.now());
-  const partial = answer.errors !== undefined && answer.errors.length > 0;
-  lane.observer.request?.(operation, partial ? "207" : okStatus, secondsSince(started), size);
+  return answer.errors !== undefined && answer.errors.length > 0 ? "207" : okStatus;
 }
 
 /** A HubSpot request as the metrics name it: its operation, its size, and the status of a success. */
@@ -56,14 +64,29 @@ export async function recordedRequest<T extends { readonly rateLimit: RateLimitI
   request: MeteredCall,
   call: () => Promise<T>,
 ): Promise<T> {
+  return observedRequest(lane.observer, request, call, (answer) => learnFrom(lane, answer, request.okStatus));
+}
+
+/**
+ * Times one HubSpot request and tells `observer` how it went: `statusOf(answer)`, or the failure under
+ * HubSpot's status (`failureStatus`: `error` when HubSpot did not answer), thrown on. Every request the
+ * bridge makes to HubSpot is counted through here or `recordAnswer`.
+ */
+export async function observedRequest<T>(
+  observer: Pick<SenderObserver, "request">,
+  request: { readonly operation: string; readonly size: number },
+  call: () => Promise<T>,
+  statusOf: (answer: T) => string,
+): Promise<T> {
   const started = performance.now();
+  let answer: T;
   try {
-    const answer = await call();
-    recordAnswer(lane, request.operation, answer, request.okStatus, started, request.size);
-    return answer;
+    answer = await call();
   } catch (error) {
     const status = failureStatus(classifyFailure(error));
-    lane.observer.request?.(request.operation, status, secondsSince(started), request.size);
+    observer.request?.(request.operation, status, secondsSince(started), request.size);
     throw error;
   }
+  observer.request?.(request.operation, statusOf(answer), secondsSince(started), request.size);
+  return answer;
 }

@@ -2,9 +2,8 @@ import type { HubSpotClient } from "../hubspot/client.ts";
 import type { PropertyDefinition } from "../hubspot/types.ts";
 import { HubSpotAuthError } from "../hubspot/errors.ts";
 import { keyPropertySpec, missingAdvice, notUniqueAdvice } from "../hubspot/key-property.ts";
-import { classifyFailure, failureStatus } from "./classify-failure.ts";
+import { observedRequest } from "./lane-requests.ts";
 import type { LogSink, SenderObserver } from "./lane-types.ts";
-import { secondsSince } from "./pacing.ts";
 import { createPortalProperties, type PortalProperties } from "./portal-properties.ts";
 
 /**
@@ -58,7 +57,8 @@ export function createPortalWatcher(opts: PortalWatcherOptions): PortalWatcher {
   async function refresh(): Promise<void> {
     try {
       await opts.beforeRequest?.();
-      const definitions = await observed(object.list);
+      const read = { operation: `${object.type}_properties_read`, size: 0 };
+      const definitions = await observedRequest(opts.observer ?? {}, read, object.list, () => "200");
       const before = problem();
       portal = createPortalProperties(definitions, opts.idProperty);
       lastError = undefined;
@@ -77,19 +77,6 @@ export function createPortalWatcher(opts: PortalWatcherOptions): PortalWatcher {
       const message = error instanceof Error ? error.message : String(error);
       lastError = readFailure(error, object.name, message);
       opts.log.warn({ err: message, object: object.name }, "reading HubSpot properties failed");
-    }
-  }
-
-  async function observed(list: () => Promise<PropertyDefinition[]>): Promise<PropertyDefinition[]> {
-    const operation = `${object.type}_properties_read`;
-    const started = performance.now();
-    try {
-      const definitions = await list();
-      opts.observer?.request?.(operation, "200", secondsSince(started), 0);
-      return definitions;
-    } catch (error) {
-      opts.observer?.request?.(operation, failureStatus(classifyFailure(error)), secondsSince(started), 0);
-      throw error;
     }
   }
 
