@@ -10,10 +10,44 @@
  *   quantity that is no count drops only what it feeds);
  * - an empty `customer` or `billing_address` may arrive as `[]` (the `shipping_address: []` quirk), read as none.
  * A field we read with a type no store sends (e.g. `line_items: "x"`, an e-mail that is a number) is left
- * out by the mapping, which reads the rest (sync/mapping.ts, `fitted`); only a token field of an impossible
- * type makes the body invalid, a dead letter carrying zod's message.
+ * out by the mapping, which reads the rest (sync/mapping.ts, `fitted`); only a strict field (below: a token,
+ * an amount, a currency, `completed_at`) of an impossible type makes the body invalid, a dead letter
+ * carrying zod's message.
  */
 import { z } from "zod";
+
+/**
+ * Strict fields (sync/mapping.ts, `fitted`): a value of the wrong type there makes the delivery invalid (a
+ * dead letter to replay once the mapping copes) rather than being left out, as other fields' are:
+ * - the cart's key (left out, the delivery would be unkeyed and lost unseen);
+ * - money, currencies and completion, anywhere in the body: another field would stand in for the one left
+ *   out (shop money for presentment money, `currency` for `presentment_currency`, no `completed_at` for a
+ *   paid checkout) and write a wrong value where the right one is unknown.
+ */
+export const KEY_FIELDS: ReadonlySet<PropertyKey> = new Set(["token", "cart_token", "checkout_token", "id"]);
+export const STAND_IN_FIELDS: ReadonlySet<PropertyKey> = new Set([
+  "total_price",
+  "total_price_set",
+  "subtotal_price",
+  "subtotal_price_set",
+  "total_tax",
+  "total_tax_set",
+  "total_discounts",
+  "total_discounts_set",
+  "line_price",
+  "line_price_set",
+  "price",
+  "price_set",
+  "total_discount",
+  "total_discount_set",
+  "shop_money",
+  "presentment_money",
+  "amount",
+  "currency_code",
+  "currency",
+  "presentment_currency",
+  "completed_at",
+]);
 
 const text = z.string().nullish();
 const flag = z.boolean().nullish();

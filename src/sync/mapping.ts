@@ -17,6 +17,8 @@
  */
 import type { z } from "zod";
 import {
+  KEY_FIELDS,
+  STAND_IN_FIELDS,
   cartPayloadSchema,
   checkoutDeletePayloadSchema,
   checkoutPayloadSchema,
@@ -125,38 +127,7 @@ function parsed<T>(
   return draft;
 }
 
-/**
- * Strict fields: a value of the wrong type there makes the delivery invalid (a dead letter to replay once
- * the mapping copes) rather than being left out:
- * - the cart's key (left out, the delivery would be unkeyed and lost unseen);
- * - money, currencies and completion, anywhere in the body: another field would stand in for the one left
- *   out (shop money for presentment money, `currency` for `presentment_currency`, no `completed_at` for a
- *   paid checkout) and write a wrong value where the right one is unknown.
- */
-const KEY_FIELDS: ReadonlySet<PropertyKey> = new Set(["token", "cart_token", "checkout_token", "id"]);
-const STAND_IN_FIELDS: ReadonlySet<PropertyKey> = new Set([
-  "total_price",
-  "total_price_set",
-  "subtotal_price",
-  "subtotal_price_set",
-  "total_tax",
-  "total_tax_set",
-  "total_discounts",
-  "total_discounts_set",
-  "line_price",
-  "line_price_set",
-  "price",
-  "price_set",
-  "total_discount",
-  "total_discount_set",
-  "shop_money",
-  "presentment_money",
-  "amount",
-  "currency_code",
-  "currency",
-  "presentment_currency",
-  "completed_at",
-]);
+/** The body itself, or a strict field (shopify/payloads.ts): its wrong type makes the delivery invalid. */
 const isStrict = (path: readonly PropertyKey[]): boolean =>
   path.length === 0 ||
   (path.length === 1 && KEY_FIELDS.has(path[0]!)) ||
