@@ -112,6 +112,37 @@ describe("inbox file", () => {
     );
   });
 
+  // The kernel charges a process for the pages it dirties, a whole page-cache folio at a time: what each
+  // record's write dirties is what its fdatasync writes to the disk. Segments zeroed in large writes sit in
+  // large folios (Linux 6.x), and each record then cost the disk 1 MiB; /proc/self/io exists on Linux only.
+  const writeBytes = (): number | undefined => {
+    try {
+      return Number(/write_bytes: (\d+)/.exec(readFileSync("/proc/self/io", "utf8"))?.[1]);
+    } catch {
+      return undefined;
+    }
+  };
+  it(
+    "writes each record's own blocks to the disk, not the large folios a segment was zeroed in",
+    {
+      skip: writeBytes() === undefined ? "no /proc/self/io here" : false,
+    },
+    async (t) => {
+      const dir = tempDir(t);
+      const { inbox } = await openInbox(dir, undefined);
+      const before = writeBytes() as number;
+      const records = 50;
+      for (let i = 0; i < records; i++) await inbox.append(record(`f${i}`, `folio-${i}`));
+      const perRecord = ((writeBytes() as number) - before) / records;
+      await inbox.close();
+      const recordBytes = record("f0", "folio-0").body.length;
+      assert.ok(
+        perRecord < 64 * 1024,
+        `each ${recordBytes}-byte record dirtied ${Math.round(perRecord / 1024)} kB of the page cache`,
+      );
+    },
+  );
+
   it("stops at a record cut short or corrupted (a crash during its write: it was never acknowledged)", async (t) => {
     const dir = tempDir(t);
     const { inbox } = await openInbox(dir, undefined);
