@@ -117,7 +117,8 @@ describe("inbox file", () => {
   // large folios (Linux 6.x), and each record then cost the disk 1 MiB; /proc/self/io exists on Linux only.
   const writeBytes = (): number | undefined => {
     try {
-      return Number(/write_bytes: (\d+)/.exec(readFileSync("/proc/self/io", "utf8"))?.[1]);
+      const found = /write_bytes: (\d+)/.exec(readFileSync("/proc/self/io", "utf8"))?.[1];
+      return found === undefined ? undefined : Number(found);
     } catch {
       return undefined;
     }
