@@ -31,6 +31,8 @@ export interface CartBatchOptions extends LaneContext {
   readonly pause: LanePause;
   /** HubSpot blamed the id property: the portal's properties should be read again. */
   readonly onSetupProblem: (() => void) | undefined;
+  /** Carts were put back to be tried again later (HubSpot failed in a way that may pass). */
+  readonly onRetryLater?: () => void;
 }
 
 /** How long sending waits after HubSpot blamed the id property (the portal watcher re-reads it meanwhile). */
@@ -208,6 +210,7 @@ function respond(lane: CartLane, failure: Failure, carts: number): void {
 async function retryLater(lane: CartLane, { entries, reason, minDelayMs }: RetryLater): Promise<void> {
   // Carts in one batch share their fate; the most-tried one sets the pace.
   const claims = entries.map((e) => e.claim);
+  lane.onRetryLater?.();
   await lane.store.markFailed(keysOf(entries), lane.owner, retrySchedule(lane, claims, reason, minDelayMs));
 }
 

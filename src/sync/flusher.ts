@@ -27,7 +27,8 @@ import type { RateBudget } from "./rate-budget.ts";
  *   batch after a timed pause probes whether it passed, and `health()` says why. While the cart id
  *   property is not usable (see `portal`), nothing is sent either.
  * - draining (shutdown): everything due is sent at once, regardless of the interval, until a deadline; a
- *   retry that comes due before the deadline is waited for.
+ *   retry that comes due before the deadline is waited for, unless a batch sent in the drain failed again
+ *   (HubSpot is still failing: more tries would only push the carts' next attempt past the next start).
  *
  * Outcomes per cart: written → markSent; HubSpot rejected the input → dead letter (markRejected); a
  * failure that may pass → markFailed (attempts and next attempt time live in the store). A batch that
@@ -95,12 +96,16 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       health,
       pause,
       onSetupProblem: opts.onSetupProblem,
+      onRetryLater: () => {
+        if (s.draining) s.failedWhileDraining = true;
+      },
     }),
     // `wake()` cuts a sleep short once enough changes arrived; `interrupt()` always.
     lane: createLaneLoop((error) => opts.log.error({ err: error }, "flush step failed")),
     inFlight: new Set(),
     draining: false,
     drainUntilMs: 0,
+    failedWhileDraining: false,
     hints: 0,
     hintThreshold: 1,
   };
@@ -135,6 +140,8 @@ interface Scheduler {
   draining: boolean;
   /** When draining: the time the drain ends (retries due before it are waited for). */
   drainUntilMs: number;
+  /** A batch failed (to be tried again later) since the drain began: retries are no longer waited for. */
+  failedWhileDraining: boolean;
   /** Wakes since the last pending summary, and how many cut the current sleep short. */
   hints: number;
   hintThreshold: number;
@@ -163,9 +170,10 @@ async function step(s: Scheduler): Promise<void> {
         ? t
         : summary.oldestDueSinceMs + opts.flushIntervalMs;
   if (summary.dueCount === 0 || (summary.dueCount < s.maxBatch && t < dueAt)) {
-    // Draining: a retry due before the deadline is waited for (HubSpot may answer by then); past it, the
-    // rest stays pending for the next start.
-    const retryBeforeDeadline = (summary.nextRetryAtMs ?? Number.POSITIVE_INFINITY) < s.drainUntilMs;
+    // Draining: a retry due before the deadline is waited for (HubSpot may answer by then), once: after a
+    // batch failed again in the drain, or past the deadline, the rest stays pending for the next start.
+    const retryBeforeDeadline =
+      !s.failedWhileDraining && (summary.nextRetryAtMs ?? Number.POSITIVE_INFINITY) < s.drainUntilMs;
     if (s.draining && summary.dueCount === 0 && inFlight.size === 0 && !retryBeforeDeadline) {
       return lane.end();
     }
