@@ -27,7 +27,7 @@ import type { RateBudget } from "./rate-budget.ts";
  *   batch after a timed pause probes whether it passed, and `health()` says why. While the cart id
  *   property is not usable (see `portal`), nothing is sent either.
  * - draining (shutdown): everything due is sent at once, regardless of the interval, until a deadline; a
- *   retry that comes due before the deadline is waited for, unless a batch sent in the drain failed again
+ *   retry that comes due before the deadline is waited for, unless a batch failed during the drain
  *   (HubSpot is still failing: more tries would only push the carts' next attempt past the next start).
  *
  * Outcomes per cart: written → markSent; HubSpot rejected the input → dead letter (markRejected); a
