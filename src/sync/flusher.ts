@@ -97,15 +97,13 @@ export function createFlusher(opts: FlusherOptions): Flusher {
       pause,
       onSetupProblem: opts.onSetupProblem,
       onRetryLater: () => {
-        if (s.draining) s.failedWhileDraining = true;
+        if (s.drain !== undefined) s.drain.failed = true;
       },
     }),
     // `wake()` cuts a sleep short once enough changes arrived; `interrupt()` always.
     lane: createLaneLoop((error) => opts.log.error({ err: error }, "flush step failed")),
     inFlight: new Set(),
-    draining: false,
-    drainUntilMs: 0,
-    failedWhileDraining: false,
+    drain: undefined,
     hints: 0,
     hintThreshold: 1,
   };
@@ -137,11 +135,11 @@ interface Scheduler {
   readonly batches: CartBatches;
   readonly lane: LaneLoop;
   readonly inFlight: Set<Promise<void>>;
-  draining: boolean;
-  /** When draining: the time the drain ends (retries due before it are waited for). */
-  drainUntilMs: number;
-  /** A batch failed (to be tried again later) since the drain began: retries are no longer waited for. */
-  failedWhileDraining: boolean;
+  /**
+   * Set by shutdown: when the drain ends (retries due before it are waited for), and whether a batch failed
+   * (to be tried again later) since it began, after which retries are no longer waited for.
+   */
+  drain: { readonly untilMs: number; failed: boolean } | undefined;
   /** Wakes since the last pending summary, and how many cut the current sleep short. */
   hints: number;
   hintThreshold: number;
@@ -153,7 +151,7 @@ async function step(s: Scheduler): Promise<void> {
   const t = s.now();
   // Draining while nothing can be sent (paused, or the portal unusable): what is pending stays stored.
   const blocked = t < s.pause.untilMs || opts.portal()?.idPropertyStatus !== "ok";
-  if (s.draining && blocked && inFlight.size === 0) return lane.end();
+  if (s.drain !== undefined && blocked && inFlight.size === 0) return lane.end();
   if (t < s.pause.untilMs) return waitFor(s, s.pause.untilMs - t);
   const portal = opts.portal();
   // Readiness reports the property problem; the portal watcher re-reads it until it is fixed.
@@ -163,24 +161,27 @@ async function step(s: Scheduler): Promise<void> {
   // against the threshold set below instead of being dropped (else a new cart could wait 30 s).
   s.hints = 0;
   const summary = await opts.store.pendingSummary(t, s.maxBatch);
+  // Read after the summary: shutdown may have begun while it was read.
+  const { drain } = s;
+  const draining = drain !== undefined;
   const dueAt =
     summary.oldestDueSinceMs === undefined
       ? Number.POSITIVE_INFINITY
-      : s.draining
+      : draining
         ? t
         : summary.oldestDueSinceMs + opts.flushIntervalMs;
   if (summary.dueCount === 0 || (summary.dueCount < s.maxBatch && t < dueAt)) {
     // Draining: a retry due before the deadline is waited for (HubSpot may answer by then), once: after a
     // batch failed again in the drain, or past the deadline, the rest stays pending for the next start.
     const retryBeforeDeadline =
-      !s.failedWhileDraining && (summary.nextRetryAtMs ?? Number.POSITIVE_INFINITY) < s.drainUntilMs;
-    if (s.draining && summary.dueCount === 0 && inFlight.size === 0 && !retryBeforeDeadline) {
+      draining && !drain.failed && (summary.nextRetryAtMs ?? Number.POSITIVE_INFINITY) < drain.untilMs;
+    if (draining && summary.dueCount === 0 && inFlight.size === 0 && !retryBeforeDeadline) {
       return lane.end();
     }
     const until = Math.min(dueAt, summary.nextRetryAtMs ?? Number.POSITIVE_INFINITY, t + 30_000);
     // With nothing due, the first change must wake us to start its interval; otherwise wake early
     // only when a full batch has accumulated.
-    s.hintThreshold = s.draining || summary.dueCount === 0 ? 1 : Math.max(1, s.maxBatch - summary.dueCount);
+    s.hintThreshold = draining || summary.dueCount === 0 ? 1 : Math.max(1, s.maxBatch - summary.dueCount);
     if (s.hints >= s.hintThreshold) return;
     await lane.sleep(until - t);
     return;
@@ -232,8 +233,7 @@ function sendInBackground(s: Scheduler, claims: readonly ClaimedCart[]): void {
  * then waits briefly for the batches in flight.
  */
 async function drain(s: Scheduler, deadlineMs: number): Promise<void> {
-  s.draining = true;
-  s.drainUntilMs = s.now() + deadlineMs;
+  s.drain = { untilMs: s.now() + deadlineMs, failed: false };
   s.lane.interrupt();
   const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), deadlineMs).unref());
   const finished = await Promise.race([s.lane.done().then(() => "done" as const), deadline]);
