@@ -1,6 +1,16 @@
 import { StoreError } from "../errors.ts";
-import { openInbox, type InboxFile, type InboxPosition, type InboxRecord } from "../store/inbox-file.ts";
-import type { InboxLedger, IngestItem, IngestOutcome } from "../store/store.ts";
+import {
+  openInbox,
+  placeOf,
+  readRecordAtSync,
+  readRecordsAt,
+  type InboxFile,
+  type InboxPosition,
+  type InboxRecord,
+  type RecordPlace,
+  type StoredRecord,
+} from "../store/inbox-file.ts";
+import type { InboxLedger, IngestItem, IngestOutcome, VerifiedDelivery } from "../store/store.ts";
 import type { MapResult } from "./cart-event.ts";
 import { toIngestItem, type Intake, type OutcomeSink } from "./intake.ts";
 
@@ -25,6 +35,14 @@ import { toIngestItem, type Intake, type OutcomeSink } from "./intake.ts";
  * after a pause that grows to `maxRetryMs`; meanwhile new deliveries are refused (503, Shopify retries), as
  * they are when `maxQueued` deliveries or `maxQueuedBytes` of bodies wait. A batch refused for its own sake
  * is applied one delivery at a time; a delivery the store refuses alone is kept as a dead letter.
+ *
+ * Kept deliveries: a cart keeps its newest delivery until HubSpot has it (what a dead letter of it takes).
+ * The store does not copy it at ingest: the inbox holds it already, so the intake notes where, and copies the
+ * ones whose cart still waits into the store only when their segment is about to go. A segment goes one
+ * segment after the store has applied past it, so by then most of its carts are sent and nothing is copied;
+ * that cuts the store's writes per delivery, and the answers share the disk with them. A dead letter made
+ * meanwhile reads the delivery from the inbox; a compliance request has them copied in first; at start-up
+ * what a crash left behind the applied position is mapped again and copied in before it goes.
  */
 export interface InboxIntakeOptions {
   readonly applyDelayMs?: number;
@@ -71,6 +89,14 @@ export async function startInboxIntake(
   await ledger.syncCommitted();
   const opened = await openInbox(ledger.dir, applied, { segmentBytes: opts.segmentBytes });
   const inbox: InboxFile = opened.inbox;
+  const kept = createKeptDeliveries(ledger, opts.onError);
+  await kept.copyRetained(opened.retained, map);
+  if (opened.retained.length > 0) {
+    // Copied: the segments holding nothing else go (the first with a record to apply stays).
+    await ledger.syncCommitted();
+    const keep = opened.unapplied[0]?.end.segment ?? (opened.retained.at(-1) as StoredRecord).end.segment + 1;
+    await inbox.release({ segment: keep, offset: 0 });
+  }
 
   /** Durable, not yet applied, in inbox order. */
   let lastSeq = 0;
@@ -125,9 +151,11 @@ export async function startInboxIntake(
       waitingBytes -= e.record.body.length;
       unappliedSeqs.delete(e.seq);
     }
-    const last = (batch.at(-1) as Entry).end;
-    if (releasing === undefined && last.segment > inbox.oldestSegment()) {
-      releasing = releaseBehind(last).finally(() => {
+    // One applied segment more than needed stays: by the time it goes, most carts whose newest delivery it
+    // holds are sent, so little is copied into the store.
+    const releaseBefore = (batch.at(-1) as Entry).end.segment - 1;
+    if (releasing === undefined && releaseBefore > inbox.oldestSegment()) {
+      releasing = releaseBehind(releaseBefore).finally(() => {
         releasing = undefined;
       });
     }
@@ -152,6 +180,7 @@ export async function startInboxIntake(
       return applyRefused(batch[0] as Entry, error);
     }
     opts.onApply?.(batch.length, (performance.now() - started) / 1000);
+    kept.note(batch, stored);
     batch.forEach((e, i) => onOutcome(e.record, stored[i] ?? "unchanged"));
     return batch.length;
   }
@@ -182,11 +211,15 @@ export async function startInboxIntake(
     return applyFront([e]);
   }
 
-  /** The inbox behind `position` is applied: make that durable in the store, then delete those segments. */
-  async function releaseBehind(position: InboxPosition): Promise<void> {
+  /**
+   * The segments before `first` are applied: copy what they keep for carts still waiting into the store,
+   * make all that durable, then delete them.
+   */
+  async function releaseBehind(first: number): Promise<void> {
     try {
+      await kept.copyBefore(first);
       await ledger.syncCommitted();
-      await inbox.release(position);
+      await inbox.release({ segment: first, offset: 0 });
     } catch (error) {
       opts.onError?.(error, "could not release applied inbox segments; trying after the next batch");
     }
@@ -223,6 +256,7 @@ export async function startInboxIntake(
       appendedSincePurge = false;
       const first = inbox.roll();
       await settle();
+      await kept.copyBefore(first);
       await ledger.syncCommitted();
       await inbox.dropBefore(first);
     });
@@ -270,6 +304,10 @@ export async function startInboxIntake(
     },
     settle: (withinMs?: number) => settle(withinMs),
     purge,
+    async keepInStore() {
+      await settle();
+      await kept.copyBefore(Infinity);
+    },
     unapplied: () => unappliedSeqs.size,
     async close() {
       closed = true;
@@ -284,6 +322,115 @@ export async function startInboxIntake(
       clearImmediate(immediate);
       await releasing;
       await inbox.close();
+    },
+  };
+}
+
+/**
+ * Where each cart's newest delivery lies in the inbox while the inbox keeps it for the store (see
+ * startInboxIntake), and the copying of those into the store.
+ */
+function createKeptDeliveries(ledger: InboxLedger, onError: InboxIntakeOptions["onError"]) {
+  /** By segment, then cart: a cart is in the map of one segment at most, its newest delivery's. */
+  const bySegment = new Map<number, Map<string, RecordPlace>>();
+  const segmentOf = new Map<string, number>();
+
+  function keep(key: string, place: RecordPlace): void {
+    const segment = place.end.segment;
+    const before = segmentOf.get(key);
+    if (before !== undefined && before !== segment) bySegment.get(before)?.delete(key);
+    let places = bySegment.get(segment);
+    if (places === undefined) bySegment.set(segment, (places = new Map<string, RecordPlace>()));
+    places.set(key, place);
+    segmentOf.set(key, segment);
+  }
+
+  /**
+   * In one transaction, the store keeps each delivery found whose cart still waits and is still its newest
+   * (`current`). A delivery applied between this call and its transaction (the store runs calls a turn
+   * later, in order) can leave the store an older one than the inbox's: a dead letter reads the inbox's
+   * first, and the store's is replaced or cleared (the cart sent) before the inbox lets the newer one go.
+   */
+  async function copy(
+    found: ReadonlyArray<{ cartKey: string; delivery: VerifiedDelivery | undefined; current: boolean }>,
+  ): Promise<void> {
+    const lost = found.filter((f) => f.delivery === undefined).length;
+    if (lost > 0) {
+      onError?.(new Error(`${lost} kept deliveries could not be read back`), "copying kept deliveries");
+    }
+    await ledger.keepDeliveries(
+      found.flatMap((f) =>
+        f.delivery !== undefined && f.current ? [{ cartKey: f.cartKey, delivery: f.delivery }] : [],
+      ),
+    );
+  }
+
+  // A dead letter made while the inbox keeps its cart's delivery reads it from there.
+  ledger.readKeptFrom((key) => {
+    const segment = segmentOf.get(key);
+    const place = segment === undefined ? undefined : bySegment.get(segment)?.get(key);
+    return place === undefined ? undefined : readRecordAtSync(ledger.dir, place);
+  });
+
+  return {
+    /** An applied batch: each cart it changed keeps the batch's newest delivery of it. */
+    note(batch: readonly Entry[], outcomes: readonly IngestOutcome[]): void {
+      batch.forEach((e, i) => {
+        if (outcomes[i] !== "applied" || e.item?.mapped.kind !== "event") return;
+        keep(e.item.mapped.event.key, placeOf(e.record, e.end));
+      });
+    },
+
+    /** Copies what segments before `first` keep for carts still waiting into the store; forgets them. */
+    async copyBefore(first: number): Promise<void> {
+      const segments = [...bySegment.keys()].filter((s) => s < first).sort((a, b) => a - b);
+      for (const segment of segments) {
+        const places = bySegment.get(segment) as Map<string, RecordPlace>;
+        // What it keeps now: deliveries applied meanwhile (into the segment appended to) wait for their turn.
+        const taken = [...places];
+        const waiting = await ledger.waitingToSend(taken.map(([k]) => k));
+        const copied = taken.filter(([k]) => waiting.has(k));
+        const read = await readRecordsAt(
+          ledger.dir,
+          segment,
+          copied.map(([, place]) => place),
+        );
+        const isCurrent = ([k, place]: [string, RecordPlace]): boolean => places.get(k) === place;
+        await copy(
+          copied.map(([cartKey, place], i) => ({
+            cartKey,
+            delivery: read[i],
+            current: isCurrent([cartKey, place]),
+          })),
+        );
+        for (const [key, place] of taken) {
+          if (!isCurrent([key, place])) continue;
+          places.delete(key);
+          segmentOf.delete(key);
+        }
+        if (places.size === 0) bySegment.delete(segment);
+      }
+    },
+
+    /**
+     * At start-up: the records behind the applied position in segments still on disk (a crash, or a close,
+     * came before they were copied) are mapped again, and each cart's newest one among them is copied in
+     * while the cart waits. Their outcomes are not known any more: a delivery that did not change its cart
+     * may be the one kept.
+     */
+    async copyRetained(retained: readonly StoredRecord[], map: (d: InboxRecord) => MapResult): Promise<void> {
+      const newest = new Map<string, InboxRecord>();
+      for (const { record } of retained) {
+        const mapped = map(record);
+        if (mapped.kind === "event") newest.set(mapped.event.key, record);
+      }
+      if (newest.size === 0) return;
+      const waiting = await ledger.waitingToSend([...newest.keys()]);
+      await copy(
+        [...newest]
+          .filter(([k]) => waiting.has(k))
+          .map(([cartKey, delivery]) => ({ cartKey, delivery, current: true })),
+      );
     },
   };
 }

@@ -10,6 +10,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
+import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import { StoreError } from "../../src/errors.ts";
@@ -489,6 +490,147 @@ describe("inbox intake, purge", () => {
       .join("");
     assert.ok(!text.includes("purge-me-"), "the purged deliveries are in no file");
     assert.ok(text.includes("keep-1"), "a delivery after the purge is kept");
+  });
+});
+
+describe("inbox intake, each cart's newest delivery", () => {
+  /** The store's kept deliveries (cart → webhook id and body), read beside the open store. */
+  function keptInStore(
+    store: Store & { inbox: InboxLedger },
+  ): Map<string, { webhookId: string; body: string }> {
+    const db = new DatabaseSync(store.inbox.dir.replace(/-inbox$/, ""), { readOnly: true });
+    try {
+      const rows = db.prepare("SELECT cart_key, webhook_id, body FROM cart_deliveries").all();
+      return new Map(
+        rows.map((r) => [
+          String(r["cart_key"]),
+          { webhookId: String(r["webhook_id"]), body: Buffer.from(r["body"] as Uint8Array).toString() },
+        ]),
+      );
+    } finally {
+      db.close();
+    }
+  }
+  const owner = "kept-test";
+  const claim = (store: Store) => store.claimDue({ limit: 100, nowMs: Date.now(), leaseMs: 60_000, owner });
+  const reject = (store: Store, c: { key: string; version: number }) =>
+    store.markRejected(
+      [
+        {
+          key: c.key,
+          version: c.version,
+          reason: "Property values were not valid",
+          category: "VALIDATION_ERROR",
+        },
+      ],
+      owner,
+      Date.now(),
+    );
+
+  it("stays in the inbox, not the store, while its segment does; a dead letter made meanwhile reads it there", async (t) => {
+    const store = openStore(t);
+    const intake = await startInboxIntake(store.inbox, map, () => {}, { applyDelayMs: 1 });
+    t.after(() => intake.close());
+    await intake.accept(record("dl", "w-dl-1", "10.00"));
+    await intake.accept(record("dl", "w-dl-2", "11.00"));
+    await intake.settle();
+    assert.deepEqual([...keptInStore(store)], [], "no body is written into the store at ingest");
+
+    const [cart] = await claim(store);
+    assert.equal(cart?.key, `${SHOP}:dl`);
+    await reject(store, cart);
+    const [letter] = await store.listDeadLetters({ limit: 10 });
+    assert.equal(letter?.webhookId, "w-dl-2", "the cart's newest delivery");
+    assert.equal(letter.topic, "carts/update");
+    assert.deepEqual(Buffer.from(letter.body ?? []), record("dl", "w-dl-2", "11.00").body);
+  });
+
+  it("is copied into the store when its segment goes while the cart still waits, and not once it is sent", async (t) => {
+    const size = await openInbox(tempDir(t), undefined).then(async ({ inbox }) => {
+      const end = await inbox.append(record("c0", "w-size"));
+      await inbox.close();
+      return end.offset;
+    });
+    const store = openStore(t);
+    // Two records per segment (every record here has the same size).
+    const intake = await startInboxIntake(store.inbox, map, () => {}, {
+      applyDelayMs: 1,
+      segmentBytes: Math.floor(size * 2.5),
+    });
+    t.after(() => intake.close());
+    const first = segmentFiles(store.inbox.dir)[0];
+    await intake.accept(record("s1", "w-s1", "10.00"));
+    await intake.accept(record("w1", "w-w1", "12.00"));
+    await intake.settle();
+    const claimed = await claim(store);
+    const sent = claimed.find((c) => c.key === `${SHOP}:s1`)!;
+    await store.markSent([{ key: sent.key, version: sent.version, hubspotId: "901" }], owner);
+    await store.markFailed([`${SHOP}:w1`], owner, { nextAttemptAtMs: Date.now() + 60_000, error: "503" });
+
+    // Two more segments' worth: once the store has applied into the third, the first goes.
+    for (let i = 1; i <= 4; i++) await intake.accept(record(`x${i}`, `w-x${i}`));
+    await intake.settle();
+    await waitFor(() => !segmentFiles(store.inbox.dir).includes(first!), { what: "the first segment to go" });
+
+    const kept = keptInStore(store);
+    assert.deepEqual([...kept.keys()], [`${SHOP}:w1`], "only the waiting cart of the segment that went");
+    assert.equal(kept.get(`${SHOP}:w1`)?.webhookId, "w-w1");
+    assert.equal(kept.get(`${SHOP}:w1`)?.body, record("w1", "w-w1", "12.00").body.toString());
+
+    const waiting = (await claim(store)).find((c) => c.key === `${SHOP}:w1`);
+    assert.equal(waiting, undefined, "in backoff, not due");
+  });
+
+  it("after a crash between the apply and the copy, the next start copies what the old segments keep, then deletes them", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, "cartbridge.db");
+    const records = [
+      record("r1", "w-r1", "10.00"),
+      record("r2", "w-r2", "10.00"),
+      record("r1", "w-r1b", "13.00"),
+    ];
+    let old: string[];
+    {
+      // Acknowledged and applied (no body into the store), then the process died before copying anything.
+      const store = openSqliteStore(path, { server: true });
+      const { inbox } = await openInbox(store.inbox!.dir, await store.inbox!.appliedPosition());
+      const ends = [];
+      for (const r of records) ends.push(await inbox.append(r));
+      const items = records.map((r) => ({ ...r, mapped: map(r) }));
+      assert.deepEqual(await store.inbox!.ingestFromInbox(items, ends.at(-1)!), [
+        "applied",
+        "applied",
+        "applied",
+      ]);
+      await inbox.close();
+      await store.close();
+      old = segmentFiles(store.inbox!.dir);
+    }
+    const store = openStore(t, dir);
+    const intake = await startInboxIntake(store.inbox, map, () => {});
+    t.after(() => intake.close());
+    assert.equal(intake.replayed, 0);
+    const kept = keptInStore(store);
+    assert.deepEqual([...kept].map(([k, v]) => `${k}=${v.webhookId}`).sort(), [
+      `${SHOP}:r1=w-r1b`,
+      `${SHOP}:r2=w-r2`,
+    ]);
+    assert.ok(
+      old.every((f) => !segmentFiles(store.inbox.dir).includes(f)),
+      `the old segments ${old.join(", ")} are gone`,
+    );
+  });
+
+  it("a data request finds it in the store: the intake copies it in first", async (t) => {
+    const store = openStore(t);
+    const intake = await startInboxIntake(store.inbox, map, () => {}, { applyDelayMs: 1 });
+    t.after(() => intake.close());
+    await intake.accept(record("dr", "w-dr"));
+    await intake.settle();
+    assert.equal((await store.describeSubject({ shopDomain: SHOP })).pendingDeliveries, 0);
+    await intake.keepInStore();
+    assert.equal((await store.describeSubject({ shopDomain: SHOP })).pendingDeliveries, 1);
   });
 });
 
