@@ -38,9 +38,9 @@ import { toIngestItem, type Intake, type OutcomeSink } from "./intake.ts";
  *
  * Kept deliveries: a cart keeps its newest delivery until HubSpot has it (what a dead letter of it takes).
  * The store does not copy it at ingest: the inbox holds it already, so the intake notes where, and copies the
- * ones whose cart still waits into the store only when their segment is about to go. A segment goes one
- * segment after the store has applied past it, so by then most of its carts are sent and nothing is copied;
- * that cuts the store's writes per delivery, and the answers share the disk with them. A dead letter made
+ * ones whose cart still waits into the store only when their segment is about to go. An applied segment
+ * goes `keepAppliedMs` after its last delivery was applied, so by then most of its carts are sent and
+ * nothing is copied; that cuts the store's writes per delivery, and the answers share the disk with them. A dead letter made
  * meanwhile reads the delivery from the inbox; a compliance request has them copied in first; at start-up
  * what a crash left behind the applied position is mapped again and copied in before it goes.
  */
@@ -52,6 +52,11 @@ export interface InboxIntakeOptions {
   readonly maxRetryMs?: number;
   /** A segment reaching this size is followed by the next (default 8 MiB). */
   readonly segmentBytes?: number;
+  /**
+   * An applied segment stays at least this long after the last delivery in it was applied (default 5 s),
+   * so its carts are sent before it goes and little is copied into the store.
+   */
+  readonly keepAppliedMs?: number;
   /** Raw deliveries stay in the inbox at most about this long once applied (default 1 h). */
   readonly maxRecordAgeMs?: number;
   /** Each applied batch: its size and how long the store took (seconds). */
@@ -83,6 +88,9 @@ export async function startInboxIntake(
   const maxQueued = opts.maxQueued ?? 5000;
   const maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
   const maxRetryMs = opts.maxRetryMs ?? 2000;
+  const keepAppliedMs = opts.keepAppliedMs ?? 5000;
+  /** When a delivery in each segment was last applied. */
+  const lastAppliedAt = new Map<number, number>();
   const applied = await ledger.appliedPosition();
   // The position may be only in the page cache (a crash after a NORMAL commit): make it durable before
   // opening the inbox deletes the segments behind it.
@@ -151,14 +159,27 @@ export async function startInboxIntake(
       waitingBytes -= e.record.body.length;
       unappliedSeqs.delete(e.seq);
     }
-    // One applied segment more than needed stays: by the time it goes, most carts whose newest delivery it
-    // holds are sent, so little is copied into the store.
-    const releaseBefore = (batch.at(-1) as Entry).end.segment - 1;
-    if (releasing === undefined && releaseBefore > inbox.oldestSegment()) {
-      releasing = releaseBehind(releaseBefore).finally(() => {
+    const now = Date.now();
+    for (const e of batch) lastAppliedAt.set(e.end.segment, now);
+    const first = releasableBefore((batch.at(-1) as Entry).end.segment, now);
+    if (releasing === undefined && first > inbox.oldestSegment()) {
+      releasing = releaseBehind(first).finally(() => {
         releasing = undefined;
       });
     }
+  }
+
+  /**
+   * The segments before the returned one can go: wholly applied (before `current`, the one applying), and
+   * none applied to within `keepAppliedMs` (most of their carts are sent by then, so little is copied).
+   */
+  function releasableBefore(current: number, now: number): number {
+    let first = inbox.oldestSegment();
+    while (first < current && (lastAppliedAt.get(first) ?? 0) <= now - keepAppliedMs) {
+      lastAppliedAt.delete(first);
+      first++;
+    }
+    return first;
   }
 
   /**
@@ -326,6 +347,11 @@ export async function startInboxIntake(
   };
 }
 
+/** Kept deliveries copied into the store per transaction (5 kB each: about a millisecond). */
+const COPY_CHUNK = 32;
+/** Carts asked about per query (an index lookup or two each). */
+const WAITING_CHUNK = 200;
+
 /**
  * Where each cart's newest delivery lies in the inbox while the inbox keeps it for the store (see
  * startInboxIntake), and the copying of those into the store.
@@ -346,23 +372,40 @@ function createKeptDeliveries(ledger: InboxLedger, onError: InboxIntakeOptions["
   }
 
   /**
-   * In one transaction, the store keeps each delivery found whose cart still waits and is still its newest
-   * (`current`). A delivery applied between this call and its transaction (the store runs calls a turn
-   * later, in order) can leave the store an older one than the inbox's: a dead letter reads the inbox's
-   * first, and the store's is replaced or cleared (the cart sent) before the inbox lets the newer one go.
+   * The store keeps each delivery found whose cart still waits and is still its newest (`current`, asked
+   * just before each transaction), COPY_CHUNK to a transaction: each is a turn of the loop of its own, so
+   * answers go in between. A delivery applied between a call and its transaction (the store runs calls a
+   * turn later, in order) can leave the store an older one than the inbox's: a dead letter reads the
+   * inbox's first, and the store's is replaced or cleared (the cart sent) before the inbox lets it go.
    */
   async function copy(
-    found: ReadonlyArray<{ cartKey: string; delivery: VerifiedDelivery | undefined; current: boolean }>,
+    found: ReadonlyArray<{ cartKey: string; delivery: VerifiedDelivery | undefined }>,
+    current: (cartKey: string) => boolean,
   ): Promise<void> {
     const lost = found.filter((f) => f.delivery === undefined).length;
     if (lost > 0) {
       onError?.(new Error(`${lost} kept deliveries could not be read back`), "copying kept deliveries");
     }
-    await ledger.keepDeliveries(
-      found.flatMap((f) =>
-        f.delivery !== undefined && f.current ? [{ cartKey: f.cartKey, delivery: f.delivery }] : [],
-      ),
-    );
+    for (let i = 0; i < found.length; i += COPY_CHUNK) {
+      await ledger.keepDeliveries(
+        found
+          .slice(i, i + COPY_CHUNK)
+          .flatMap((f) =>
+            f.delivery !== undefined && current(f.cartKey)
+              ? [{ cartKey: f.cartKey, delivery: f.delivery }]
+              : [],
+          ),
+      );
+    }
+  }
+
+  /** Which of `keys` wait to be sent, asked WAITING_CHUNK at a time (a turn of the loop each). */
+  async function waitingOf(keys: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < keys.length; i += WAITING_CHUNK) {
+      for (const k of await ledger.waitingToSend(keys.slice(i, i + WAITING_CHUNK))) out.add(k);
+    }
+    return out;
   }
 
   // A dead letter made while the inbox keeps its cart's delivery reads it from there.
@@ -388,23 +431,21 @@ function createKeptDeliveries(ledger: InboxLedger, onError: InboxIntakeOptions["
         const places = bySegment.get(segment) as Map<string, RecordPlace>;
         // What it keeps now: deliveries applied meanwhile (into the segment appended to) wait for their turn.
         const taken = [...places];
-        const waiting = await ledger.waitingToSend(taken.map(([k]) => k));
+        const waiting = await waitingOf(taken.map(([k]) => k));
         const copied = taken.filter(([k]) => waiting.has(k));
         const read = await readRecordsAt(
           ledger.dir,
           segment,
           copied.map(([, place]) => place),
         );
-        const isCurrent = ([k, place]: [string, RecordPlace]): boolean => places.get(k) === place;
+        const taking = new Map(taken);
+        const isCurrent = (k: string): boolean => places.get(k) === taking.get(k);
         await copy(
-          copied.map(([cartKey, place], i) => ({
-            cartKey,
-            delivery: read[i],
-            current: isCurrent([cartKey, place]),
-          })),
+          copied.map(([cartKey], i) => ({ cartKey, delivery: read[i] })),
+          isCurrent,
         );
-        for (const [key, place] of taken) {
-          if (!isCurrent([key, place])) continue;
+        for (const [key] of taken) {
+          if (!isCurrent(key)) continue;
           places.delete(key);
           segmentOf.delete(key);
         }
@@ -425,11 +466,10 @@ function createKeptDeliveries(ledger: InboxLedger, onError: InboxIntakeOptions["
         if (mapped.kind === "event") newest.set(mapped.event.key, record);
       }
       if (newest.size === 0) return;
-      const waiting = await ledger.waitingToSend([...newest.keys()]);
+      const waiting = await waitingOf([...newest.keys()]);
       await copy(
-        [...newest]
-          .filter(([k]) => waiting.has(k))
-          .map(([cartKey, delivery]) => ({ cartKey, delivery, current: true })),
+        [...newest].filter(([k]) => waiting.has(k)).map(([cartKey, delivery]) => ({ cartKey, delivery })),
+        () => true,
       );
     },
   };

@@ -556,6 +556,7 @@ describe("inbox intake, each cart's newest delivery", () => {
     const intake = await startInboxIntake(store.inbox, map, () => {}, {
       applyDelayMs: 1,
       segmentBytes: Math.floor(size * 2.5),
+      keepAppliedMs: 0,
     });
     t.after(() => intake.close());
     const first = segmentFiles(store.inbox.dir)[0];
@@ -579,6 +580,38 @@ describe("inbox intake, each cart's newest delivery", () => {
 
     const waiting = (await claim(store)).find((c) => c.key === `${SHOP}:w1`);
     assert.equal(waiting, undefined, "in backoff, not due");
+  });
+
+  it("a segment the store applied past stays until none of it was applied for keepAppliedMs", async (t) => {
+    const size = await openInbox(tempDir(t), undefined).then(async ({ inbox }) => {
+      const end = await inbox.append(record("c0", "w-size"));
+      await inbox.close();
+      return end.offset;
+    });
+    const store = openStore(t);
+    const intake = await startInboxIntake(store.inbox, map, () => {}, {
+      applyDelayMs: 1,
+      segmentBytes: Math.floor(size * 2.5),
+      keepAppliedMs: 500,
+    });
+    t.after(() => intake.close());
+    const first = segmentFiles(store.inbox.dir)[0]!;
+    for (let i = 1; i <= 5; i++) await intake.accept(record(`k${i}`, `w-k${i}`));
+    await intake.settle();
+    const appliedAt = Date.now();
+    assert.ok(
+      segmentFiles(store.inbox.dir).includes(first),
+      "applied past, but applied to just now: it stays",
+    );
+    await waitFor(
+      async () => {
+        await intake.accept(record("later", `w-later-${Date.now()}`));
+        await intake.settle();
+        return !segmentFiles(store.inbox.dir).includes(first);
+      },
+      { what: "the first segment to go" },
+    );
+    assert.ok(Date.now() - appliedAt >= 450, `it went ${Date.now() - appliedAt} ms after its last apply`);
   });
 
   it("after a crash between the apply and the copy, the next start copies what the old segments keep, then deletes them", async (t) => {
