@@ -130,7 +130,7 @@ export function readUnapplied(
  * The records of one segment from `from` on. Stops at the first record that is cut short, corrupt or
  * naming another segment (a file copied or renamed into this name).
  */
-export function readSegment(segment: number, data: Buffer, from: number): StoredRecord[] {
+export function readSegment(segment: number, data: Buffer, from: number, copyBodies = true): StoredRecord[] {
   const out: StoredRecord[] = [];
   let at = from;
   while (at + HEADER_BYTES <= data.length) {
@@ -150,7 +150,7 @@ export function readSegment(segment: number, data: Buffer, from: number): Stored
         shopDomain: meta.s,
         receivedAtMs: meta.r,
         headers: meta.h,
-        body: Buffer.from(data.subarray(metaEnd, end)),
+        body: copyBodies ? Buffer.from(data.subarray(metaEnd, end)) : data.subarray(metaEnd, end),
       },
       end: { segment, offset: end },
     });
@@ -201,14 +201,18 @@ export function placeOf(record: InboxRecord, end: InboxPosition): RecordPlace {
 }
 
 /**
- * Reads the records at `places`, all in `segment` (off a segment still on disk, through the thread pool):
- * each is undefined when not found there whole (the segment is gone, or the place is wrong).
+ * Reads the records at `places`, all in `segment`, with one read of the span they lie in (off a segment
+ * still on disk, through the thread pool): each is undefined when not found there whole (the segment is
+ * gone, or the place is wrong).
  */
 export async function readRecordsAt(
   dir: string,
   segment: number,
   places: readonly RecordPlace[],
 ): Promise<Array<InboxRecord | undefined>> {
+  if (places.length === 0) return [];
+  const from = Math.min(...places.map((p) => p.end.offset - p.bytes));
+  const to = Math.max(...places.map((p) => p.end.offset));
   let file;
   try {
     file = await open(segmentPath(dir, segment), "r");
@@ -216,13 +220,14 @@ export async function readRecordsAt(
     return places.map(() => undefined);
   }
   try {
-    const out: Array<InboxRecord | undefined> = [];
-    for (const place of places) {
-      const data = Buffer.allocUnsafe(place.bytes);
-      const { bytesRead } = await file.read(data, 0, place.bytes, place.end.offset - place.bytes);
-      out.push(decodeOne(segment, data.subarray(0, bytesRead), place));
-    }
-    return out;
+    const span = Buffer.allocUnsafe(to - from);
+    const { bytesRead } = await file.read(span, 0, span.length, from);
+    return places.map((p) => {
+      const start = p.end.offset - p.bytes - from;
+      return start + p.bytes <= bytesRead
+        ? decodeOne(segment, span.subarray(start, start + p.bytes), p)
+        : undefined;
+    });
   } finally {
     await file.close();
   }
@@ -246,6 +251,7 @@ export function readRecordAtSync(dir: string, place: RecordPlace): InboxRecord |
 }
 
 function decodeOne(segment: number, data: Buffer, place: RecordPlace): InboxRecord | undefined {
-  const [found] = readSegment(segment, data, 0);
+  // A view of the buffer read, which holds nothing else kept.
+  const [found] = readSegment(segment, data, 0, false);
   return found !== undefined && found.end.offset === place.bytes ? found.record : undefined;
 }

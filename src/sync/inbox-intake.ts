@@ -57,6 +57,11 @@ export interface InboxIntakeOptions {
    * so its carts are sent before it goes and little is copied into the store.
    */
   readonly keepAppliedMs?: number;
+  /**
+   * At most about this many carts have their newest delivery kept in the inbox (default 20,000, a few MB of
+   * memory): past it, the oldest applied segments go (copying what they keep) before keepAppliedMs.
+   */
+  readonly maxKeptInInbox?: number;
   /** Raw deliveries stay in the inbox at most about this long once applied (default 1 h). */
   readonly maxRecordAgeMs?: number;
   /** Each applied batch: its size and how long the store took (seconds). */
@@ -89,6 +94,7 @@ export async function startInboxIntake(
   const maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
   const maxRetryMs = opts.maxRetryMs ?? 2000;
   const keepAppliedMs = opts.keepAppliedMs ?? 5000;
+  const maxKeptInInbox = opts.maxKeptInInbox ?? 20_000;
   /** When a delivery in each segment was last applied. */
   const lastAppliedAt = new Map<number, number>();
   const applied = await ledger.appliedPosition();
@@ -171,11 +177,15 @@ export async function startInboxIntake(
 
   /**
    * The segments before the returned one can go: wholly applied (before `current`, the one applying), and
-   * none applied to within `keepAppliedMs` (most of their carts are sent by then, so little is copied).
+   * none applied to within `keepAppliedMs` (most of their carts are sent by then, so little is copied) —
+   * unless the inbox keeps more than `maxKeptInInbox` carts' deliveries (a flood HubSpot cannot keep up
+   * with), then the oldest go at once.
    */
   function releasableBefore(current: number, now: number): number {
     let first = inbox.oldestSegment();
-    while (first < current && (lastAppliedAt.get(first) ?? 0) <= now - keepAppliedMs) {
+    let over = kept.count() - maxKeptInInbox;
+    while (first < current && ((lastAppliedAt.get(first) ?? 0) <= now - keepAppliedMs || over > 0)) {
+      over -= kept.countIn(first);
       lastAppliedAt.delete(first);
       first++;
     }
@@ -347,8 +357,8 @@ export async function startInboxIntake(
   };
 }
 
-/** Kept deliveries copied into the store per transaction (5 kB each: about a millisecond). */
-const COPY_CHUNK = 32;
+/** Kept deliveries read and copied into the store per transaction (5 kB each: about 2 ms). */
+const COPY_CHUNK = 64;
 /** Carts asked about per query (an index lookup or two each). */
 const WAITING_CHUNK = 200;
 
@@ -373,10 +383,10 @@ function createKeptDeliveries(ledger: InboxLedger, onError: InboxIntakeOptions["
 
   /**
    * The store keeps each delivery found whose cart still waits and is still its newest (`current`, asked
-   * just before each transaction), COPY_CHUNK to a transaction: each is a turn of the loop of its own, so
-   * answers go in between. A delivery applied between a call and its transaction (the store runs calls a
-   * turn later, in order) can leave the store an older one than the inbox's: a dead letter reads the
-   * inbox's first, and the store's is replaced or cleared (the cart sent) before the inbox lets it go.
+   * just before the transaction), in one transaction: a turn of the loop of its own, so answers go in
+   * between. A delivery applied between the call and its transaction (the store runs calls a turn later,
+   * in order) can leave the store an older one than the inbox's: a dead letter reads the inbox's first,
+   * and the store's is replaced or cleared (the cart sent) before the inbox lets it go.
    */
   async function copy(
     found: ReadonlyArray<{ cartKey: string; delivery: VerifiedDelivery | undefined }>,
@@ -386,17 +396,11 @@ function createKeptDeliveries(ledger: InboxLedger, onError: InboxIntakeOptions["
     if (lost > 0) {
       onError?.(new Error(`${lost} kept deliveries could not be read back`), "copying kept deliveries");
     }
-    for (let i = 0; i < found.length; i += COPY_CHUNK) {
-      await ledger.keepDeliveries(
-        found
-          .slice(i, i + COPY_CHUNK)
-          .flatMap((f) =>
-            f.delivery !== undefined && current(f.cartKey)
-              ? [{ cartKey: f.cartKey, delivery: f.delivery }]
-              : [],
-          ),
-      );
-    }
+    await ledger.keepDeliveries(
+      found.flatMap((f) =>
+        f.delivery !== undefined && current(f.cartKey) ? [{ cartKey: f.cartKey, delivery: f.delivery }] : [],
+      ),
+    );
   }
 
   /** Which of `keys` wait to be sent, asked WAITING_CHUNK at a time (a turn of the loop each). */
@@ -416,6 +420,11 @@ function createKeptDeliveries(ledger: InboxLedger, onError: InboxIntakeOptions["
   });
 
   return {
+    /** How many carts have their newest delivery kept in the inbox. */
+    count: () => segmentOf.size,
+    /** How many of them in `segment`. */
+    countIn: (segment: number) => bySegment.get(segment)?.size ?? 0,
+
     /** An applied batch: each cart it changed keeps the batch's newest delivery of it. */
     note(batch: readonly Entry[], outcomes: readonly IngestOutcome[]): void {
       batch.forEach((e, i) => {
@@ -424,27 +433,35 @@ function createKeptDeliveries(ledger: InboxLedger, onError: InboxIntakeOptions["
       });
     },
 
-    /** Copies what segments before `first` keep for carts still waiting into the store; forgets them. */
+    /**
+     * Copies what segments before `first` keep for carts still waiting into the store, COPY_CHUNK at a
+     * time (read, then written: only that many bodies are in memory), and forgets them.
+     */
     async copyBefore(first: number): Promise<void> {
       const segments = [...bySegment.keys()].filter((s) => s < first).sort((a, b) => a - b);
       for (const segment of segments) {
         const places = bySegment.get(segment) as Map<string, RecordPlace>;
         // What it keeps now: deliveries applied meanwhile (into the segment appended to) wait for their turn.
-        const taken = [...places];
-        const waiting = await waitingOf(taken.map(([k]) => k));
-        const copied = taken.filter(([k]) => waiting.has(k));
-        const read = await readRecordsAt(
-          ledger.dir,
-          segment,
-          copied.map(([, place]) => place),
+        const taken = new Map(places);
+        const isCurrent = (k: string): boolean => places.get(k) === taken.get(k);
+        const waiting = [...(await waitingOf([...taken.keys()]))];
+        // In the order they lie in the segment: each chunk is one read of the span its records lie in.
+        waiting.sort(
+          (a, b) => (taken.get(a) as RecordPlace).end.offset - (taken.get(b) as RecordPlace).end.offset,
         );
-        const taking = new Map(taken);
-        const isCurrent = (k: string): boolean => places.get(k) === taking.get(k);
-        await copy(
-          copied.map(([cartKey], i) => ({ cartKey, delivery: read[i] })),
-          isCurrent,
-        );
-        for (const [key] of taken) {
+        for (let i = 0; i < waiting.length; i += COPY_CHUNK) {
+          const keys = waiting.slice(i, i + COPY_CHUNK);
+          const read = await readRecordsAt(
+            ledger.dir,
+            segment,
+            keys.map((k) => taken.get(k) as RecordPlace),
+          );
+          await copy(
+            keys.map((cartKey, j) => ({ cartKey, delivery: read[j] })),
+            isCurrent,
+          );
+        }
+        for (const key of taken.keys()) {
           if (!isCurrent(key)) continue;
           places.delete(key);
           segmentOf.delete(key);
@@ -467,10 +484,14 @@ function createKeptDeliveries(ledger: InboxLedger, onError: InboxIntakeOptions["
       }
       if (newest.size === 0) return;
       const waiting = await waitingOf([...newest.keys()]);
-      await copy(
-        [...newest].filter(([k]) => waiting.has(k)).map(([cartKey, delivery]) => ({ cartKey, delivery })),
-        () => true,
-      );
+      const found = [...newest].filter(([k]) => waiting.has(k));
+      for (let i = 0; i < found.length; i += COPY_CHUNK) {
+        const chunk = found.slice(i, i + COPY_CHUNK);
+        await copy(
+          chunk.map(([cartKey, delivery]) => ({ cartKey, delivery })),
+          () => true,
+        );
+      }
     },
   };
 }

@@ -614,9 +614,32 @@ describe("inbox intake, each cart's newest delivery", () => {
     assert.ok(Date.now() - appliedAt >= 450, `it went ${Date.now() - appliedAt} ms after its last apply`);
   });
 
+  it("past maxKeptInInbox carts, the oldest applied segments go at once, their waiting carts' deliveries copied in", async (t) => {
+    const size = await openInbox(tempDir(t), undefined).then(async ({ inbox }) => {
+      const end = await inbox.append(record("c0", "w-size"));
+      await inbox.close();
+      return end.offset;
+    });
+    const store = openStore(t);
+    const intake = await startInboxIntake(store.inbox, map, () => {}, {
+      applyDelayMs: 1,
+      segmentBytes: Math.floor(size * 2.5),
+      keepAppliedMs: 600_000,
+      maxKeptInInbox: 3,
+    });
+    t.after(() => intake.close());
+    const first = segmentFiles(store.inbox.dir)[0]!;
+    for (let i = 1; i <= 7; i++) await intake.accept(record(`m${i}`, `w-m${i}`));
+    await intake.settle();
+    await waitFor(() => !segmentFiles(store.inbox.dir).includes(first), { what: "the first segment to go" });
+    const kept = keptInStore(store);
+    assert.ok(kept.has(`${SHOP}:m1`) && kept.has(`${SHOP}:m2`), `copied: ${[...kept.keys()].join(", ")}`);
+    assert.ok(!kept.has(`${SHOP}:m7`), "the newest stay in the inbox");
+  });
+
   it("after a crash between the apply and the copy, the next start copies what the old segments keep, then deletes them", async (t) => {
+    // Removed after the store is closed (after-hooks run in the order they are added).
     const dir = mkdtempSync(join(tmpdir(), "cartbridge-inbox-"));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
     const path = join(dir, "cartbridge.db");
     const records = [
       record("r1", "w-r1", "10.00"),
@@ -643,6 +666,7 @@ describe("inbox intake, each cart's newest delivery", () => {
     const store = openStore(t, dir);
     const intake = await startInboxIntake(store.inbox, map, () => {});
     t.after(() => intake.close());
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
     assert.equal(intake.replayed, 0);
     const kept = keptInStore(store);
     assert.deepEqual([...kept].map(([k, v]) => `${k}=${v.webhookId}`).sort(), [
