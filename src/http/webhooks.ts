@@ -59,12 +59,11 @@ export function webhookRouter(deps: WebhookDeps): Router {
 
     try {
       if (PRIVACY_TOPICS.has(topic)) {
-        // Compliance topics act on what the store holds: everything acknowledged before goes in first,
-        // with the newest delivery of each cart not yet sent, which the inbox keeps until its segment goes.
-        // On an erasure the inbox's raw deliveries go then, before the store's are erased.
-        if (ERASURE_TOPICS.has(topic)) await deps.intake.purge();
-        else await deps.intake.keepInStore();
+        // Compliance topics act on what the store holds: everything acknowledged before goes in first.
+        await deps.intake.settle();
         const other = await deps.handleOther?.(delivery);
+        // The raw deliveries the inbox still keeps (applied, but not yet rolled away) go too.
+        if (ERASURE_TOPICS.has(topic)) await deps.intake.purge();
         if (other !== undefined) {
           if (other === "dead_lettered") metrics.deadLettersCreated.inc({ source: "mapping" });
           answer(200, other, metricTopic, { outcome: other });

@@ -1,5 +1,5 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
-import { open, unlink } from "node:fs/promises";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { startWriter } from "./inbox-writer.ts";
@@ -16,11 +16,9 @@ import type { VerifiedDelivery } from "./store.ts";
  * Files: `<dir>/<segment, 12 digits>.log`. Each start-up writes a new segment; a segment reaching
  * `segmentBytes` is followed by the next, and so is one rolled (an erasure, or its records' age). A segment
  * is deleted once the store holds a durable position past it (or every record in it is applied, durably,
- * when it is dropped) and the intake has copied into the store the deliveries in it that carts still
- * waiting to be sent keep (sync/inbox-intake.ts: until then the inbox is where they are kept). A record is
- * `[u32 length][u32 crc32][u32 segment][u32 meta length][meta JSON][body]`, little-endian, the crc over
- * what follows it: a record cut short by a crash (never acknowledged, its fsync did not return) fails it
- * and ends the segment, and so does a record naming another segment.
+ * when it is dropped). A record is `[u32 length][u32 crc32][u32 segment][u32 meta length][meta JSON][body]`,
+ * little-endian, the crc over what follows it: a record cut short by a crash (never acknowledged, its fsync
+ * did not return) fails it and ends the segment, and so does a record naming another segment.
  */
 
 export interface InboxPosition {
@@ -68,18 +66,17 @@ export const segmentPath = (dir: string, segment: number): string =>
   join(dir, `${String(segment).padStart(12, "0")}.log`);
 
 /**
- * Opens the inbox in `dir`: reads every record (cutting a torn tail off), deletes segments holding none (a
- * start that took no delivery), and starts a new segment for appends. `unapplied` is what lies past
- * `applied`; `retained`, what lies before it in segments not yet released (a crash came before the intake
- * copied what they keep into the store, or it was closed since).
+ * Opens the inbox in `dir`: deletes segments with nothing past `applied` (the store holds them durably, or
+ * a start took no delivery), reads every record past `applied` (cutting a torn tail off), and starts a new
+ * segment for appends.
  */
 export async function openInbox(
   dir: string,
   applied: InboxPosition | undefined,
   opts: InboxOptions = {},
-): Promise<{ inbox: InboxFile; unapplied: StoredRecord[]; retained: StoredRecord[] }> {
+): Promise<{ inbox: InboxFile; unapplied: StoredRecord[] }> {
   mkdirSync(dir, { recursive: true });
-  const segments = readSegments(dir);
+  const segments = readUnapplied(dir, applied);
   const kept: number[] = [];
   for (const { segment, records } of segments) {
     if (records.length === 0) await unlink(segmentPath(dir, segment));
@@ -87,28 +84,7 @@ export async function openInbox(
   }
   const first = Math.max(applied?.segment ?? 0, ...segments.map((s) => s.segment)) + 1;
   const inbox = await startWriter(dir, { first, older: kept }, opts.segmentBytes ?? 8 * 1024 * 1024);
-  const all = segments.flatMap((s) => s.records);
-  const isApplied = (r: StoredRecord): boolean => applied !== undefined && !isAfter(r.end, applied);
-  return { inbox, unapplied: all.filter((r) => !isApplied(r)), retained: all.filter(isApplied) };
-}
-
-const isAfter = (a: InboxPosition, b: InboxPosition): boolean =>
-  a.segment > b.segment || (a.segment === b.segment && a.offset > b.offset);
-
-/** Every segment in `dir`, oldest first, with every record it holds. */
-function readSegments(dir: string): Array<{ segment: number; records: StoredRecord[] }> {
-  return segmentNumbers(dir).map((segment) => ({
-    segment,
-    records: readSegment(segment, readFileSync(segmentPath(dir, segment)), 0),
-  }));
-}
-
-function segmentNumbers(dir: string): number[] {
-  return readdirSync(dir)
-    .map((name) => SEGMENT_NAME.exec(name)?.[1])
-    .filter((n): n is string => n !== undefined)
-    .map(Number)
-    .sort((a, b) => a - b);
+  return { inbox, unapplied: segments.flatMap((s) => s.records) };
 }
 
 /**
@@ -119,18 +95,23 @@ export function readUnapplied(
   dir: string,
   applied: InboxPosition | undefined,
 ): Array<{ segment: number; records: StoredRecord[] }> {
-  return segmentNumbers(dir).map((segment) => {
-    if (applied !== undefined && segment < applied.segment) return { segment, records: [] };
-    const from = applied !== undefined && segment === applied.segment ? applied.offset : 0;
-    return { segment, records: readSegment(segment, readFileSync(segmentPath(dir, segment)), from) };
-  });
+  return readdirSync(dir)
+    .map((name) => SEGMENT_NAME.exec(name)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b)
+    .map((segment) => {
+      if (applied !== undefined && segment < applied.segment) return { segment, records: [] };
+      const from = applied !== undefined && segment === applied.segment ? applied.offset : 0;
+      return { segment, records: readSegment(segment, readFileSync(segmentPath(dir, segment)), from) };
+    });
 }
 
 /**
  * The records of one segment from `from` on. Stops at the first record that is cut short, corrupt or
  * naming another segment (a file copied or renamed into this name).
  */
-export function readSegment(segment: number, data: Buffer, from: number, copyBodies = true): StoredRecord[] {
+export function readSegment(segment: number, data: Buffer, from: number): StoredRecord[] {
   const out: StoredRecord[] = [];
   let at = from;
   while (at + HEADER_BYTES <= data.length) {
@@ -150,7 +131,7 @@ export function readSegment(segment: number, data: Buffer, from: number, copyBod
         shopDomain: meta.s,
         receivedAtMs: meta.r,
         headers: meta.h,
-        body: copyBodies ? Buffer.from(data.subarray(metaEnd, end)) : data.subarray(metaEnd, end),
+        body: Buffer.from(data.subarray(metaEnd, end)),
       },
       end: { segment, offset: end },
     });
@@ -167,91 +148,22 @@ interface Meta {
   readonly h: Readonly<Record<string, string>>;
 }
 
-const metaText = (record: InboxRecord): string =>
-  JSON.stringify({
+/** The record's bytes: a header buffer (length, crc, segment, meta) and the body itself (not copied). */
+export function encodeRecord(record: InboxRecord, segment: number): [Buffer, Buffer] {
+  const meta: Meta = {
     w: record.webhookId ?? null,
     t: record.topic,
     s: record.shopDomain,
     r: record.receivedAtMs,
     h: record.headers,
-  } satisfies Meta);
-
-/** The record's bytes: a header buffer (length, crc, segment, meta) and the body itself (not copied). */
-export function encodeRecord(record: InboxRecord, segment: number): [Buffer, Buffer] {
-  const meta = metaText(record);
-  const metaLength = Buffer.byteLength(meta);
+  };
+  const metaText = JSON.stringify(meta);
+  const metaLength = Buffer.byteLength(metaText);
   const head = Buffer.allocUnsafe(HEADER_BYTES + metaLength);
   head.writeUInt32LE(8 + metaLength + record.body.length, 0);
   head.writeUInt32LE(segment, 8);
   head.writeUInt32LE(metaLength, 12);
-  head.write(meta, HEADER_BYTES, "utf8");
+  head.write(metaText, HEADER_BYTES, "utf8");
   head.writeUInt32LE(crc32(record.body, crc32(head.subarray(8))), 4);
   return [head, record.body];
-}
-
-/** Where a stored record lies: the position just past it and how many bytes it takes. */
-export interface RecordPlace {
-  readonly end: InboxPosition;
-  readonly bytes: number;
-}
-
-/** Where `record`, appended to end at `end`, lies (the same bytes encodeRecord wrote). */
-export function placeOf(record: InboxRecord, end: InboxPosition): RecordPlace {
-  return { end, bytes: HEADER_BYTES + Buffer.byteLength(metaText(record)) + record.body.length };
-}
-
-/**
- * Reads the records at `places`, all in `segment`, with one read of the span they lie in (off a segment
- * still on disk, through the thread pool): each is undefined when not found there whole (the segment is
- * gone, or the place is wrong).
- */
-export async function readRecordsAt(
-  dir: string,
-  segment: number,
-  places: readonly RecordPlace[],
-): Promise<Array<InboxRecord | undefined>> {
-  if (places.length === 0) return [];
-  const from = Math.min(...places.map((p) => p.end.offset - p.bytes));
-  const to = Math.max(...places.map((p) => p.end.offset));
-  let file;
-  try {
-    file = await open(segmentPath(dir, segment), "r");
-  } catch {
-    return places.map(() => undefined);
-  }
-  try {
-    const span = Buffer.allocUnsafe(to - from);
-    const { bytesRead } = await file.read(span, 0, span.length, from);
-    return places.map((p) => {
-      const start = p.end.offset - p.bytes - from;
-      return start + p.bytes <= bytesRead
-        ? decodeOne(segment, span.subarray(start, start + p.bytes), p)
-        : undefined;
-    });
-  } finally {
-    await file.close();
-  }
-}
-
-/** readRecordsAt for one record, on the calling thread (a dead letter's rare read, from the page cache). */
-export function readRecordAtSync(dir: string, place: RecordPlace): InboxRecord | undefined {
-  let fd;
-  try {
-    fd = openSync(segmentPath(dir, place.end.segment), "r");
-  } catch {
-    return undefined;
-  }
-  try {
-    const data = Buffer.allocUnsafe(place.bytes);
-    const read = readSync(fd, data, 0, place.bytes, place.end.offset - place.bytes);
-    return decodeOne(place.end.segment, data.subarray(0, read), place);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function decodeOne(segment: number, data: Buffer, place: RecordPlace): InboxRecord | undefined {
-  // A view of the buffer read, which holds nothing else kept.
-  const [found] = readSegment(segment, data, 0, false);
-  return found !== undefined && found.end.offset === place.bytes ? found.record : undefined;
 }

@@ -2,7 +2,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { toDeadLetter } from "./rows.ts";
 import type { SqliteTransaction } from "./sqlite-transaction.ts";
-import type { DeadLetter, IngestItem, Store, VerifiedDelivery } from "./store.ts";
+import type { DeadLetter, IngestItem, Store } from "./store.ts";
 
 type Row = Record<string, unknown>;
 
@@ -20,13 +20,8 @@ export interface SqliteDeadLetters {
   readonly port: Pick<Store, "listDeadLetters" | "getDeadLetters" | "deleteDeadLetters">;
   /** Inside the ingest transaction: keeps a delivery the mapping could not read (source "mapping"). */
   insertUnmappable(item: IngestItem, reason: string): void;
-  /**
-   * A cart's shop and kept delivery (its fields NULL when none is kept); undefined when the cart is gone.
-   * The inbox keeps it (readKeptFrom), or else the store does.
-   */
+  /** A cart's shop and kept delivery (its fields NULL when none is kept); undefined when the cart is gone. */
   keptDeliveryOf(cartKey: string): KeptDelivery | undefined;
-  /** Where a cart's newest delivery is read when the store keeps none for it: the inbox. */
-  readKeptFrom(source: (cartKey: string) => VerifiedDelivery | undefined): void;
   /**
    * Inside a transaction: keeps what HubSpot rejected for a cart (source "hubspot") with the cart's kept
    * delivery — topic "unknown", no body, and the shop read from the key when none is kept or the cart is gone.
@@ -42,7 +37,6 @@ export interface SqliteDeadLetters {
 /** The `dead_letters` table: what the mapping or HubSpot refused, kept for operators to replay or delete. */
 export function createSqliteDeadLetters(db: DatabaseSync, transaction: SqliteTransaction): SqliteDeadLetters {
   const q = prepareDeadLetterStatements(db);
-  let inboxKept: ((cartKey: string) => VerifiedDelivery | undefined) | undefined;
 
   return {
     insertUnmappable(item, reason) {
@@ -63,19 +57,6 @@ export function createSqliteDeadLetters(db: DatabaseSync, transaction: SqliteTra
     keptDeliveryOf(cartKey) {
       const row = q.cartForDeadLetter.get(cartKey) as Row | undefined;
       if (row === undefined) return undefined;
-      // The inbox's is the newer when both keep one (a copy into the store can land after the delivery
-      // that superseded it: the store's is then replaced or cleared before the inbox lets it go).
-      // Only while the cart or its buyer waits to be sent, as the store keeps its own.
-      const inInbox = Number(row["waiting"]) === 1 ? inboxKept?.(cartKey) : undefined;
-      if (inInbox !== undefined) {
-        return {
-          shop: String(row["shop"]),
-          topic: inInbox.topic,
-          webhookId: inInbox.webhookId ?? null,
-          headers: JSON.stringify(inInbox.headers),
-          body: inInbox.body,
-        };
-      }
       return {
         shop: String(row["shop"]),
         topic: (row["last_topic"] as string | null) ?? null,
@@ -83,10 +64,6 @@ export function createSqliteDeadLetters(db: DatabaseSync, transaction: SqliteTra
         headers: (row["last_headers"] as string | null) ?? null,
         body: (row["last_body"] as Uint8Array | null) ?? null,
       };
-    },
-
-    readKeptFrom(source) {
-      inboxKept = source;
     },
 
     insertRejected(cartKey, kept, failure, nowMs) {
@@ -138,10 +115,8 @@ function prepareDeadLetterStatements(db: DatabaseSync) {
     insert: sql(`INSERT INTO dead_letters (created_at, source, topic, shop, webhook_id, cart_key, reason,
         category, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     cartForDeadLetter: sql(`SELECT c.shop, d.topic AS last_topic, d.webhook_id AS last_webhook_id,
-        d.headers AS last_headers, d.body AS last_body,
-        (c.version > c.synced_version OR EXISTS (SELECT 1 FROM contact_links l
-          WHERE l.cart_key = c.key AND l.version > l.synced_version)) AS waiting
-        FROM carts c LEFT JOIN cart_deliveries d ON d.cart_key = c.key WHERE c.key = ?1`),
+        d.headers AS last_headers, d.body AS last_body FROM carts c LEFT JOIN cart_deliveries d ON d.cart_key = c.key
+        WHERE c.key = ?`),
     list: sql("SELECT * FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"),
     get: sql("SELECT * FROM dead_letters WHERE id = ?"),
     delete: sql("DELETE FROM dead_letters WHERE id = ?"),

@@ -27,8 +27,7 @@ import type { IngestItem, IngestOutcome, Store } from "./store.ts";
  * 2. `planIngest` (ingest-plan.ts, the same plan PostgreSQL uses) replays the group in order.
  * 3. Save: dead letters, each cart's final row and its newest delivery (`cart_deliveries`), each contact
  *    link moved, then each event's line set in delivery order (their order matters within a cart), and the
- *    console's activity counters. From the inbox, a changed cart's newest delivery stays there instead (the
- *    intake copies it in if its segment goes before the cart is sent): the older one kept here is deleted.
+ *    console's activity counters.
  */
 export function createSqliteIngest(
   db: DatabaseSync,
@@ -41,12 +40,12 @@ export function createSqliteIngest(
 ): SqliteIngest {
   const load = createLoad(db);
   const save = createSave(db, parts);
-  const ingest = (items: readonly IngestItem[], keepsInInbox = false): IngestOutcome[] => {
+  const ingest = (items: readonly IngestItem[]): IngestOutcome[] => {
     const rows = load(items);
     // Links are stamped by the wall clock (carts by their delivery's receipt time): one reading per group,
     // where the item-by-item ingest read it per event — the same moment to within the transaction.
     const plan = planIngest(items, rows, Date.now());
-    save(items, rows, plan, keepsInInbox);
+    save(items, rows, plan);
     parts.activity.record(items, plan.outcomes);
     return plan.outcomes;
   };
@@ -59,11 +58,8 @@ export function createSqliteIngest(
 }
 
 export interface SqliteIngest extends Pick<Store, "ingestBatch"> {
-  /**
-   * The same ingest inside a transaction the caller runs (the inbox's, which records its position too).
-   * `keepsInInbox`: the inbox keeps each changed cart's newest delivery, not the store (see above).
-   */
-  ingestInTransaction(items: readonly IngestItem[], keepsInInbox?: boolean): IngestOutcome[];
+  /** The same ingest inside a transaction the caller runs (the inbox's, which records its position too). */
+  ingestInTransaction(items: readonly IngestItem[]): IngestOutcome[];
 }
 
 /** A loaded row; `shop` is the shop of the event that asked for it (written when the row is new). */
@@ -130,7 +126,7 @@ function createLoad(db: DatabaseSync): (items: readonly IngestItem[]) => LoadedR
 function createSave(
   db: DatabaseSync,
   parts: { readonly deadLetters: SqliteDeadLetters; readonly lineItems: SqliteLineItems },
-): (items: readonly IngestItem[], rows: LoadedRows, plan: IngestPlan, keepsInInbox: boolean) => void {
+): (items: readonly IngestItem[], rows: LoadedRows, plan: IngestPlan) => void {
   const sql = (text: string) => db.prepare(text);
   const q = {
     insertCart: sql(`INSERT INTO carts (key, shop, state, version, pending_since, updated_at)
@@ -142,7 +138,6 @@ function createSave(
     keepDelivery: sql(`INSERT INTO cart_deliveries (cart_key, shop, topic, webhook_id, headers, body)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (cart_key) DO UPDATE SET topic = ?3, webhook_id = ?4,
         headers = ?5, body = ?6`),
-    dropKept: sql("DELETE FROM cart_deliveries WHERE cart_key = ?"),
     upsertContact:
       sql(`INSERT INTO contact_links (cart_key, shop, email, firstname, lastname, phone, stamp_time,
         stamp_rank, stamp_webhook, version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -151,7 +146,7 @@ function createSave(
   };
 
   /** A cart's final row; a changed cart keeps its newest delivery (for a dead letter) until it is sent. */
-  function saveCart(key: string, cart: CartWrite, loaded: LoadedRow<CartState>, keepsInInbox: boolean): void {
+  function saveCart(key: string, cart: CartWrite, loaded: LoadedRow<CartState>): void {
     const state = JSON.stringify(cart.state);
     if (loaded.value === undefined) {
       q.insertCart.run(key, loaded.shop, state, cart.version, cart.pendingSince, cart.updatedAt);
@@ -161,10 +156,7 @@ function createSave(
       q.updateCartState.run(state, cart.updatedAt, key);
     }
     const last = cart.last;
-    if (last !== undefined && keepsInInbox) {
-      // A new cart has none kept (its key was never stored): no lookup.
-      if (loaded.value !== undefined) q.dropKept.run(key);
-    } else if (last !== undefined) {
+    if (last !== undefined) {
       q.keepDelivery.run(
         key,
         loaded.shop,
@@ -195,10 +187,10 @@ function createSave(
     );
   }
 
-  return (items, rows, plan, keepsInInbox) => {
+  return (items, rows, plan) => {
     for (const { item, reason } of plan.deadLetters) parts.deadLetters.insertUnmappable(item, reason);
     for (const [key, link] of plan.links) if (link.written) saveLink(key, link, loadedRow(rows.links, key));
-    for (const [key, cart] of plan.carts) saveCart(key, cart, loadedRow(rows.carts, key), keepsInInbox);
+    for (const [key, cart] of plan.carts) saveCart(key, cart, loadedRow(rows.carts, key));
     let i = 0;
     for (const item of items) {
       const outcome = plan.outcomes[i++];

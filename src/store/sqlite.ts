@@ -8,7 +8,7 @@ import { optionalNumber, toDeadLetter } from "./rows.ts";
 import { createSqliteActivity } from "./sqlite-activity.ts";
 import { startCheckpointer, WAL_LIMIT_BYTES, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { createSqliteContacts, releaseSqliteContactClaims } from "./sqlite-contacts.ts";
-import { createSqliteDeadLetters, type SqliteDeadLetters } from "./sqlite-dead-letters.ts";
+import { createSqliteDeadLetters } from "./sqlite-dead-letters.ts";
 import { createCheckpointGate, gateMethods } from "./sqlite-gate.ts";
 import { createSqliteIngest, type SqliteIngest } from "./sqlite-ingest.ts";
 import { createSqliteLedger } from "./sqlite-ledger.ts";
@@ -53,8 +53,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   const lineItems = createSqliteLineItems(db, transaction, deadLetters);
   const activity = createSqliteActivity(db, toDeadLetter);
   const ingest = createSqliteIngest(db, transaction, { deadLetters, lineItems, activity });
-  const inbox =
-    checkpointer !== undefined ? createInboxLedger(db, transaction, path, ingest, deadLetters) : undefined;
+  const inbox = checkpointer !== undefined ? createInboxLedger(db, transaction, path, ingest) : undefined;
   const store: Store = {
     reconcile: createSqliteReconcileStore(db, (what, fn) => transaction(what, fn, "relaxed")),
     ...lineItems,
@@ -82,7 +81,7 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
   const served =
     checkpointer === undefined
       ? store
-      : gateMethods(store, createCheckpointGate(checkpointer.busy), new Set(["isOpen", "readKeptFrom"]));
+      : gateMethods(store, createCheckpointGate(checkpointer.busy), new Set(["isOpen"]));
   return { ...served, markSent: markSentInChunks((carts, owner) => served.markSent(carts, owner)) };
 }
 
@@ -149,22 +148,11 @@ function createInboxLedger(
   transaction: SqliteTransaction,
   path: string,
   ingest: SqliteIngest,
-  deadLetters: SqliteDeadLetters,
 ): { ledger: InboxLedger; closeFiles: () => Promise<void> } {
   const q = {
     get: db.prepare("SELECT segment, position FROM inbox_applied WHERE id = 1"),
     save: db.prepare(`INSERT INTO inbox_applied (id, segment, position) VALUES (1, ?, ?)
         ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, position = excluded.position`),
-    waiting: db.prepare(`SELECT c.key FROM carts c WHERE c.key IN (SELECT value FROM json_each(?1))
-        AND (c.version > c.synced_version OR EXISTS (SELECT 1 FROM contact_links l
-          WHERE l.cart_key = c.key AND l.version > l.synced_version))`),
-    // The same test as `waiting`, in the write: a cart sent meanwhile keeps nothing.
-    keep: db.prepare(`INSERT INTO cart_deliveries (cart_key, shop, topic, webhook_id, headers, body)
-        SELECT c.key, c.shop, ?2, ?3, ?4, ?5 FROM carts c WHERE c.key = ?1
-          AND (c.version > c.synced_version OR EXISTS (SELECT 1 FROM contact_links l
-            WHERE l.cart_key = c.key AND l.version > l.synced_version))
-        ON CONFLICT (cart_key) DO UPDATE SET topic = excluded.topic, webhook_id = excluded.webhook_id,
-          headers = excluded.headers, body = excluded.body`),
   };
   // Descriptors kept open until the database is closed: closing a descriptor of the database file drops
   // every POSIX lock this process holds on it, SQLite's own included (SQLite's "how to corrupt", 2.2).
@@ -176,30 +164,13 @@ function createInboxLedger(
       return transaction(
         "ingest",
         () => {
-          const outcomes = ingest.ingestInTransaction(items, true);
+          const outcomes = ingest.ingestInTransaction(items);
           q.save.run(applied.segment, applied.offset);
           return outcomes;
         },
         "relaxed",
       );
     },
-    async waitingToSend(cartKeys) {
-      const rows = q.waiting.all(JSON.stringify(cartKeys)) as Array<Record<string, unknown>>;
-      return new Set(rows.map((r) => String(r["key"])));
-    },
-    async keepDeliveries(kept) {
-      if (kept.length === 0) return;
-      transaction(
-        "keep deliveries",
-        () => {
-          for (const { cartKey, delivery: d } of kept) {
-            q.keep.run(cartKey, d.topic, d.webhookId ?? null, JSON.stringify(d.headers), d.body);
-          }
-        },
-        "relaxed",
-      );
-    },
-    readKeptFrom: (source) => deadLetters.readKeptFrom(source),
     async appliedPosition() {
       const row = q.get.get() as Record<string, unknown> | undefined;
       return row === undefined

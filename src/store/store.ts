@@ -173,21 +173,9 @@ export interface InboxLedger {
   appliedPosition(): Promise<InboxPosition | undefined>;
   /**
    * Like ingestBatch, and records `applied` in the same transaction, committed without a full fsync: the
-   * inbox holds the durable copy, and a commit a power loss undoes takes its position back with it. A
-   * changed cart's newest delivery is not copied into the store: the inbox keeps it (see keepDeliveries).
+   * inbox holds the durable copy, and a commit a power loss undoes takes its position back with it.
    */
   ingestFromInbox(items: readonly IngestItem[], applied: InboxPosition): Promise<IngestOutcome[]>;
-  /** Of `cartKeys`, the carts whose state or buyer HubSpot does not have yet. */
-  waitingToSend(cartKeys: readonly string[]): Promise<ReadonlySet<string>>;
-  /**
-   * In one transaction, each cart still waiting to be sent keeps the given delivery as its newest (what a
-   * dead letter of it takes): the inbox copies them in before the segment holding them goes.
-   */
-  keepDeliveries(
-    kept: ReadonlyArray<{ readonly cartKey: string; readonly delivery: VerifiedDelivery }>,
-  ): Promise<void>;
-  /** Where a cart's newest delivery is read while the inbox keeps it (undefined: it keeps none for it). */
-  readKeptFrom(source: (cartKey: string) => VerifiedDelivery | undefined): void;
   /**
    * Makes every commit so far durable (the position they recorded included), off the event loop: an fsync
    * of the database's files through the thread pool. The inbox's segments behind that position may go then.

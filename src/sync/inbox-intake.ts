@@ -1,16 +1,6 @@
 import { StoreError } from "../errors.ts";
-import {
-  openInbox,
-  placeOf,
-  readRecordAtSync,
-  readRecordsAt,
-  type InboxFile,
-  type InboxPosition,
-  type InboxRecord,
-  type RecordPlace,
-  type StoredRecord,
-} from "../store/inbox-file.ts";
-import type { InboxLedger, IngestItem, IngestOutcome, VerifiedDelivery } from "../store/store.ts";
+import { openInbox, type InboxFile, type InboxPosition, type InboxRecord } from "../store/inbox-file.ts";
+import type { InboxLedger, IngestItem, IngestOutcome } from "../store/store.ts";
 import type { MapResult } from "./cart-event.ts";
 import { toIngestItem, type Intake, type OutcomeSink } from "./intake.ts";
 
@@ -35,14 +25,6 @@ import { toIngestItem, type Intake, type OutcomeSink } from "./intake.ts";
  * after a pause that grows to `maxRetryMs`; meanwhile new deliveries are refused (503, Shopify retries), as
  * they are when `maxQueued` deliveries or `maxQueuedBytes` of bodies wait. A batch refused for its own sake
  * is applied one delivery at a time; a delivery the store refuses alone is kept as a dead letter.
- *
- * Kept deliveries: a cart keeps its newest delivery until HubSpot has it (what a dead letter of it takes).
- * The store does not copy it at ingest: the inbox holds it already, so the intake notes where, and copies the
- * ones whose cart still waits into the store only when their segment is about to go. An applied segment
- * goes `keepAppliedMs` after its last delivery was applied, so by then most of its carts are sent and
- * nothing is copied; that cuts the store's writes per delivery, and the answers share the disk with them. A dead letter made
- * meanwhile reads the delivery from the inbox; a compliance request has them copied in first; at start-up
- * what a crash left behind the applied position is mapped again and copied in before it goes.
  */
 export interface InboxIntakeOptions {
   readonly applyDelayMs?: number;
@@ -52,16 +34,6 @@ export interface InboxIntakeOptions {
   readonly maxRetryMs?: number;
   /** A segment reaching this size is followed by the next (default 8 MiB). */
   readonly segmentBytes?: number;
-  /**
-   * An applied segment stays at least this long after the last delivery in it was applied (default 5 s),
-   * so its carts are sent before it goes and little is copied into the store.
-   */
-  readonly keepAppliedMs?: number;
-  /**
-   * At most about this many carts have their newest delivery kept in the inbox (default 20,000, a few MB of
-   * memory): past it, the oldest applied segments go (copying what they keep) before keepAppliedMs.
-   */
-  readonly maxKeptInInbox?: number;
   /** Raw deliveries stay in the inbox at most about this long once applied (default 1 h). */
   readonly maxRecordAgeMs?: number;
   /** Each applied batch: its size and how long the store took (seconds). */
@@ -93,24 +65,12 @@ export async function startInboxIntake(
   const maxQueued = opts.maxQueued ?? 5000;
   const maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
   const maxRetryMs = opts.maxRetryMs ?? 2000;
-  const keepAppliedMs = opts.keepAppliedMs ?? 5000;
-  const maxKeptInInbox = opts.maxKeptInInbox ?? 20_000;
-  /** When a delivery in each segment was last applied. */
-  const lastAppliedAt = new Map<number, number>();
   const applied = await ledger.appliedPosition();
   // The position may be only in the page cache (a crash after a NORMAL commit): make it durable before
   // opening the inbox deletes the segments behind it.
   await ledger.syncCommitted();
   const opened = await openInbox(ledger.dir, applied, { segmentBytes: opts.segmentBytes });
   const inbox: InboxFile = opened.inbox;
-  const kept = createKeptDeliveries(ledger, opts.onError);
-  await kept.copyRetained(opened.retained, map);
-  if (opened.retained.length > 0) {
-    // Copied: the segments holding nothing else go (the first with a record to apply stays).
-    await ledger.syncCommitted();
-    const keep = opened.unapplied[0]?.end.segment ?? (opened.retained.at(-1) as StoredRecord).end.segment + 1;
-    await inbox.release({ segment: keep, offset: 0 });
-  }
 
   /** Durable, not yet applied, in inbox order. */
   let lastSeq = 0;
@@ -165,31 +125,12 @@ export async function startInboxIntake(
       waitingBytes -= e.record.body.length;
       unappliedSeqs.delete(e.seq);
     }
-    const now = Date.now();
-    for (const e of batch) lastAppliedAt.set(e.end.segment, now);
-    const first = releasableBefore((batch.at(-1) as Entry).end.segment, now);
-    if (releasing === undefined && first > inbox.oldestSegment()) {
-      releasing = releaseBehind(first).finally(() => {
+    const last = (batch.at(-1) as Entry).end;
+    if (releasing === undefined && last.segment > inbox.oldestSegment()) {
+      releasing = releaseBehind(last).finally(() => {
         releasing = undefined;
       });
     }
-  }
-
-  /**
-   * The segments before the returned one can go: wholly applied (before `current`, the one applying), and
-   * none applied to within `keepAppliedMs` (most of their carts are sent by then, so little is copied) —
-   * unless the inbox keeps more than `maxKeptInInbox` carts' deliveries (a flood HubSpot cannot keep up
-   * with), then the oldest go at once.
-   */
-  function releasableBefore(current: number, now: number): number {
-    let first = inbox.oldestSegment();
-    let over = kept.count() - maxKeptInInbox;
-    while (first < current && ((lastAppliedAt.get(first) ?? 0) <= now - keepAppliedMs || over > 0)) {
-      over -= kept.countIn(first);
-      lastAppliedAt.delete(first);
-      first++;
-    }
-    return first;
   }
 
   /**
@@ -211,7 +152,6 @@ export async function startInboxIntake(
       return applyRefused(batch[0] as Entry, error);
     }
     opts.onApply?.(batch.length, (performance.now() - started) / 1000);
-    kept.note(batch, stored);
     batch.forEach((e, i) => onOutcome(e.record, stored[i] ?? "unchanged"));
     return batch.length;
   }
@@ -242,15 +182,11 @@ export async function startInboxIntake(
     return applyFront([e]);
   }
 
-  /**
-   * The segments before `first` are applied: copy what they keep for carts still waiting into the store,
-   * make all that durable, then delete them.
-   */
-  async function releaseBehind(first: number): Promise<void> {
+  /** The inbox behind `position` is applied: make that durable in the store, then delete those segments. */
+  async function releaseBehind(position: InboxPosition): Promise<void> {
     try {
-      await kept.copyBefore(first);
       await ledger.syncCommitted();
-      await inbox.release({ segment: first, offset: 0 });
+      await inbox.release(position);
     } catch (error) {
       opts.onError?.(error, "could not release applied inbox segments; trying after the next batch");
     }
@@ -287,7 +223,6 @@ export async function startInboxIntake(
       appendedSincePurge = false;
       const first = inbox.roll();
       await settle();
-      await kept.copyBefore(first);
       await ledger.syncCommitted();
       await inbox.dropBefore(first);
     });
@@ -335,10 +270,6 @@ export async function startInboxIntake(
     },
     settle: (withinMs?: number) => settle(withinMs),
     purge,
-    async keepInStore() {
-      await settle();
-      await kept.copyBefore(Infinity);
-    },
     unapplied: () => unappliedSeqs.size,
     async close() {
       closed = true;
@@ -353,145 +284,6 @@ export async function startInboxIntake(
       clearImmediate(immediate);
       await releasing;
       await inbox.close();
-    },
-  };
-}
-
-/** Kept deliveries read and copied into the store per transaction (5 kB each: about 2 ms). */
-const COPY_CHUNK = 64;
-/** Carts asked about per query (an index lookup or two each). */
-const WAITING_CHUNK = 200;
-
-/**
- * Where each cart's newest delivery lies in the inbox while the inbox keeps it for the store (see
- * startInboxIntake), and the copying of those into the store.
- */
-function createKeptDeliveries(ledger: InboxLedger, onError: InboxIntakeOptions["onError"]) {
-  /** By segment, then cart: a cart is in the map of one segment at most, its newest delivery's. */
-  const bySegment = new Map<number, Map<string, RecordPlace>>();
-  const segmentOf = new Map<string, number>();
-
-  function keep(key: string, place: RecordPlace): void {
-    const segment = place.end.segment;
-    const before = segmentOf.get(key);
-    if (before !== undefined && before !== segment) bySegment.get(before)?.delete(key);
-    let places = bySegment.get(segment);
-    if (places === undefined) bySegment.set(segment, (places = new Map<string, RecordPlace>()));
-    places.set(key, place);
-    segmentOf.set(key, segment);
-  }
-
-  /**
-   * The store keeps each delivery found whose cart still waits and is still its newest (`current`, asked
-   * just before the transaction), in one transaction: a turn of the loop of its own, so answers go in
-   * between. A delivery applied between the call and its transaction (the store runs calls a turn later,
-   * in order) can leave the store an older one than the inbox's: a dead letter reads the inbox's first,
-   * and the store's is replaced or cleared (the cart sent) before the inbox lets it go.
-   */
-  async function copy(
-    found: ReadonlyArray<{ cartKey: string; delivery: VerifiedDelivery | undefined }>,
-    current: (cartKey: string) => boolean,
-  ): Promise<void> {
-    const lost = found.filter((f) => f.delivery === undefined).length;
-    if (lost > 0) {
-      onError?.(new Error(`${lost} kept deliveries could not be read back`), "copying kept deliveries");
-    }
-    await ledger.keepDeliveries(
-      found.flatMap((f) =>
-        f.delivery !== undefined && current(f.cartKey) ? [{ cartKey: f.cartKey, delivery: f.delivery }] : [],
-      ),
-    );
-  }
-
-  /** Which of `keys` wait to be sent, asked WAITING_CHUNK at a time (a turn of the loop each). */
-  async function waitingOf(keys: readonly string[]): Promise<Set<string>> {
-    const out = new Set<string>();
-    for (let i = 0; i < keys.length; i += WAITING_CHUNK) {
-      for (const k of await ledger.waitingToSend(keys.slice(i, i + WAITING_CHUNK))) out.add(k);
-    }
-    return out;
-  }
-
-  // A dead letter made while the inbox keeps its cart's delivery reads it from there.
-  ledger.readKeptFrom((key) => {
-    const segment = segmentOf.get(key);
-    const place = segment === undefined ? undefined : bySegment.get(segment)?.get(key);
-    return place === undefined ? undefined : readRecordAtSync(ledger.dir, place);
-  });
-
-  return {
-    /** How many carts have their newest delivery kept in the inbox. */
-    count: () => segmentOf.size,
-    /** How many of them in `segment`. */
-    countIn: (segment: number) => bySegment.get(segment)?.size ?? 0,
-
-    /** An applied batch: each cart it changed keeps the batch's newest delivery of it. */
-    note(batch: readonly Entry[], outcomes: readonly IngestOutcome[]): void {
-      batch.forEach((e, i) => {
-        if (outcomes[i] !== "applied" || e.item?.mapped.kind !== "event") return;
-        keep(e.item.mapped.event.key, placeOf(e.record, e.end));
-      });
-    },
-
-    /**
-     * Copies what segments before `first` keep for carts still waiting into the store, COPY_CHUNK at a
-     * time (read, then written: only that many bodies are in memory), and forgets them.
-     */
-    async copyBefore(first: number): Promise<void> {
-      const segments = [...bySegment.keys()].filter((s) => s < first).sort((a, b) => a - b);
-      for (const segment of segments) {
-        const places = bySegment.get(segment) as Map<string, RecordPlace>;
-        // What it keeps now: deliveries applied meanwhile (into the segment appended to) wait for their turn.
-        const taken = new Map(places);
-        const isCurrent = (k: string): boolean => places.get(k) === taken.get(k);
-        const waiting = [...(await waitingOf([...taken.keys()]))];
-        // In the order they lie in the segment: each chunk is one read of the span its records lie in.
-        waiting.sort(
-          (a, b) => (taken.get(a) as RecordPlace).end.offset - (taken.get(b) as RecordPlace).end.offset,
-        );
-        for (let i = 0; i < waiting.length; i += COPY_CHUNK) {
-          const keys = waiting.slice(i, i + COPY_CHUNK);
-          const read = await readRecordsAt(
-            ledger.dir,
-            segment,
-            keys.map((k) => taken.get(k) as RecordPlace),
-          );
-          await copy(
-            keys.map((cartKey, j) => ({ cartKey, delivery: read[j] })),
-            isCurrent,
-          );
-        }
-        for (const key of taken.keys()) {
-          if (!isCurrent(key)) continue;
-          places.delete(key);
-          segmentOf.delete(key);
-        }
-        if (places.size === 0) bySegment.delete(segment);
-      }
-    },
-
-    /**
-     * At start-up: the records behind the applied position in segments still on disk (a crash, or a close,
-     * came before they were copied) are mapped again, and each cart's newest one among them is copied in
-     * while the cart waits. Their outcomes are not known any more: a delivery that did not change its cart
-     * may be the one kept.
-     */
-    async copyRetained(retained: readonly StoredRecord[], map: (d: InboxRecord) => MapResult): Promise<void> {
-      const newest = new Map<string, InboxRecord>();
-      for (const { record } of retained) {
-        const mapped = map(record);
-        if (mapped.kind === "event") newest.set(mapped.event.key, record);
-      }
-      if (newest.size === 0) return;
-      const waiting = await waitingOf([...newest.keys()]);
-      const found = [...newest].filter(([k]) => waiting.has(k));
-      for (let i = 0; i < found.length; i += COPY_CHUNK) {
-        const chunk = found.slice(i, i + COPY_CHUNK);
-        await copy(
-          chunk.map(([cartKey, delivery]) => ({ cartKey, delivery })),
-          () => true,
-        );
-      }
     },
   };
 }

@@ -27,11 +27,6 @@ export interface Intake {
    * `shop/redact`); a StoreError when that cannot be done now.
    */
   purge(): Promise<void>;
-  /**
-   * Settles, then makes sure the store holds each cart's newest delivery while the cart waits to be sent
-   * (the inbox keeps it until its segment goes): a data request reads the store.
-   */
-  keepInStore(): Promise<void>;
   /** Stops taking deliveries: settles, then closes what the intake holds open. */
   close(): Promise<void>;
   /**
@@ -98,7 +93,6 @@ export function createGroupIntake(
     },
     settle: () => committer.drain(),
     purge: async () => {}, // the group commit keeps no raw delivery beside the store
-    keepInStore: () => committer.drain(),
     close: () => committer.drain(),
     unapplied: () => 0,
   };
