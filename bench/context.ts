@@ -3,7 +3,13 @@ import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FakeHubSpot, FakeHubSpotOptions } from "../test/fakes/hubspot-server.ts";
-import { startBridge, startExpressBaseline, type Bridge, type Served } from "./processes.ts";
+import {
+  startBridge,
+  startExpressBaseline,
+  startSandboxProcess,
+  type Bridge,
+  type Served,
+} from "./processes.ts";
 import { formatProfile, summariseProfile } from "./profile-summary.ts";
 import { startSandbox } from "./sandbox.ts";
 import type { Scope } from "./scope.ts";
@@ -67,6 +73,24 @@ export async function bridgeIn(
     }
   });
   return bridge;
+}
+
+/**
+ * The HubSpot sandbox in a process of its own, stopped with the scope: for the measures that time answers
+ * from the load generator, whose event loop the sandbox's own work would otherwise hold (sandbox-process.ts).
+ */
+export async function sandboxProcessIn(
+  ctx: BenchContext,
+  scope: Scope,
+  opts: FakeHubSpotOptions = {},
+): Promise<Served> {
+  const sandbox = await startSandboxProcess(opts);
+  ctx.livePids.add(sandbox.pid);
+  scope.defer(async () => {
+    await sandbox.stop(2_000);
+    ctx.livePids.delete(sandbox.pid);
+  });
+  return sandbox;
 }
 
 export async function expressIn(

@@ -6,7 +6,7 @@
  * is a new cart (its heaviest path: a new row with the kept body); the baseline ignores bodies.
  */
 import { describeRun, metric, scrapeBridge } from "./bridge-metrics.ts";
-import { bridgeIn, expressIn, sandboxIn, type BenchContext } from "./context.ts";
+import { bridgeIn, expressIn, sandboxProcessIn, type BenchContext } from "./context.ts";
 import { presign } from "./deliveries.ts";
 import { runLoad, type LoadResult } from "./load.ts";
 import type { Row } from "./report.ts";
@@ -47,7 +47,7 @@ function concat(parts: readonly Float64Array[]): Float64Array {
 export function measureIngest(ctx: BenchContext): Promise<Row[]> {
   const s = ctx.settings;
   return withScope(async (scope) => {
-    const sandbox = await sandboxIn(scope, { recordRequests: false });
+    const sandbox = await sandboxProcessIn(ctx, scope);
     const bridge = await bridgeIn(ctx, scope, "ingest", sandbox.url);
     const express = await expressIn(ctx, scope);
     const floor = await expressIn(ctx, scope, { durable: true });

@@ -5,7 +5,7 @@
  * about what 1,000 new carts/s need).
  */
 import { describeRun, metric, scrapeBridge } from "./bridge-metrics.ts";
-import { bridgeIn, expressIn, sandboxIn, type BenchContext } from "./context.ts";
+import { bridgeIn, expressIn, sandboxProcessIn, type BenchContext } from "./context.ts";
 import { presign } from "./deliveries.ts";
 import { runLoad, type LoadResult } from "./load.ts";
 import type { Row } from "./report.ts";
@@ -17,7 +17,7 @@ export const LATENCY_TARGET_MS = 10;
 export function measureFixedRateLatency(ctx: BenchContext): Promise<Row[]> {
   const s = ctx.settings;
   return withScope(async (scope) => {
-    const sandbox = await sandboxIn(scope, { recordRequests: false });
+    const sandbox = await sandboxProcessIn(ctx, scope);
     const bridge = await bridgeIn(ctx, scope, "latency", sandbox.url);
     const express = await expressIn(ctx, scope);
     const floor = await expressIn(ctx, scope, { durable: true });

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { FakeHubSpotOptions } from "../test/fakes/hubspot-server.ts";
 import { bridgeEnv, freePort, spawnBridge } from "../test/helpers/child.ts";
 import { waitFor } from "../test/helpers/wait.ts";
 
@@ -123,11 +124,43 @@ const BASELINE = fileURLToPath(new URL("./baseline-express.ts", import.meta.url)
 
 /** Bare Express; `durable`: its answers wait for each body's fdatasync in an inbox (the disk's floor). */
 export async function startExpressBaseline(opts: { durable?: boolean } = {}): Promise<Served> {
-  const port = await freePort();
   const dir = opts.durable === true ? mkdtempSync(join(tmpdir(), "cartbridge-bench-floor-")) : undefined;
   if (dir !== undefined) liveDirs.add(dir);
-  const proc = spawn(process.execPath, [BASELINE], {
-    env: { PATH: process.env["PATH"] ?? "", PORT: String(port), ...(dir ? { DURABLE_DIR: dir } : {}) },
+  const removeDir = (): void => {
+    if (dir === undefined) return;
+    rmSync(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
+  };
+  try {
+    const served = await startListening("express baseline", BASELINE, dir ? { DURABLE_DIR: dir } : {});
+    return {
+      ...served,
+      async stop(graceMs) {
+        try {
+          await served.stop(graceMs);
+        } finally {
+          removeDir();
+        }
+      },
+    };
+  } catch (error) {
+    removeDir();
+    throw error;
+  }
+}
+
+const SANDBOX = fileURLToPath(new URL("./sandbox-process.ts", import.meta.url));
+
+/** The HubSpot sandbox in a process of its own (bench/sandbox-process.ts says why). */
+export function startSandboxProcess(opts: FakeHubSpotOptions = {}): Promise<Served> {
+  return startListening("HubSpot sandbox", SANDBOX, { SANDBOX_OPTIONS: JSON.stringify(opts) });
+}
+
+/** `node <script>` with PORT set (a free port, which it may ignore), ready once it prints "listening <port>". */
+async function startListening(what: string, script: string, env: Record<string, string>): Promise<Served> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [script], {
+    env: { PATH: process.env["PATH"] ?? "", PORT: String(port), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -136,13 +169,15 @@ export async function startExpressBaseline(opts: { durable?: boolean } = {}): Pr
   const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));
   const stop = stopper(proc, exited);
   const pid = proc.pid ?? -1;
+  let listening: string | undefined;
   try {
     await waitFor(
       () => {
-        if (proc.exitCode !== null) throw new Error(`express baseline exited early:\n${output}`);
-        return output.includes("listening");
+        if (proc.exitCode !== null) throw new Error(`${what} exited early:\n${output}`);
+        listening = /listening (\d+)/.exec(output)?.[1];
+        return listening !== undefined;
       },
-      { what: "express baseline", timeoutMs: 20_000 },
+      { what, timeoutMs: 20_000 },
     );
   } catch (error) {
     await stop(1000);
@@ -150,19 +185,10 @@ export async function startExpressBaseline(opts: { durable?: boolean } = {}): Pr
   }
   let lastPeak: number | undefined;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${listening}`,
     pid,
     peakRssBytes: () => (lastPeak = procMemoryBytes(pid, "VmHWM") ?? lastPeak),
-    async stop(graceMs) {
-      try {
-        await stop(graceMs);
-      } finally {
-        if (dir !== undefined) {
-          rmSync(dir, { recursive: true, force: true });
-          liveDirs.delete(dir);
-        }
-      }
-    },
+    stop,
   };
 }
 
