@@ -78,6 +78,56 @@ it("keeps the WAL bounded while writes never pause", async (t) => {
   assert.ok(largest <= 16 * limit, `the WAL peaked at ${largest} bytes (limit ${limit})`);
 });
 
+/**
+ * The store's commits leave their WAL frames in the page cache; the thread fdatasyncs the WAL every
+ * `walSyncMs` while it is written, so they reach the disk in small pieces rather than in the bursts of a
+ * checkpoint's sync (which the inbox's fdatasync, and every answer, would queue behind). An idle WAL is not
+ * synced again: an idle bridge asks the disk for nothing.
+ */
+it("fdatasyncs the WAL between checkpoints while it is written, and not while it is idle", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "cartbridge-ckpt-"));
+  const path = join(dir, "store.db");
+  const db = new DatabaseSync(path, { timeout: 5000 });
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA wal_autocheckpoint = 0");
+  db.exec("PRAGMA synchronous = NORMAL"); // commits do not sync the WAL themselves
+  db.exec("CREATE TABLE t (a BLOB)");
+  const failures: Error[] = [];
+  // No periodic checkpoint in this test: every sync counted is the WAL's own.
+  const checkpointer = startCheckpointer(path, {
+    intervalMs: 3_600_000,
+    walSyncMs: 20,
+    onFailure: (e) => failures.push(e),
+  });
+  t.after(async () => {
+    await checkpointer.stop().catch(() => {});
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const insert = db.prepare("INSERT INTO t VALUES (?)");
+  const writeFor = async (ms: number): Promise<void> => {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      insert.run(Buffer.alloc(4096, 1));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const idleFor = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  await writeFor(200); // the thread starts meanwhile
+  const afterStart = checkpointer.walSyncs();
+  await writeFor(400);
+  const whileWriting = checkpointer.walSyncs() - afterStart;
+  // 400 ms of commits every ~5 ms with a sync due every 20 ms: about 20; a loaded machine may skip some.
+  assert.ok(whileWriting >= 5, `${whileWriting} WAL syncs in 400 ms of writes (one due every 20 ms)`);
+
+  await idleFor(100); // the last change is synced
+  const settled = checkpointer.walSyncs();
+  await idleFor(400);
+  assert.equal(checkpointer.walSyncs(), settled, "an unchanged WAL is not synced again");
+  assert.deepEqual(failures, []);
+});
+
 function walSize(path: string): number {
   try {
     return statSync(`${path}-wal`).size;
