@@ -13,16 +13,18 @@ import { Worker } from "node:worker_threads";
  * from its beginning; the writer's `journal_size_limit` then cuts the file back.
  *
  * Between checkpoints the thread also fdatasyncs the WAL every `walSyncMs` while it is being written. The
- * store's commits (synchronous=NORMAL) leave their frames in the page cache, tens of MB a second under load;
- * synced only by the next checkpoint (or before an applied inbox segment goes), they reached the disk in
- * bursts of several MB that the inbox's fdatasync, which every answer waits for, queued behind. In small
- * pieces they do not: bench/results.md, "seventh session" (warm p99 at 1,000/s 2–5 ms lower).
- * It adds no durability anyone relies on, and costs no writes: the same pages reach the disk sooner.
+ * store's relaxed commits (synchronous=NORMAL) leave their frames in the page cache, tens of MB a second
+ * under load; synced only by the next checkpoint, before an applied inbox segment goes, or by the kernel's
+ * writeback, they reached the disk in bursts of several MB that the inbox's fdatasync, which every answer
+ * waits for, queued behind. In small pieces they do not: bench/results.md, "seventh session" (warm p99 at
+ * 1,000/s 1–5 ms lower in small alternated sets). No durability relies on it, and it writes the same pages,
+ * sooner (with a partly filled last page again at each sync). A failed sync turns the syncing off with a
+ * warning; the checkpoints go on.
  */
 export interface Checkpointer {
   /** Non-zero while a checkpoint runs (shared with the thread): writers wait for it to clear (sqlite-gate.ts). */
   readonly busy: Int32Array;
-  /** How many times the thread has fdatasync'ed the WAL between checkpoints so far. */
+  /** How many times the thread has fdatasync'ed the WAL between checkpoints so far (tests read it). */
   walSyncs(): number;
   stop(): Promise<void>;
 }
@@ -51,10 +53,17 @@ const walSize = () => {
 const busy = new Int32Array(workerData.busy);
 const walSyncs = new Int32Array(workerData.walSyncs);
 // The WAL through a descriptor of its own, opened once it exists and kept (SQLite locks the database and
-// its -shm file, never the WAL, so closing it drops no lock of SQLite's); synced only when it changed since
-// the last sync, so an idle bridge asks the disk for nothing. A failure ends the thread, as a checkpoint's does.
+// its -shm file, never the WAL, so closing it drops no lock of SQLite's). Synced only when its size or
+// mtime moved since the last sync, so an idle bridge asks the disk for nothing; a write that lands in the
+// same clock tick as the last look waits for the next checkpoint's sync instead.
 let wal;
 let synced = "";
+// (Node closes what a worker opened when it ends, however it ends.)
+const closeWal = () => {
+  if (wal === undefined) return;
+  closeSync(wal);
+  wal = undefined;
+};
 const syncWal = () => {
   if (wal === undefined) {
     try {
@@ -93,13 +102,29 @@ const timer = setInterval(() => {
     Atomics.store(busy, 0, 0);
   }
 }, workerData.intervalMs);
-const walTimer = workerData.walSyncMs > 0 ? setInterval(syncWal, workerData.walSyncMs) : undefined;
+const walTimer =
+  workerData.walSyncMs > 0
+    ? setInterval(() => {
+        try {
+          syncWal();
+        } catch (error) {
+          clearInterval(walTimer);
+          try {
+            closeWal();
+          } catch {}
+          parentPort.postMessage({ walSyncFailed: String(error && error.message) });
+        }
+      }, workerData.walSyncMs)
+    : undefined;
 parentPort.on("message", () => {
   clearInterval(timer);
   clearInterval(walTimer);
-  checkpoint("PASSIVE");
-  db.close();
-  if (wal !== undefined) closeSync(wal);
+  try {
+    checkpoint("PASSIVE");
+    db.close();
+  } finally {
+    closeWal();
+  }
   process.exit(0);
 });
 `;
@@ -142,6 +167,12 @@ export function startCheckpointer(
   const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
   worker.once("error", (error: Error) => {
     failure = error;
+  });
+  worker.on("message", (msg: { walSyncFailed?: string }) => {
+    if (msg.walSyncFailed === undefined) return;
+    process.emitWarning(
+      `syncing the SQLite WAL between checkpoints failed (${msg.walSyncFailed}); turned off`,
+    );
   });
   void exited.then((code) => {
     if (stopping) return;
