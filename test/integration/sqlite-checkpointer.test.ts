@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -135,6 +135,59 @@ it("fdatasyncs the WAL between checkpoints while it is written, and not while it
   assert.equal(checkpointer.walSyncs(), settled, "an unchanged WAL is not synced again");
   assert.deepEqual(failures, []);
 });
+
+/**
+ * The WAL sync is a help, not a duty: when it fails, the thread says so once and stops syncing, and the
+ * checkpoints go on (ending the thread would bring SQLite's automatic checkpoints back onto the event loop).
+ * Here the WAL's name leads to /dev/null, which opens but cannot be synced (EINVAL). The database is not in
+ * WAL mode, and the name is made only once the thread's connection is open (SQLite refuses to open a database
+ * beside such a WAL), so SQLite never looks at it: the thread does not checkpoint until it stops.
+ */
+it(
+  "a WAL that cannot be synced turns the syncing off with a warning; the checkpoint thread goes on",
+  { skip: existsSync("/proc/self/fd") && existsSync("/dev/null") ? false : "needs /proc and /dev/null" },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-ckpt-"));
+    const path = join(dir, "store.db");
+    const db = new DatabaseSync(path, { timeout: 5000 });
+    db.exec("CREATE TABLE t (a)");
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on("warning", onWarning);
+    const failures: Error[] = [];
+    const checkpointer = startCheckpointer(path, {
+      intervalMs: 3_600_000,
+      walSyncMs: 10,
+      onFailure: (e) => failures.push(e),
+    });
+    t.after(async () => {
+      process.off("warning", onWarning);
+      await checkpointer.stop().catch(() => {});
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const deadline = Date.now() + 10_000;
+    while (descriptorsOn(path) < 2 && Date.now() < deadline) await sleep(10); // the thread's connection
+    symlinkSync("/dev/null", `${path}-wal`);
+    while (warnings.length === 0 && Date.now() < deadline) await sleep(10);
+    assert.match(warnings.join("\n"), /syncing the SQLite WAL between checkpoints failed \(.*\); turned off/);
+    await sleep(300); // 30 more sync intervals
+    assert.equal(warnings.length, 1, "said once");
+    assert.deepEqual(failures, [], "the checkpoint thread is still running");
+    assert.equal(checkpointer.walSyncs(), 0);
+  },
+);
+
+/** How many of this process's descriptors are open on `file`. */
+function descriptorsOn(file: string): number {
+  return readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === file;
+    } catch {
+      return false; // closed meanwhile
+    }
+  }).length;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
