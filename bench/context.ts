@@ -84,13 +84,7 @@ export async function sandboxProcessIn(
   scope: Scope,
   opts: FakeHubSpotOptions = {},
 ): Promise<Served> {
-  const sandbox = await startSandboxProcess(opts);
-  ctx.livePids.add(sandbox.pid);
-  scope.defer(async () => {
-    await sandbox.stop(2_000);
-    ctx.livePids.delete(sandbox.pid);
-  });
-  return sandbox;
+  return ownedChild(ctx, scope, await startSandboxProcess(opts));
 }
 
 export async function expressIn(
@@ -98,11 +92,15 @@ export async function expressIn(
   scope: Scope,
   opts: { durable?: boolean } = {},
 ): Promise<Served> {
-  const server = await startExpressBaseline(opts);
-  ctx.livePids.add(server.pid);
+  return ownedChild(ctx, scope, await startExpressBaseline(opts));
+}
+
+/** A child process counted in the CPU-noise meter while it runs, and stopped with the scope. */
+function ownedChild(ctx: BenchContext, scope: Scope, child: Served): Served {
+  ctx.livePids.add(child.pid);
   scope.defer(async () => {
-    await server.stop(2_000);
-    ctx.livePids.delete(server.pid);
+    await child.stop(2_000);
+    ctx.livePids.delete(child.pid);
   });
-  return server;
+  return child;
 }

@@ -65,8 +65,12 @@ const liveDirs = new Set<string>();
 const BENCH_DB = "bench.db";
 
 export function removeBridgeDirs(): void {
-  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
-  liveDirs.clear();
+  for (const dir of liveDirs) removeLiveDir(dir);
+}
+
+function removeLiveDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  liveDirs.delete(dir);
 }
 
 export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
@@ -95,8 +99,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   try {
     child = await spawnBridge(env);
   } catch (error) {
-    rmSync(dir, { recursive: true, force: true });
-    liveDirs.delete(dir);
+    removeLiveDir(dir);
     throw error;
   }
   const { proc } = child;
@@ -113,8 +116,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       try {
         await stop(graceMs);
       } finally {
-        rmSync(dir, { recursive: true, force: true });
-        liveDirs.delete(dir);
+        removeLiveDir(dir);
       }
     },
   };
@@ -127,9 +129,7 @@ export async function startExpressBaseline(opts: { durable?: boolean } = {}): Pr
   const dir = opts.durable === true ? mkdtempSync(join(tmpdir(), "cartbridge-bench-floor-")) : undefined;
   if (dir !== undefined) liveDirs.add(dir);
   const removeDir = (): void => {
-    if (dir === undefined) return;
-    rmSync(dir, { recursive: true, force: true });
-    liveDirs.delete(dir);
+    if (dir !== undefined) removeLiveDir(dir);
   };
   try {
     const served = await startListening("express baseline", BASELINE, dir ? { DURABLE_DIR: dir } : {});

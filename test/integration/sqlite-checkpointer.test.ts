@@ -3,32 +3,21 @@ import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, s
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { it } from "node:test";
-import { startCheckpointer } from "../../src/store/sqlite-checkpointer.ts";
+import { it, type TestContext } from "node:test";
+import { startCheckpointer, type Checkpointer } from "../../src/store/sqlite-checkpointer.ts";
 
 /**
  * The checkpoint thread must not fail quietly: with automatic checkpoints off, checkpoints that keep failing
  * would let the WAL grow without bound, and a last checkpoint that did not happen must not look done.
  */
 it("a last checkpoint that cannot run makes stop() fail instead of passing quietly", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "cartbridge-ckpt-"));
-  const path = join(dir, "store.db");
-  const db = new DatabaseSync(path, { timeout: 5000 });
-  db.exec("PRAGMA journal_mode = WAL");
-  db.exec("CREATE TABLE t (a)");
-  db.exec("INSERT INTO t VALUES (1)");
-  const failures: Error[] = [];
   // No periodic checkpoint in this test: only the last one, at stop().
   // No waiting for locks: the refusal is SQLite's answer at once, not a slow checkpoint.
-  const checkpointer = startCheckpointer(path, {
-    intervalMs: 3_600_000,
-    busyTimeoutMs: 0,
-    onFailure: (e) => failures.push(e),
-  });
-  t.after(() => {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { db, checkpointer, failures } = storeWithCheckpointer(
+    t,
+    ["PRAGMA journal_mode = WAL", "CREATE TABLE t (a)", "INSERT INTO t VALUES (1)"],
+    { intervalMs: 3_600_000, busyTimeoutMs: 0 },
+  );
   // Another connection holds the file exclusively: the last checkpoint cannot run.
   db.exec("PRAGMA locking_mode = EXCLUSIVE");
   db.exec("BEGIN EXCLUSIVE");
@@ -44,21 +33,12 @@ it("a last checkpoint that cannot run makes stop() fail instead of passing quiet
  * `journal_size_limit` (set by the store at open) cuts the file back when the WAL starts over.
  */
 it("keeps the WAL bounded while writes never pause", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "cartbridge-ckpt-"));
-  const path = join(dir, "store.db");
-  const db = new DatabaseSync(path, { timeout: 5000 });
-  db.exec("PRAGMA journal_mode = WAL");
-  db.exec("PRAGMA wal_autocheckpoint = 0");
-  db.exec("PRAGMA journal_size_limit = 1048576");
-  db.exec("PRAGMA synchronous = NORMAL"); // no fsync per commit: this test is about the WAL's size
-  db.exec("CREATE TABLE t (a BLOB)");
   const limit = 1024 * 1024;
-  const checkpointer = startCheckpointer(path, { intervalMs: 20, walLimitBytes: limit, onFailure: () => {} });
-  t.after(async () => {
-    await checkpointer.stop().catch(() => {});
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { path, db, failures } = storeWithCheckpointer(
+    t,
+    [...WRITER, `PRAGMA journal_size_limit = ${limit}`, "CREATE TABLE t (a BLOB)"],
+    { intervalMs: 20, walLimitBytes: limit },
+  );
   const insert = db.prepare("INSERT INTO t VALUES (?)");
   const row = Buffer.alloc(4096, 7);
   let largest = 0;
@@ -76,34 +56,22 @@ it("keeps the WAL bounded while writes never pause", async (t) => {
   assert.ok(written > 40 * limit, `the test wrote ${written} bytes: enough to outgrow the limit many times`);
   assert.ok(walSize(path) <= 8 * limit, `WAL ${walSize(path)} bytes at the end (limit ${limit})`);
   assert.ok(largest <= 16 * limit, `the WAL peaked at ${largest} bytes (limit ${limit})`);
+  assert.deepEqual(failures, []);
 });
 
 /**
  * The store's commits leave their WAL frames in the page cache; the thread fdatasyncs the WAL every
  * `walSyncMs` while it is written, so they reach the disk in small pieces rather than in the bursts of a
  * checkpoint's sync (which the inbox's fdatasync, and every answer, would queue behind). An idle WAL is not
- * synced again: an idle bridge asks the disk for nothing. The test counts the thread's syncs; what they do to
+ * synced again: an idle bridge asks the disk for nothing. This test counts the thread's syncs; the next one
+ * shows a sync is a real fdatasync of the WAL's file (it fails where that cannot be done); what they do to
  * the answers' latency is the bench's to measure (bench/results.md, "seventh session").
  */
 it("fdatasyncs the WAL between checkpoints while it is written, and not while it is idle", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "cartbridge-ckpt-"));
-  const path = join(dir, "store.db");
-  const db = new DatabaseSync(path, { timeout: 5000 });
-  db.exec("PRAGMA journal_mode = WAL");
-  db.exec("PRAGMA wal_autocheckpoint = 0");
-  db.exec("PRAGMA synchronous = NORMAL"); // commits do not sync the WAL themselves
-  db.exec("CREATE TABLE t (a BLOB)");
-  const failures: Error[] = [];
   // No periodic checkpoint in this test: every sync counted is the WAL's own.
-  const checkpointer = startCheckpointer(path, {
+  const { db, checkpointer, failures } = storeWithCheckpointer(t, [...WRITER, "CREATE TABLE t (a BLOB)"], {
     intervalMs: 3_600_000,
     walSyncMs: 20,
-    onFailure: (e) => failures.push(e),
-  });
-  t.after(async () => {
-    await checkpointer.stop().catch(() => {});
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
   });
   const insert = db.prepare("INSERT INTO t VALUES (?)");
   const write = async (): Promise<void> => {
@@ -147,24 +115,13 @@ it(
   "a WAL that cannot be synced turns the syncing off with a warning; the checkpoint thread goes on",
   { skip: existsSync("/proc/self/fd") && existsSync("/dev/null") ? false : "needs /proc and /dev/null" },
   async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "cartbridge-ckpt-"));
-    const path = join(dir, "store.db");
-    const db = new DatabaseSync(path, { timeout: 5000 });
-    db.exec("CREATE TABLE t (a)");
     const warnings: string[] = [];
     const onWarning = (w: Error) => warnings.push(w.message);
     process.on("warning", onWarning);
-    const failures: Error[] = [];
-    const checkpointer = startCheckpointer(path, {
+    t.after(() => process.off("warning", onWarning));
+    const { path, checkpointer, failures } = storeWithCheckpointer(t, ["CREATE TABLE t (a)"], {
       intervalMs: 3_600_000,
       walSyncMs: 10,
-      onFailure: (e) => failures.push(e),
-    });
-    t.after(async () => {
-      process.off("warning", onWarning);
-      await checkpointer.stop().catch(() => {});
-      db.close();
-      rmSync(dir, { recursive: true, force: true });
     });
     const deadline = Date.now() + 10_000;
     while (descriptorsOn(path) < 2 && Date.now() < deadline) await sleep(10); // the thread's connection
@@ -177,6 +134,32 @@ it(
     assert.equal(checkpointer.walSyncs(), 0);
   },
 );
+
+/** A WAL writer as the store's: no automatic checkpoints, commits that do not sync the WAL themselves. */
+const WRITER = ["PRAGMA journal_mode = WAL", "PRAGMA wal_autocheckpoint = 0", "PRAGMA synchronous = NORMAL"];
+
+/**
+ * A database in a fresh directory, set up with `setup`, and a checkpoint thread on it whose failures are
+ * collected; the thread is stopped, the connection closed and the directory removed after the test.
+ */
+function storeWithCheckpointer(
+  t: TestContext,
+  setup: readonly string[],
+  opts: Omit<Parameters<typeof startCheckpointer>[1], "onFailure">,
+): { path: string; db: DatabaseSync; checkpointer: Checkpointer; failures: Error[] } {
+  const dir = mkdtempSync(join(tmpdir(), "cartbridge-ckpt-"));
+  const path = join(dir, "store.db");
+  const db = new DatabaseSync(path, { timeout: 5000 });
+  for (const sql of setup) db.exec(sql);
+  const failures: Error[] = [];
+  const checkpointer = startCheckpointer(path, { ...opts, onFailure: (e) => failures.push(e) });
+  t.after(async () => {
+    await checkpointer.stop().catch(() => {}); // a test may have stopped it already
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { path, db, checkpointer, failures };
+}
 
 /** How many of this process's descriptors are open on `file`. */
 function descriptorsOn(file: string): number {
