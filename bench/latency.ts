@@ -6,6 +6,7 @@
  */
 import { describeRun, metric, scrapeBridge } from "./bridge-metrics.ts";
 import { bridgeIn, expressIn, sandboxProcessIn, type BenchContext } from "./context.ts";
+import { procWrittenBytes } from "./processes.ts";
 import { presign } from "./deliveries.ts";
 import { runLoad, type LoadResult } from "./load.ts";
 import type { Row } from "./report.ts";
@@ -26,10 +27,12 @@ export function measureFixedRateLatency(ctx: BenchContext): Promise<Row[]> {
 
     const run = async (url: string, firstSeq: number, durationMs: number): Promise<LoadResult> =>
       runLoad({ url, source, connections: s.connections, durationMs, ratePerS: s.fixedRatePerS, firstSeq });
-    const measure = async (name: string, url: string) => {
+    const measure = async (name: string, url: string, pid: number) => {
       await run(url, 0, s.warmupMs);
       const before = name === "bridge" ? await scrapeBridge(url) : undefined;
+      const writtenBefore = procWrittenBytes(pid);
       const r = await run(url, Math.ceil((s.warmupMs / 1000) * s.fixedRatePerS) + 1, s.fixedRateMs);
+      const written = (procWrittenBytes(pid) ?? Number.NaN) - (writtenBefore ?? Number.NaN);
       const after = name === "bridge" ? (await scrapeBridge(url))?.metrics : undefined;
       if (name === "bridge") ctx.note(`fixed rate, ${describeRun(before?.metrics, after)}.`);
       const loopP99 = metric(after, "nodejs_eventloop_lag_p99_seconds") * 1000;
@@ -39,13 +42,14 @@ export function measureFixedRateLatency(ctx: BenchContext): Promise<Row[]> {
       ctx.log(`latency ${name}: ${int(achieved)}/s, p50 ${ms(p50)}, p99 ${ms(p99)}, max ${ms(max)}`);
       ctx.note(
         `fixed rate, ${name}: ${int(r.sent)} deliveries in ${(r.elapsedMs / 1000).toFixed(1)} s ` +
-          `(${int(achieved)}/s; generator at most ${ms(r.maxLagMs)} behind schedule), answers ${JSON.stringify(r.statuses)}, max ${ms(max)}.`,
+          `(${int(achieved)}/s; generator at most ${ms(r.maxLagMs)} behind schedule), answers ${JSON.stringify(r.statuses)}, max ${ms(max)}` +
+          (Number.isNaN(written) ? "." : `; it wrote ${(written / 1024 / r.sent).toFixed(1)} kB to storage per delivery.`),
       );
       return { p50, p99, max, loopP99, loopMax, ok: r.ok === r.sent };
     };
-    const b = await measure("bridge", bridge.url);
-    const e = await measure("express", express.url);
-    const f = await measure("express + durable append", floor.url);
+    const b = await measure("bridge", bridge.url, bridge.pid);
+    const e = await measure("express", express.url, express.pid);
+    const f = await measure("express + durable append", floor.url, floor.pid);
     return [
       {
         measure: `answer latency at a fixed ${int(s.fixedRatePerS)} deliveries/s from each scheduled send time, p50 / p99 (bridge event-loop delay p99 / max)`,

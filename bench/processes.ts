@@ -46,6 +46,19 @@ export function procMemoryBytes(pid: number, field: "VmHWM" | "VmRSS"): number |
   }
 }
 
+/**
+ * Bytes `pid` has caused to be written to storage so far (`write_bytes` of /proc/<pid>/io: page-cache
+ * writes counted when made, whether or not synced yet); undefined where /proc is not available.
+ */
+export function procWrittenBytes(pid: number): number | undefined {
+  try {
+    const match = /^write_bytes:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"));
+    return match?.[1] === undefined ? undefined : Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 function stopper(proc: ChildProcess, exited: Promise<unknown>): (graceMs?: number) => Promise<void> {
   let stopping: Promise<void> | undefined;
   return (graceMs = 15_000) => {
