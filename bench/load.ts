@@ -46,6 +46,11 @@ export interface LoadResult {
   readonly elapsedMs: number;
   /** Answer latency of every answered delivery, in ms (unsorted). */
   readonly latenciesMs: Float64Array;
+  /**
+   * The same answers timed from when each was actually dispatched, not scheduled (equal in the closed loop):
+   * beside `latenciesMs` it tells the generator's own lateness apart from the server's.
+   */
+  readonly fromDispatchMs: Float64Array;
   /** Epoch ms at which change `firstSeq + i` was dispatched (NaN if never). */
   readonly sentAtMs: Float64Array;
   /** Open loop: how far behind its schedule the generator dispatched, worst case (ms). */
@@ -71,6 +76,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   });
   const runId = randomUUID().slice(0, 8);
   let latencies = new Float64Array(expected);
+  let fromDispatch = new Float64Array(expected);
   let sentAt = new Float64Array(expected).fill(Number.NaN);
   const statuses: Record<string, number> = {};
   let sent = 0;
@@ -82,6 +88,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     const bigger = new Float64Array(latencies.length * 2);
     bigger.set(latencies);
     latencies = bigger;
+    const biggerDispatch = new Float64Array(fromDispatch.length * 2);
+    biggerDispatch.set(fromDispatch);
+    fromDispatch = biggerDispatch;
     const biggerSent = new Float64Array(sentAt.length * 2).fill(Number.NaN);
     biggerSent.set(sentAt);
     sentAt = biggerSent;
@@ -105,7 +114,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       status = "error";
     }
     if (answered >= latencies.length) grow();
-    latencies[answered++] = performance.now() - started;
+    const now = performance.now();
+    fromDispatch[answered] = now - dispatched;
+    latencies[answered++] = now - started;
     statuses[status] = (statuses[status] ?? 0) + 1;
   }
 
@@ -147,6 +158,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     statuses,
     elapsedMs: performance.now() - startedAt,
     latenciesMs: latencies.subarray(0, answered),
+    fromDispatchMs: fromDispatch.subarray(0, answered),
     sentAtMs: sentAt.subarray(0, sent),
     maxLagMs,
   };
