@@ -45,7 +45,9 @@ export function measureFixedRateLatency(ctx: BenchContext): Promise<Row[]> {
         `fixed rate, ${name}: ${int(r.sent)} deliveries in ${(r.elapsedMs / 1000).toFixed(1)} s ` +
           `(${int(achieved)}/s; generator at most ${ms(r.maxLagMs)} behind schedule), answers ${JSON.stringify(r.statuses)}, max ${ms(max)}; ` +
           `p99 ${ms(dispatchedP99)} timed from each actual dispatch instead of its schedule` +
-          (Number.isNaN(written) ? "." : `; it wrote ${(written / 1024 / r.sent).toFixed(1)} kB to storage per delivery.`),
+          (Number.isNaN(written)
+            ? "."
+            : `; it wrote ${(written / 1024 / r.sent).toFixed(1)} kB to storage per delivery.`),
       );
       return { p50, p99, max, loopP99, loopMax, ok: r.ok === r.sent };
     };
