@@ -4,6 +4,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   truncateSync,
@@ -140,6 +141,42 @@ describe("inbox file", () => {
       assert.ok(
         perRecord < 64 * 1024,
         `each ${recordBytes}-byte record dirtied ${Math.round(perRecord / 1024)} kB of the page cache`,
+      );
+    },
+  );
+
+  // Linux's open flags of a descriptor, from /proc/self/fdinfo (octal); O_DSYNC is 0o10000 there.
+  const O_DSYNC = 0o10000;
+  const openFlagsOf = (path: string): number[] | undefined => {
+    if (!existsSync("/proc/self/fdinfo")) return undefined;
+    const flags: number[] = [];
+    for (const fd of readdirSync("/proc/self/fd")) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        continue; // closed meanwhile (readdir's own descriptor, say)
+      }
+      if (target !== path) continue;
+      const found = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1];
+      if (found !== undefined) flags.push(Number.parseInt(found, 8));
+    }
+    return flags;
+  };
+  it(
+    "appends through a descriptor opened with O_DSYNC: each write is on the disk when it returns",
+    { skip: openFlagsOf("/") === undefined ? "no /proc/self/fdinfo here" : false },
+    async (t) => {
+      const dir = tempDir(t);
+      const { inbox } = await openInbox(dir, undefined);
+      t.after(() => inbox.close());
+      await inbox.append(record("d0", "dsync-0"));
+      const [file] = segmentFiles(dir);
+      const flags = openFlagsOf(join(dir, file!)) ?? [];
+      assert.equal(flags.length, 1, "the writer holds one descriptor of the segment it appends to");
+      assert.ok(
+        (flags[0]! & O_DSYNC) !== 0,
+        `the segment is open without O_DSYNC (flags ${flags[0]!.toString(8)})`,
       );
     },
   );
