@@ -17,10 +17,13 @@ interface Queued {
  * The writer: one segment open for appends, one synchronized write out at a time, the records appended
  * meanwhile waiting for the next. Segments are opened for appends with O_DSYNC: each write returns once its
  * data is on the disk as an fdatasync would leave it, in one trip through the thread pool, and nothing of it
- * runs on the event loop (a write into the page cache there, a few microseconds most of the time, waited
- * milliseconds now and then behind the filesystem's journal while the store wrote — every answer with it). Positions are assigned at append time, in append order; a record that
- * would start past `segmentBytes` starts the next segment instead, and so does every record after a failed
- * write (what that write left is never acknowledged: at worst it is applied once more, as a duplicate).
+ * runs on the event loop (a write into the page cache there takes microseconds most of the time, but can
+ * wait milliseconds while the filesystem commits the store's writes — and every answer waits with it).
+ * Where the platform has no O_DSYNC, each write is followed by an fdatasync instead.
+ *
+ * Positions are assigned at append time, in append order; a record that would start past `segmentBytes`
+ * starts the next segment instead, and so does every record after a failed write (what that write left is
+ * never acknowledged: at worst it is applied once more, as a duplicate).
  *
  * Segments exist at their full size before they are used — written full of zeros while the one before
  * fills (from half full on): an fdatasync then flushes only the records' own blocks, with no file size or
@@ -93,6 +96,7 @@ export async function startWriter(
     // O_DSYNC: written and synced in one trip through the thread pool.
     const { bytesWritten } = await file.writev(buffers, synced);
     if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
+    if (O_DSYNC === undefined) await file.datasync();
     synced += size;
     if (synced * 2 >= segmentBytes) prepare(fileSegment + 1);
   }
@@ -185,6 +189,9 @@ export async function startWriter(
  * the thread pool while the segment before fills.
  */
 const ZERO_WRITE_BYTES = 16 * 1024;
+
+/** Linux and macOS have it; where it is missing (Windows), appends are followed by an fdatasync. */
+const O_DSYNC: number | undefined = (constants as { O_DSYNC?: number }).O_DSYNC;
 const ZEROS = Buffer.alloc(ZERO_WRITE_BYTES);
 
 /**
@@ -200,7 +207,7 @@ async function createSegment(dir: string, segment: number, bytes: number): Promi
     }
     await file.datasync();
     await syncDirectory(dir);
-    return await open(path, constants.O_RDWR | constants.O_DSYNC);
+    return await open(path, constants.O_RDWR | (O_DSYNC ?? 0));
   } catch (error) {
     await unlink(path).catch(() => undefined);
     throw error;
