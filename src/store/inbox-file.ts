@@ -7,9 +7,9 @@ import type { VerifiedDelivery } from "./store.ts";
 
 /**
  * The inbox: an append-only log of verified raw deliveries beside the SQLite file, the record that makes a
- * 200 durable on the embedded store (SPEC §3: "the verified raw delivery itself"). Appends are written into
- * the page cache on the loop and fdatasync'ed through libuv's thread pool, never waiting for the disk on the
- * event loop, and appends that arrive while one fdatasync is out share the next (group fsync). What is
+ * 200 durable on the embedded store (SPEC §3: "the verified raw delivery itself"). Appends are written and
+ * synced in libuv's thread pool (one O_DSYNC write on Linux, a write and an fdatasync elsewhere), never on
+ * the event loop, and appends that arrive while one write is out share the next (group fsync). What is
  * applied to the store is recorded there (its position); after a crash everything past that position is
  * applied again, so nothing answered 200 is lost.
  *
@@ -37,7 +37,7 @@ export interface StoredRecord {
 }
 
 export interface InboxFile {
-  /** Resolves with the record's end position once it is on disk (fdatasync returned); rejects otherwise. */
+  /** Resolves with the record's end position once it is on disk (its synced write returned), else rejects. */
   append(record: InboxRecord): Promise<InboxPosition>;
   /** Deletes segments wholly before `applied` (a position the store holds durably). */
   release(applied: InboxPosition): Promise<void>;

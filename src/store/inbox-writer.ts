@@ -15,11 +15,13 @@ interface Queued {
 
 /**
  * The writer: one segment open for appends, one synchronized write out at a time, the records appended
- * meanwhile waiting for the next. Segments are opened for appends with O_DSYNC: each write returns once its
- * data is on the disk as an fdatasync would leave it, in one trip through the thread pool, and nothing of it
- * runs on the event loop (a write into the page cache there takes microseconds most of the time, but can
- * wait milliseconds while the filesystem commits the store's writes — and every answer waits with it).
- * Where the platform has no O_DSYNC, each write is followed by an fdatasync instead.
+ * meanwhile waiting for the next. On Linux segments are opened for appends with O_DSYNC: each write returns
+ * once its data is on the disk as an fdatasync would leave it, in one trip through the thread pool (libuv
+ * splits a group of more than 1,024 buffers into several writes, each synced), and nothing of it runs on
+ * the event loop (a write into the page cache there takes microseconds most of the time, but can wait
+ * milliseconds while the filesystem commits the store's writes — and every answer waits with it).
+ * Elsewhere each write is followed by an fdatasync (on macOS libuv makes that an F_FULLFSYNC, which its
+ * O_DSYNC is not).
  *
  * Positions are assigned at append time, in append order; a record that would start past `segmentBytes`
  * starts the next segment instead, and so does every record after a failed write (what that write left is
@@ -96,7 +98,7 @@ export async function startWriter(
     // O_DSYNC: written and synced in one trip through the thread pool.
     const { bytesWritten } = await file.writev(buffers, synced);
     if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
-    if (O_DSYNC === undefined) await file.datasync();
+    if (APPEND_FLAGS === 0) await file.datasync();
     synced += size;
     if (synced * 2 >= segmentBytes) prepare(fileSegment + 1);
   }
@@ -190,13 +192,13 @@ export async function startWriter(
  */
 const ZERO_WRITE_BYTES = 16 * 1024;
 
-/** Linux and macOS have it; where it is missing (Windows), appends are followed by an fdatasync. */
-const O_DSYNC: number | undefined = (constants as { O_DSYNC?: number }).O_DSYNC;
+/** O_DSYNC where it is an fdatasync's equal (Linux); elsewhere 0, and each append is fdatasync'ed. */
+const APPEND_FLAGS: number = process.platform === "linux" ? constants.O_DSYNC : 0;
 const ZEROS = Buffer.alloc(ZERO_WRITE_BYTES);
 
 /**
  * Creates segment `segment` written full of zeros (synced once, at the end), makes its directory entry
- * durable, and opens it again for appends with O_DSYNC (every append synchronized, see startWriter).
+ * durable, and opens it again for appends (with O_DSYNC on Linux, see startWriter).
  */
 async function createSegment(dir: string, segment: number, bytes: number): Promise<FileHandle> {
   const path = segmentPath(dir, segment);
@@ -207,7 +209,7 @@ async function createSegment(dir: string, segment: number, bytes: number): Promi
     }
     await file.datasync();
     await syncDirectory(dir);
-    return await open(path, constants.O_RDWR | (O_DSYNC ?? 0));
+    return await open(path, constants.O_RDWR | APPEND_FLAGS);
   } catch (error) {
     await unlink(path).catch(() => undefined);
     throw error;
