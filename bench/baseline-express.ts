@@ -5,9 +5,9 @@
  * exits on SIGTERM.
  *
  * With `DURABLE_DIR` set it is the disk's floor instead: each body goes into the bridge's own inbox of raw
- * deliveries (store/inbox-file.ts) in that directory and the answer waits for its synced write (O_DSYNC on
- * Linux since 249a0fc; a write and an fdatasync before) — the least a
- * durable answer costs on this machine, with nothing else (no HMAC, no mapping, no store, no sender).
+ * deliveries (store/inbox-file.ts) in that directory and the answer waits for its synced write (one O_DSYNC
+ * write on Linux) — the least a durable answer costs on this machine, with nothing else (no HMAC, no
+ * mapping, no store, no sender).
  */
 import { once } from "node:events";
 import { createServer } from "node:http";

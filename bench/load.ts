@@ -84,16 +84,16 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   let ok = 0;
   let maxLagMs = 0;
 
+  /** `a` in an array twice as long, the new half filled with `fill`. */
+  const doubled = (a: Float64Array<ArrayBuffer>, fill = 0): Float64Array<ArrayBuffer> => {
+    const bigger = new Float64Array(a.length * 2).fill(fill);
+    bigger.set(a);
+    return bigger;
+  };
   function grow(): void {
-    const bigger = new Float64Array(latencies.length * 2);
-    bigger.set(latencies);
-    latencies = bigger;
-    const biggerDispatch = new Float64Array(fromDispatch.length * 2);
-    biggerDispatch.set(fromDispatch);
-    fromDispatch = biggerDispatch;
-    const biggerSent = new Float64Array(sentAt.length * 2).fill(Number.NaN);
-    biggerSent.set(sentAt);
-    sentAt = biggerSent;
+    latencies = doubled(latencies);
+    fromDispatch = doubled(fromDispatch);
+    sentAt = doubled(sentAt, Number.NaN);
   }
 
   async function deliver(i: number, scheduledAt?: number): Promise<void> {

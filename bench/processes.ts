@@ -35,15 +35,21 @@ export interface Bridge extends Served {
   readonly dbPath: string;
 }
 
-/** VmHWM or VmRSS of `pid` from /proc, in bytes; undefined where /proc is not available. */
-export function procMemoryBytes(pid: number, field: "VmHWM" | "VmRSS"): number | undefined {
+/** The number after `<field>:` in /proc/<pid>/<file>; undefined where /proc (or the field) is not there. */
+function procField(pid: number, file: "status" | "io", field: string): number | undefined {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
-    return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
+    const text = readFileSync(`/proc/${pid}/${file}`, "utf8");
+    const found = new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(text)?.[1];
+    return found === undefined ? undefined : Number(found);
   } catch {
     return undefined;
   }
+}
+
+/** VmHWM or VmRSS of `pid` from /proc, in bytes; undefined where /proc is not available. */
+export function procMemoryBytes(pid: number, field: "VmHWM" | "VmRSS"): number | undefined {
+  const kB = procField(pid, "status", field);
+  return kB === undefined ? undefined : kB * 1024;
 }
 
 /**
@@ -51,12 +57,7 @@ export function procMemoryBytes(pid: number, field: "VmHWM" | "VmRSS"): number |
  * writes counted when made, whether or not synced yet); undefined where /proc is not available.
  */
 export function procWrittenBytes(pid: number): number | undefined {
-  try {
-    const match = /^write_bytes:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"));
-    return match?.[1] === undefined ? undefined : Number(match[1]);
-  } catch {
-    return undefined;
-  }
+  return procField(pid, "io", "write_bytes");
 }
 
 function stopper(proc: ChildProcess, exited: Promise<unknown>): (graceMs?: number) => Promise<void> {

@@ -5,6 +5,9 @@ import { encodeRecord, segmentPath, type InboxFile, type InboxPosition } from ".
 
 /** The inbox's writer (store/inbox-file.ts has the format and opening): appends, segments, deletion. */
 
+/** O_DSYNC where it is an fdatasync's equal (Linux); elsewhere 0, and each append is fdatasync'ed. */
+const APPEND_FLAGS: number = process.platform === "linux" ? constants.O_DSYNC : 0;
+
 interface Queued {
   readonly segment: number;
   readonly parts: readonly [Buffer, Buffer];
@@ -95,7 +98,7 @@ export async function startWriter(
     if (target !== fileSegment) await switchTo(target);
     const buffers = group.flatMap((q) => q.parts);
     const size = buffers.reduce((n, b) => n + b.length, 0);
-    // O_DSYNC: written and synced in one trip through the thread pool.
+    // Written and synced in one trip through the thread pool (O_DSYNC), or followed by an fdatasync.
     const { bytesWritten } = await file.writev(buffers, synced);
     if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
     if (APPEND_FLAGS === 0) await file.datasync();
@@ -191,9 +194,6 @@ export async function startWriter(
  * the thread pool while the segment before fills.
  */
 const ZERO_WRITE_BYTES = 16 * 1024;
-
-/** O_DSYNC where it is an fdatasync's equal (Linux); elsewhere 0, and each append is fdatasync'ed. */
-const APPEND_FLAGS: number = process.platform === "linux" ? constants.O_DSYNC : 0;
 const ZEROS = Buffer.alloc(ZERO_WRITE_BYTES);
 
 /**
