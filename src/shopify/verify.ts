@@ -4,8 +4,12 @@ export type VerifyResult =
   | { readonly valid: true }
   | { readonly valid: false; readonly reason: "missing_hmac" | "malformed_hmac" | "mismatch" };
 
-const HMAC_BYTES = 32;
-const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+/**
+ * The one base64 string of 32 bytes that Shopify sends (and @shopify/shopify-api compares): 43 characters,
+ * the last carrying 4 bits and two zero bits, then one `=`. Node's decoder would also take the same bytes
+ * unpadded, over-padded or with those two bits set; Shopify's library refuses them, so this does too.
+ */
+const HMAC_BASE64 = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
 /**
  * Checks X-Shopify-Hmac-Sha256 against the raw body under every configured secret, in constant time.
@@ -18,9 +22,8 @@ export function verifyShopifyHmac(
 ): VerifyResult {
   if (header === undefined || header === "") return { valid: false, reason: "missing_hmac" };
   const trimmed = header.trim();
-  if (!BASE64.test(trimmed)) return { valid: false, reason: "malformed_hmac" };
+  if (!HMAC_BASE64.test(trimmed)) return { valid: false, reason: "malformed_hmac" };
   const given = Buffer.from(trimmed, "base64");
-  if (given.length !== HMAC_BYTES) return { valid: false, reason: "malformed_hmac" };
   let matched = false;
   for (const secret of secrets) {
     const expected = createHmac("sha256", secret).update(rawBody).digest();

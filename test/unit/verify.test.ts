@@ -49,6 +49,20 @@ const variants: Array<{ name: string; make: (body: Buffer) => { body: Buffer; hm
       name: "truncated header",
       make: (body) => ({ body, hmac: signShopifyBody(body, SECRET).slice(0, 20) }),
     },
+    // The same 32 bytes written other ways than the one base64 string Shopify sends: the library compares
+    // that string, so none of them is genuine.
+    { name: "without padding", make: (body) => ({ body, hmac: signShopifyBody(body, SECRET).slice(0, -1) }) },
+    { name: "extra padding", make: (body) => ({ body, hmac: `${signShopifyBody(body, SECRET)}=` }) },
+    {
+      name: "non-canonical last character",
+      make: (body) => {
+        const hmac = signShopifyBody(body, SECRET);
+        const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        // The 43rd character carries 4 bits of the last byte and 2 unused ones: set an unused bit.
+        const last = alphabet[alphabet.indexOf(hmac.charAt(42)) | 1] ?? "B";
+        return { body, hmac: `${hmac.slice(0, 42)}${last}=` };
+      },
+    },
     { name: "missing header", make: (body) => ({ body, hmac: undefined }) },
     { name: "empty header", make: (body) => ({ body, hmac: "" }) },
   ];
