@@ -4,7 +4,14 @@ import type { PostgresConnection } from "./postgres-connection.ts";
 import { MARK_LINE_SET_PENDING } from "./postgres-line-items.ts";
 import { DB_NOW_MS, LOCKED_KEYS, NO_PENDING_LINK, held, lockCarts, newestPerKey } from "./postgres-sql.ts";
 import { compareText, optionalNumber, optionalString } from "./rows.ts";
-import type { ClaimedCart, PendingSummary, RejectedCart, SentCart, Store } from "./store.ts";
+import {
+  rejectionNote,
+  type ClaimedCart,
+  type PendingSummary,
+  type RejectedCart,
+  type SentCart,
+  type Store,
+} from "./store.ts";
 
 /**
  * The cart send ledger on PostgreSQL: which carts are due, who holds them, and what HubSpot has.
@@ -130,7 +137,7 @@ function ledgerWriteBacks({ run, transaction }: PostgresConnection): LedgerWrite
           markSentStatement(
             newest.map((c) => ({ key: c.key, version: c.version, hubspotId: undefined })),
             owner,
-            false,
+            newest.map((c) => rejectionNote(c.reason)),
           ),
         ]),
       );
@@ -147,8 +154,15 @@ function ledgerWriteBacks({ run, transaction }: PostgresConnection): LedgerWrite
   };
 }
 
-/** `written`: HubSpot has the carts (their last-sent time moves); false for rejections settled here. */
-function markSentStatement(sent: readonly SentCart[], owner: string, written = true): pg.QueryConfig {
+/**
+ * HubSpot has the carts (their last-sent time moves), or, given `rejections` (one per cart), it refused
+ * them: settled all the same, each with its rejection as the cart's last error.
+ */
+function markSentStatement(
+  sent: readonly SentCart[],
+  owner: string,
+  rejections?: readonly string[],
+): pg.QueryConfig {
   return {
     name: "cartbridge_mark_sent",
     text: MARK_SENT,
@@ -157,7 +171,8 @@ function markSentStatement(sent: readonly SentCart[], owner: string, written = t
       sent.map((c) => c.version),
       sent.map((c) => c.hubspotId ?? null),
       owner,
-      written,
+      rejections === undefined,
+      rejections ?? sent.map(() => null),
     ],
   };
 }
@@ -193,11 +208,12 @@ UPDATE carts AS c SET
   pending_since = CASE WHEN c.version <= u.version THEN NULL ELSE c.pending_since END,
   last_headers = CASE WHEN c.version <= u.version AND ${NO_PENDING_LINK} THEN NULL ELSE c.last_headers END,
   last_body = CASE WHEN c.version <= u.version AND ${NO_PENDING_LINK} THEN NULL ELSE c.last_body END,
-  attempts = 0, next_attempt_at = 0, last_error = NULL,
+  attempts = 0, next_attempt_at = 0, last_error = u.error,
   hubspot_id = coalesce(u.hubspot_id, c.hubspot_id),
   last_sent_at = CASE WHEN $5::boolean THEN ${DB_NOW_MS} ELSE c.last_sent_at END,
   lease_owner = NULL, lease_until = NULL
-FROM ${LOCKED_KEYS} AS l, unnest($1::text[], $2::bigint[], $3::text[]) AS u(key, version, hubspot_id)
+FROM ${LOCKED_KEYS} AS l,
+  unnest($1::text[], $2::bigint[], $3::text[], $6::text[]) AS u(key, version, hubspot_id, error)
 WHERE c.key = l.key AND u.key = l.key AND ${held("c", "$4")}
 RETURNING c.key, u.version, c.hubspot_id`;
 

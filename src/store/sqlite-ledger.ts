@@ -5,7 +5,14 @@ import { optionalNumber } from "./rows.ts";
 import type { SqliteDeadLetters } from "./sqlite-dead-letters.ts";
 import type { SqliteLineItems } from "./sqlite-line-items.ts";
 import type { SqliteTransaction } from "./sqlite-transaction.ts";
-import type { ClaimedCart, PendingSummary, RejectedCart, SentCart, Store } from "./store.ts";
+import {
+  rejectionNote,
+  type ClaimedCart,
+  type PendingSummary,
+  type RejectedCart,
+  type SentCart,
+  type Store,
+} from "./store.ts";
 
 /** The cart send ledger's part of the port: what is due, claims, and what HubSpot answered. */
 export type SqliteLedger = Pick<
@@ -60,7 +67,7 @@ function prepareLedgerStatements(db: DatabaseSync) {
     markSent: sql(`UPDATE carts SET
         synced_version = max(synced_version, ?1),
         pending_since = CASE WHEN version <= ?1 THEN NULL ELSE pending_since END,
-        attempts = 0, next_attempt_at = 0, last_error = NULL,
+        attempts = 0, next_attempt_at = 0, last_error = ?5,
         hubspot_id = coalesce(?2, hubspot_id), last_sent_at = coalesce(?4, last_sent_at)
         WHERE key = ?3`),
     markFailed: sql(`UPDATE carts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
@@ -146,7 +153,7 @@ function ledgerAnswers(
               q.repend.run(Date.now(), c.key);
               continue;
             }
-            q.markSent.run(c.version, c.hubspotId ?? null, c.key, Date.now());
+            q.markSent.run(c.version, c.hubspotId ?? null, c.key, Date.now(), null);
             q.clearSentDelivery.run(c.key);
           }
         },
@@ -179,7 +186,8 @@ function ledgerAnswers(
           const kept = deadLetters.keptDeliveryOf(c.key);
           if (kept === undefined) continue;
           deadLetters.insertRejected(c.key, kept, c, nowMs);
-          q.markSent.run(c.version, null, c.key, null);
+          // Settled, not written: the cart lookup says so until a later version is sent.
+          q.markSent.run(c.version, null, c.key, null, rejectionNote(c.reason));
           q.clearSentDelivery.run(c.key);
         }
       });

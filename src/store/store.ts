@@ -97,6 +97,14 @@ export interface RejectedCart {
   readonly category: string | undefined;
 }
 
+/**
+ * A rejected cart's last error: settled (no longer pending, its delivery a dead letter) but not written, so
+ * the cart lookup says why until a later version is sent.
+ */
+export function rejectionNote(reason: string): string {
+  return `rejected by HubSpot: ${reason}`;
+}
+
 export interface DeadLetter {
   readonly id: number;
   readonly createdAtMs: number;

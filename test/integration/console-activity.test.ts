@@ -175,6 +175,42 @@ for (const factory of factories) {
           String(sent?.lastSentAtMs),
         );
         assert.equal(sent.pendingSinceMs, undefined);
+        assert.equal(sent.lastError, undefined);
+
+        // A version HubSpot rejects is settled (no longer pending, a dead letter) but not sent: the lookup
+        // says why, and when HubSpot last took the cart stays as it was.
+        const changed = (n: number, price: string) =>
+          cartItem(B, "tok-9", `c${n}`, NOW + n, {
+            line_items: [{ title: "Sock", quantity: 1, line_price: price }],
+          });
+        await store.ingestBatch([changed(2, "12.00")]);
+        const [refused] = await store.claimDue({ limit: 10, nowMs: Date.now(), leaseMs: 30_000, owner: "o" });
+        assert.equal(refused?.version, 2);
+        await store.markRejected(
+          [
+            {
+              key: refused.key,
+              version: 2,
+              reason: "Property values were not valid",
+              category: "VALIDATION_ERROR",
+            },
+          ],
+          "o",
+          Date.now(),
+        );
+        const rejected = (await activity.findCarts("tok-9"))[0];
+        assert.ok(rejected);
+        assert.equal(rejected.pendingSinceMs, undefined);
+        assert.equal(rejected.lastError, "rejected by HubSpot: Property values were not valid");
+        assert.equal(rejected.lastSentAtMs, sent.lastSentAtMs);
+        assert.equal(rejected.hubspotId, "77");
+
+        // The next version HubSpot takes clears it.
+        await store.ingestBatch([changed(3, "14.00")]);
+        const [taken] = await store.claimDue({ limit: 10, nowMs: Date.now(), leaseMs: 30_000, owner: "o" });
+        assert.equal(taken?.version, 3);
+        await store.markSent([{ key: taken.key, version: 3, hubspotId: "77" }], "o");
+        assert.equal((await activity.findCarts("tok-9"))[0]?.lastError, undefined);
       });
     });
   });

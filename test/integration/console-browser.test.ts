@@ -174,6 +174,23 @@ describe("the console in Chromium", { skip: missing }, () => {
           }
           assert.equal((await bridge.service.store.stats(Date.now())).deadLetters, 1, "nothing replayed");
 
+          // Looked up before the fix, the cart is settled but not in HubSpot, and says why.
+          await page.getByRole("link", { name: "Cart lookup" }).click();
+          await page.getByLabel("Cart key or token").fill("rejected-1");
+          await page.getByLabel("Cart key or token").press("Enter");
+          await page
+            .locator("#cart-result dd.bad")
+            .getByText(/^no: rejected by HubSpot: Property "gift_note" does not exist/)
+            .waitFor();
+          assert.equal(await page.locator("#cart-result dd", { hasText: "(not written)" }).count(), 1);
+          await shoot(page, "cart-rejected");
+          await page.getByRole("link", { name: "Dead letters" }).click();
+          await page
+            .getByRole("link", { name: /^#\d+$/ })
+            .first()
+            .click();
+          await detail.getByText('Property "gift_note" does not exist').first().waitFor();
+
           // The fix: the portal gets the property (and HubSpot stops refusing the cart); replay from the page.
           hs.addCartProperty({ name: "gift_note", type: "string", fieldType: "text", label: "Gift note" });
           hs.acceptCartId(rejectedKey);

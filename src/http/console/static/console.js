@@ -465,7 +465,13 @@ $("cart-form").addEventListener("submit", async (event) => {
 });
 
 function renderCart(c) {
-  const sent = c.lastSentAt ? when(c.lastSentAt) : c.sentVersion > 0 ? `version ${c.sentVersion}` : "never";
+  // Not pending with an error: HubSpot rejected the last version (its delivery is a dead letter).
+  const rejected = !c.pending && c.lastError;
+  const sent = c.lastSentAt
+    ? when(c.lastSentAt)
+    : c.sentVersion > 0 && !rejected
+      ? `version ${c.sentVersion}`
+      : "never";
   return el(
     "article",
     { class: "card" },
@@ -478,15 +484,17 @@ function renderCart(c) {
       el("dt", {}, "Pending"),
       el(
         "dd",
-        { class: c.pending ? "warn" : "good" },
+        { class: c.pending ? "warn" : rejected ? "bad" : "good" },
         c.pending
           ? `yes, since ${ago(c.pendingSince)}${c.attempts ? ` (${c.attempts} attempts${c.lastError ? `: ${c.lastError}` : ""})` : ""}`
-          : "no",
+          : rejected
+            ? `no: ${c.lastError} (its delivery is in Dead letters)`
+            : "no",
       ),
       el("dt", {}, "Last sent"),
       el("dd", {}, sent),
       el("dt", {}, "Version"),
-      el("dd", {}, `${c.version} (HubSpot has ${c.sentVersion})`),
+      el("dd", {}, rejected ? `${c.version} (not written)` : `${c.version} (HubSpot has ${c.sentVersion})`),
       el("dt", {}, "HubSpot id"),
       el("dd", {}, c.hubspotId ?? "—"),
     ),
