@@ -222,4 +222,49 @@ describe("the console in Chromium", { skip: missing }, () => {
       },
     );
   });
+
+  it("a line item's dead letter says the line was refused, not the cart, and why no delivery is shown", async () => {
+    const lineKey = `${TEST_SHOP}:li-1:Widget`;
+    await withBridge(
+      {
+        // Without contacts the cart's delivery is dropped once the cart is sent, before its lines go out.
+        env: { ADMIN_TOKEN: TOKEN, HUBSPOT_SYNC_CONTACTS: "false" },
+        setup: (hs) => hs.rejectLineItemKey(lineKey, "Widget is not sellable"),
+      },
+      async (hs, bridge) => {
+        const res = await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("li-1") });
+        assert.equal(res.status, 200);
+        await waitFor(async () => (await bridge.service.store.stats(Date.now())).deadLetters === 1, {
+          what: "the line's dead letter",
+        });
+        assert.ok(hs.cartByKey(`${TEST_SHOP}:li-1`), "the cart itself is in HubSpot");
+        const browser = await launch();
+        try {
+          const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+          await page.goto(`${bridge.url}/admin/`);
+          await page.getByLabel("Admin token").fill(TOKEN);
+          await page.keyboard.press("Enter");
+          await page.getByRole("link", { name: "Dead letters" }).click();
+          await page
+            .getByRole("link", { name: /^#\d+$/ })
+            .first()
+            .click();
+          const detail = page.locator("#dl-detail");
+          await detail.getByText("Widget is not sellable").first().waitFor();
+          await detail
+            .getByText("HubSpot rejected one of the cart's line items (the cart was written)", {
+              exact: true,
+            })
+            .waitFor();
+          assert.equal(
+            await page.locator("#dl-body").textContent(),
+            "No delivery kept: the cart's newest delivery had been sent before HubSpot refused this.",
+          );
+          await shoot(page, "dead-letter-line-item");
+        } finally {
+          await browser.close();
+        }
+      },
+    );
+  });
 });

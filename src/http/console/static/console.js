@@ -414,6 +414,15 @@ $("replay-all").addEventListener("click", () => {
   );
 });
 
+/** What was refused: the stores prefix a buyer's and a line item's rejections (the cart itself was written). */
+function sourceOf(d) {
+  if (d.source !== "hubspot") return "the delivery could not be mapped";
+  if (d.reason.startsWith("line item "))
+    return "HubSpot rejected one of the cart's line items (the cart was written)";
+  if (d.reason.startsWith("contact: ")) return "HubSpot rejected the cart's buyer (the cart was written)";
+  return "HubSpot rejected the cart";
+}
+
 async function openDetail(id) {
   const d = await api(`/admin/dead-letters/${id}`);
   state.detailId = id;
@@ -421,7 +430,7 @@ async function openDetail(id) {
   const fields = [
     ["Reason", d.reason],
     ["Category", d.category ?? "—"],
-    ["Source", d.source === "hubspot" ? "HubSpot rejected the cart" : "the delivery could not be mapped"],
+    ["Source", sourceOf(d)],
     ["Shop", d.shopDomain],
     ["Topic", d.topic],
     ["Cart", d.cartKey ?? "—"],
@@ -429,7 +438,12 @@ async function openDetail(id) {
     ["Created", d.createdAt],
   ];
   $("dl-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-  $("dl-body").textContent = JSON.stringify(d.body, null, 2);
+  $("dl-body").textContent =
+    d.body !== null
+      ? JSON.stringify(d.body, null, 2)
+      : d.source === "hubspot"
+        ? "No delivery kept: the cart's newest delivery had been sent before HubSpot refused this."
+        : "The delivery's body was empty.";
   $("dl-detail").hidden = false;
   $("dl-detail-title").focus();
 }
