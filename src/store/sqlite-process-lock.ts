@@ -1,3 +1,4 @@
+import { realpathSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 
@@ -22,8 +23,37 @@ export interface ProcessLock {
   release(): void;
 }
 
+/**
+ * Locks `<store>.lock` and, when the store's path goes through a symbolic link (the file's or a
+ * directory's), also the lock beside the file it resolves to: two paths to one file are one store.
+ */
 export function lockSqliteFile(storePath: string): ProcessLock {
-  const path = `${storePath}.lock`;
+  const locks: ProcessLock[] = [];
+  try {
+    for (const path of new Set([storePath, resolvedPath(storePath)])) locks.push(lockOne(path, storePath));
+  } catch (error) {
+    for (const lock of locks) lock.release();
+    throw error;
+  }
+  return {
+    path: (locks[0] as ProcessLock).path,
+    release() {
+      for (const lock of locks) lock.release();
+    },
+  };
+}
+
+/** The store file's real path (symbolic links resolved); the path itself while the file does not exist. */
+function resolvedPath(storePath: string): string {
+  try {
+    return realpathSync(storePath);
+  } catch {
+    return storePath;
+  }
+}
+
+function lockOne(lockedPath: string, storePath: string): ProcessLock {
+  const path = `${lockedPath}.lock`;
   let db: DatabaseSync | undefined;
   try {
     db = new DatabaseSync(path, { timeout: 0 });

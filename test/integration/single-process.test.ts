@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -45,6 +45,21 @@ describe("one process per SQLite file (SPEC §6)", () => {
       assert.notEqual(second.code, 0, second.output);
       assert.match(second.output, /another cartbridge process is already serving .*cartbridge\.db/);
       assert.match(second.output, /one process per SQLite file/);
+
+      // The same file through a symbolic link (to the file, or to its directory) is the same store.
+      const linked = join(dir, "linked.db");
+      symlinkSync(dbPath, linked);
+      const linkedDir = join(tmpdir(), `cartbridge-lock-link-${process.pid}`);
+      symlinkSync(dir, linkedDir);
+      try {
+        for (const other of [linked, join(linkedDir, "cartbridge.db")]) {
+          const refused = await runToExit(hs.url, other);
+          assert.notEqual(refused.code, 0, refused.output);
+          assert.match(refused.output, /another cartbridge process is already serving/);
+        }
+      } finally {
+        rmSync(linkedDir, { force: true });
+      }
 
       const res = await postDelivery(first.url, { topic: "checkouts/update", body: checkoutBody("lock-1") });
       assert.equal(res.status, 200, "the first bridge still accepts deliveries");
