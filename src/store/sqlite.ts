@@ -111,6 +111,10 @@ function openMigrated(path: string): DatabaseSync {
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
+    // Deleted rows are overwritten with zeros, not left in free space: an erasure (customers/redact,
+    // shop/redact, retention, a sent buyer) leaves no personal data readable in the file. SQLite's default
+    // keeps deleted bytes until the page is reused.
+    db.exec("PRAGMA secure_delete = ON");
     migrateSqlite(db);
     return db;
   } catch (error) {

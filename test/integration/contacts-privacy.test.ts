@@ -238,6 +238,36 @@ describe("privacy topics", () => {
     });
   });
 
+  it("an erased customer's bytes are gone from the database file, not only from its tables", async () => {
+    await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {
+      const email = "wipe-me-7f3a@example.com";
+      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("w-1", { email }) });
+      await waitFor(() => query(bridge, "SELECT 1 FROM contact_links WHERE email = ?", email).length === 1, {
+        what: "the buyer kept",
+      });
+      const redact = JSON.stringify({
+        shop_id: 1,
+        shop_domain: TEST_SHOP,
+        customer: { email },
+        orders_to_redact: [],
+      });
+      assert.deepEqual((await postDelivery(bridge.url, { topic: "customers/redact", body: redact })).json, {
+        outcome: "redacted",
+      });
+      // Every page the WAL holds copied into the file and the WAL emptied: the file is all that is left.
+      const db = new DatabaseSync(join(bridge.dir, "cartbridge.db"));
+      try {
+        db.exec("PRAGMA busy_timeout = 5000");
+        const [result] = db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").all();
+        assert.equal(result?.["busy"], 0, "the checkpoint ran to the end");
+      } finally {
+        db.close();
+      }
+      const file = readFileSync(join(bridge.dir, "cartbridge.db"));
+      assert.equal(file.includes(email), false, "the e-mail is not in the database file");
+    });
+  });
+
   it("shop/redact erases everything held for the shop", async () => {
     await withBridge({ setup: (hs) => hs.setScopes({ contacts: false }) }, async (_hs, bridge) => {
       await cartInEachShop(bridge, "sr-1", "other-1");
