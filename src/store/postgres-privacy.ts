@@ -24,6 +24,7 @@ export function createPostgresPrivacy({ run, query, transaction }: PostgresConne
           { name: "cartbridge_redact_deliveries", text: REDACT_DELIVERIES, values: p },
           { name: "cartbridge_redact_carts", text: REDACT_CARTS, values: p },
           { name: "cartbridge_redact_line_sets", text: REDACT_LINE_SETS, values: p },
+          { name: "cartbridge_redact_shop_traces", text: REDACT_SHOP_TRACES, values: p },
         ]);
         return {
           carts: carts?.rowCount ?? 0,
@@ -99,6 +100,15 @@ const REDACT_DELIVERIES = `
 UPDATE carts SET last_body = NULL, last_headers = NULL
 WHERE shop = $1 AND last_body IS NOT NULL AND NOT ${WHOLE_SHOP} AND ${bodyMatch("last_body")}`;
 const REDACT_CARTS = `DELETE FROM carts WHERE shop = $1 AND ${WHOLE_SHOP}`;
+/**
+ * On shop/redact, what the shop's buyers did (checkout tokens, delivery counts); reconciliation's watermarks
+ * stay, so a shop still configured is not read back in from its beginning.
+ */
+const REDACT_SHOP_TRACES = `
+WITH links AS (DELETE FROM checkout_links WHERE shop = $1 AND ${WHOLE_SHOP} RETURNING 1),
+  buckets AS (DELETE FROM shop_activity WHERE shop = $1 AND ${WHOLE_SHOP} RETURNING 1),
+  topics AS (DELETE FROM shop_topics WHERE shop = $1 AND ${WHOLE_SHOP} RETURNING 1)
+SELECT (SELECT count(*) FROM links) + (SELECT count(*) FROM buckets) + (SELECT count(*) FROM topics) AS n`;
 
 const DESCRIBE_SUBJECT = `
 SELECT

@@ -51,6 +51,8 @@ export interface SqliteActivity {
   record(items: readonly IngestItem[], outcomes: readonly IngestOutcome[]): void;
   /** Deletes buckets older than the cut-off (the delivery retention); returns rows removed. */
   purge(beforeMs: number): number;
+  /** Inside a transaction (shop/redact): forgets the shop's delivery counts and last deliveries. */
+  redactShop(shop: string): void;
   readonly queries: ActivityQueries;
 }
 
@@ -65,6 +67,8 @@ export function createSqliteActivity(
     touchTopic: sql(`INSERT INTO shop_topics (shop, topic, last_at) VALUES (?, ?, ?)
         ON CONFLICT (shop, topic) DO UPDATE SET last_at = max(last_at, excluded.last_at)`),
     purge: sql("DELETE FROM shop_activity WHERE bucket < ?"),
+    redactBuckets: sql("DELETE FROM shop_activity WHERE shop = ?"),
+    redactTopics: sql("DELETE FROM shop_topics WHERE shop = ?"),
     topics: sql("SELECT shop, topic, last_at FROM shop_topics"),
     buckets: sql(`SELECT shop, sum(CASE WHEN bucket >= ?1 THEN deliveries ELSE 0 END) AS hour,
         sum(deliveries) AS day FROM shop_activity WHERE bucket >= ?2 GROUP BY shop`),
@@ -101,6 +105,10 @@ export function createSqliteActivity(
     },
     purge(beforeMs) {
       return Number(q.purge.run(Math.floor(beforeMs / BUCKET_MS) * BUCKET_MS).changes);
+    },
+    redactShop(shop) {
+      q.redactBuckets.run(shop);
+      q.redactTopics.run(shop);
     },
     queries: {
       async shops(nowMs) {

@@ -44,6 +44,7 @@ export function createSqlitePrivacy(
     redactDeliveries: sql(`DELETE FROM cart_deliveries WHERE shop = ?1 AND (${SUBJECT_BODY})`),
     shopCarts: sql("SELECT count(*) AS n FROM carts WHERE shop = ?"),
     deleteShopCarts: sql("DELETE FROM carts WHERE shop = ?"),
+    deleteShopCheckoutLinks: sql("DELETE FROM checkout_links WHERE shop = ?"),
   };
   const { lineItems, activity } = parts;
 
@@ -58,7 +59,13 @@ export function createSqlitePrivacy(
         const deliveries = Number(q.redactDeliveries.run(...p).changes);
         const pendingDeliveries = shopOnly ? 0 : deliveries;
         const carts = shopOnly ? Number(q.deleteShopCarts.run(subject.shopDomain).changes) : 0;
-        if (shopOnly) lineItems.redactShop(subject.shopDomain);
+        if (shopOnly) {
+          lineItems.redactShop(subject.shopDomain);
+          // What the shop's buyers did (checkout tokens, delivery counts); reconciliation's watermarks
+          // stay, so a shop still configured is not read back in from its beginning.
+          q.deleteShopCheckoutLinks.run(subject.shopDomain);
+          activity.redactShop(subject.shopDomain);
+        }
         return { carts, contacts, deadLetters, pendingDeliveries };
       });
     },

@@ -1250,6 +1250,16 @@ for (const factory of factories) {
             shop: "other.myshopify.com",
           }),
         ]);
+        await store.reconcile.learnCheckoutLinks(
+          [
+            { shopDomain: SHOP, checkoutToken: "chk-a", cartToken: "a" },
+            { shopDomain: "other.myshopify.com", checkoutToken: "chk-c", cartToken: "c" },
+          ],
+          T0,
+        );
+        const shopsSeen = async () =>
+          ((await store.activity?.shops(Date.now())) ?? []).map((s) => s.shopDomain).sort();
+        assert.deepEqual(await shopsSeen(), ["other.myshopify.com", SHOP].sort());
         const shop = { shopDomain: SHOP };
         assert.deepEqual(await store.describeSubject(shop), {
           carts: 2,
@@ -1269,6 +1279,13 @@ for (const factory of factories) {
           deadLetters: 0,
           pendingDeliveries: 0,
         });
+        // Nor what the shop's buyers did: their checkout tokens, the console's delivery counts.
+        assert.deepEqual(await store.reconcile.cartTokensOf(SHOP, ["chk-a"]), new Map());
+        assert.deepEqual(
+          await store.reconcile.cartTokensOf("other.myshopify.com", ["chk-c"]),
+          new Map([["chk-c", "c"]]),
+        );
+        assert.deepEqual(await shopsSeen(), ["other.myshopify.com"]);
         assert.deepEqual(await store.stats(T0), {
           pendingCarts: 1,
           oldestPendingSinceMs: T0,
