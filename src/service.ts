@@ -7,7 +7,7 @@ import { createRefusalCounter } from "./http/console/refusals.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import type { Readiness } from "./readiness.ts";
 import { setUpReconciliation } from "./reconcile-setup.ts";
-import { createGaugeRefresh, createReadinessCheck } from "./service/health.ts";
+import { createGaugeRefresh, createReadinessCheck, sendingProblems } from "./service/health.ts";
 import { connectHubSpot, type HubSpotConnection } from "./service/hubspot.ts";
 import { createFollowerLanes, type FollowerLanes } from "./service/lanes.ts";
 import { closeServer, listen } from "./service/listen.ts";
@@ -87,6 +87,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     readiness,
     isShuttingDown,
     recentErrors: senders.recentErrors,
+    sendingProblems: () => sendingProblems(senders),
     refreshGauges: createGaugeRefresh(metrics, { ...health, intake }),
   });
 
@@ -231,6 +232,8 @@ interface AppParts {
   readonly reconciler: Reconciler | undefined;
   readonly intake: Intake;
   readonly recentErrors: RecentErrors;
+  /** What stops part of the sending while carts flow (the console's sender tile). */
+  readonly sendingProblems: () => readonly string[];
   readonly readiness: () => Promise<Readiness>;
   readonly isShuttingDown: () => boolean;
   readonly refreshGauges: () => Promise<void>;
@@ -262,6 +265,7 @@ function buildApp(config: Config, log: Logger, p: AppParts): ReturnType<typeof c
       replay,
       console: {
         sender: () => flusher.health(),
+        sendingProblems: p.sendingProblems,
         budget: () => ({
           maxPer10s: config.hubspotMaxRequestsPer10s,
           inUse: Math.max(0, config.hubspotMaxRequestsPer10s - p.hubspot.budget.available(Date.now())),

@@ -36,17 +36,22 @@ export function createReadinessCheck(s: HealthSources): () => Promise<Readiness>
     if (portalProblem !== undefined) reasons.push(portalProblem);
     const health = s.flusher.health();
     if (health.state === "paused") reasons.push(health.reason);
-    const contacts = s.lanes.contacts?.degraded();
-    const lines = s.lanes.lineItems?.degraded();
-    // A required property (HubSpot 2026-09) refuses only the carts without it: degraded, not unready, so a
-    // load balancer keeps taking the webhooks the bridge can store.
-    const required = s.requiredCartProperties.problem();
-    const degraded = [
-      ...[contacts, lines, required].filter((d) => d !== undefined),
-      ...(s.reconciler?.degraded() ?? []),
-    ];
+    const degraded = [...sendingProblems(s), ...(s.reconciler?.degraded() ?? [])];
     return { ready: reasons.length === 0, reasons, degraded };
   };
+}
+
+/**
+ * What stops part of the sending while carts flow (readiness's degraded, the console's sender): a following
+ * lane refused (contacts, line items), or a required property (HubSpot 2026-09) that refuses only the
+ * carts without it — degraded, not unready, so a load balancer keeps taking the webhooks the bridge can store.
+ */
+export function sendingProblems(s: Pick<HealthSources, "lanes" | "requiredCartProperties">): string[] {
+  return [
+    s.lanes.contacts?.degraded(),
+    s.lanes.lineItems?.degraded(),
+    s.requiredCartProperties.problem(),
+  ].filter((d) => d !== undefined);
 }
 
 /** Before a scrape: the gauges that come from the store, the inbox's backlog and the senders' pauses. */

@@ -219,7 +219,7 @@ describe("console data", () => {
           lastDeliveryByTopic: Record<string, string>;
         }>;
         refusals: { lastHour: number; lastDay: number };
-        sender: { state: string; budget: { maxPer10s: number; inUse: number } };
+        sender: { state: string; problems: string[]; budget: { maxPer10s: number; inUse: number } };
       };
       assert.deepEqual(
         overview.shops.map((s) => [s.shopDomain, s.deliveriesLastHour]),
@@ -235,6 +235,16 @@ describe("console data", () => {
       );
       assert.deepEqual(overview.refusals, { ...overview.refusals, lastHour: 1, lastDay: 1 });
       assert.equal(overview.sender.state, "running");
+      // Nothing stops part of the sending (once the portal's line item properties are read at start-up).
+      await waitFor(
+        async () =>
+          (
+            (await (await fetch(`${bridge.url}/admin/overview`, { headers: auth })).json()) as {
+              sender: { problems: string[] };
+            }
+          ).sender.problems.length === 0,
+        { what: "no sending problem" },
+      );
       assert.equal(overview.sender.budget.maxPer10s, bridge.config.hubspotMaxRequestsPer10s);
 
       const list = (await (
@@ -283,6 +293,31 @@ describe("console data", () => {
         what: "the cart sent and no longer pending",
       });
       assert.equal((await fetch(`${bridge.url}/admin/carts?q=`, { headers: auth })).status, 400);
+    });
+  });
+
+  it("the sender says when carts flow but line items are refused (a token without their scopes)", async () => {
+    await withBridge({ env: ENV, setup: (hs) => hs.setScopes({ lineItems: false }) }, async (hs, bridge) => {
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const res = await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("li-403") });
+      assert.equal(res.status, 200);
+      const sender = async () =>
+        (
+          (await (await fetch(`${bridge.url}/admin/overview`, { headers: auth })).json()) as {
+            sender: { state: string; problems: string[] };
+          }
+        ).sender;
+      const seen = await waitFor(
+        async () => {
+          const s = await sender();
+          return s.problems.some((p) => /403/.test(p)) ? s : undefined;
+        },
+        { what: "the line items' refusal in the console's sender" },
+      );
+      assert.equal(seen.state, "running", "carts still go out");
+      assert.equal(seen.problems.length, 1);
+      assert.match(seen.problems[0] ?? "", /line item.*\(403\).*crm\.objects\.line_items/);
+      await waitFor(() => hs.cartByKey(`${TEST_SHOP}:li-403`), { what: "the cart in HubSpot all the same" });
     });
   });
 });

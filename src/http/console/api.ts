@@ -31,6 +31,8 @@ export type ReconcileStatusProvider = () => readonly ReconcileShopStatus[];
 /** What the console's JSON routes read besides the store. */
 export interface ConsoleDeps {
   readonly sender: () => SenderHealth;
+  /** What stops part of the sending while carts flow: a following lane refused, a required property. */
+  readonly sendingProblems?: () => readonly string[];
   /** The configured budget (requests per 10 s) and how many of its slots are taken now. */
   readonly budget: () => { maxPer10s: number; inUse: number };
   readonly refusals: RefusalCounter;
@@ -112,6 +114,7 @@ async function overview(
     refusals: { lastHour: refusals.lastHour, lastDay: refusals.lastDay, lastAt: iso(refusals.lastAtMs) },
     sender: {
       ...deps.sender(),
+      problems: deps.sendingProblems?.() ?? [],
       budget: deps.budget(),
       recentErrors: deps.recentErrors
         .list()

@@ -169,12 +169,11 @@ async function loadOverview() {
   state.shops = o.shops.map((s) => s.shopDomain);
   const sender = o.sender;
   $("tiles").replaceChildren(
-    tile(
-      "Sender",
-      sender.state === "paused" ? "Paused" : "Running",
-      sender.state === "paused" ? sender.reason : null,
-      sender.state === "paused" ? "bad" : "good",
-    ),
+    sender.state === "paused"
+      ? tile("Sender", "Paused", sender.reason, "bad")
+      : sender.problems.length > 0
+        ? tile("Sender", "Running, in part", sender.problems.join("; "), "warn")
+        : tile("Sender", "Running", null, "good"),
     tile(
       "Rate budget in use",
       `${sender.budget.inUse} / ${sender.budget.maxPer10s}`,
