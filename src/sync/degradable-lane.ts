@@ -69,13 +69,20 @@ export function degradableLaneHandle(
 }
 
 /**
- * A 429 pauses the lane (daily limit) or the shared budget (rolling); a refused token (401/403) degrades
- * the lane, logged once per reason, and pauses it — longer for a missing scope. Other failures do nothing.
+ * A 429 pauses the lane (daily limit: degraded, so readiness says why, until its next success) or the shared
+ * budget (rolling); a refused token (401/403) degrades the lane, logged once per reason, and pauses it —
+ * longer for a missing scope. Other failures do nothing.
  */
 export function pauseOnRefusal(s: DegradableLaneState, failure: Failure, names: LaneNames): void {
   if (failure.kind === "rate_limited") {
     const dailyPauseMs = pauseForRateLimit(failure, s.budget, s.now, s.timings);
-    if (dailyPauseMs !== undefined) s.pause.pauseUntil(s.now() + dailyPauseMs);
+    if (dailyPauseMs === undefined) return;
+    s.degradation.degrade(
+      `${names.stopped}: HubSpot daily API limit reached`,
+      { retryInMs: dailyPauseMs },
+      `${names.stopped}: HubSpot daily API limit reached`,
+    );
+    s.pause.pauseUntil(s.now() + dailyPauseMs);
   } else if (failure.kind === "auth") {
     s.degradation.degrade(
       `${names.stopped}: HubSpot refused (${refusal(failure)}); the token needs ${names.scopes}`,

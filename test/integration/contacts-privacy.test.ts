@@ -105,6 +105,43 @@ describe("contacts", () => {
     });
   });
 
+  it("429 DAILY on the contacts: /readyz says contacts are stopped by the daily limit, carts flow, contacts land after", async () => {
+    await withBridge({}, async (hs, bridge) => {
+      hs.failNext(
+        {
+          status: 429,
+          body: {
+            status: "error",
+            message: "You have reached your daily limit.",
+            errorType: "RATE_LIMIT",
+            policyName: "DAILY",
+          },
+        },
+        { path: "/contacts/batch/upsert" },
+      );
+      await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("d-1") });
+      const body = await waitFor(
+        async () => {
+          const res = await fetch(`${bridge.url}/readyz`);
+          const json = (await res.json()) as { status: string; degraded?: string[] };
+          return json.degraded?.some((d) => /daily/.test(d)) === true ? json : undefined;
+        },
+        { what: "the daily limit in readiness", intervalMs: 20 },
+      );
+      assert.equal(body.status, "ready", "carts are not stopped by the contacts' pause");
+      assert.deepEqual(body.degraded, ["contacts not linked: HubSpot daily API limit reached"]);
+      await waitFor(() => hs.cartByKey(key("d-1")), { what: "the cart" });
+      // The pause ends (500 ms in tests); the contact is linked and readiness is clean again.
+      await waitFor(() => hs.contacts().has("buyer-d-1@example.com"), { what: "the contact upserted" });
+      await waitFor(
+        async () =>
+          ((await (await fetch(`${bridge.url}/readyz`)).json()) as { degraded?: string[] }).degraded ===
+          undefined,
+        { what: "no longer degraded" },
+      );
+    });
+  });
+
   it("an e-mail HubSpot rejects never blocks other contacts: narrowed to a dead letter", async () => {
     await withBridge({ setup: (hs) => hs.rejectContactEmail("bad@example.com") }, async (hs, bridge) => {
       const good = ["g-1", "g-2", "g-3"];
