@@ -170,11 +170,13 @@ function respond(lane: CartLane, failure: Failure, carts: number): void {
   switch (failure.kind) {
     case "rate_limited": {
       const dailyPauseMs = pauseForRateLimit(failure, lane.budget, lane.now, lane.timings);
-      if (dailyPauseMs !== undefined)
+      if (dailyPauseMs !== undefined) {
         lane.health.pause("daily_limit", "HubSpot daily API limit reached", dailyPauseMs);
-      else
+        lane.observer.rateLimitWait?.(dailyPauseMs);
+      } else {
+        // The budget is paused: the wait is counted where the next send waits for it (once).
         log.warn({ retryAfterMs: failure.retryAfterMs, policy: failure.policy }, "rate limited by HubSpot");
-      lane.observer.rateLimitWait?.(failure.retryAfterMs);
+      }
       return;
     }
     case "auth":

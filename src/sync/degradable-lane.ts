@@ -83,6 +83,8 @@ export function pauseOnRefusal(s: DegradableLaneState, failure: Failure, names: 
       `${names.stopped}: HubSpot daily API limit reached`,
     );
     s.pause.pauseUntil(s.now() + dailyPauseMs);
+    // (A rolling limit pauses the shared budget: that wait is counted where the next send waits for it.)
+    s.observer.rateLimitWait?.(dailyPauseMs);
   } else if (failure.kind === "auth") {
     s.degradation.degrade(
       `${names.stopped}: HubSpot refused (${refusal(failure)}); the token needs ${names.scopes}`,

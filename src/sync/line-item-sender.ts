@@ -135,7 +135,6 @@ async function failRound(l: LineLane, sets: readonly ClaimedLineSet[], failure: 
     case "rate_limited":
     case "auth":
       pauseOnRefusal(l, failure, NAMES);
-      if (failure.kind === "rate_limited") l.observer.rateLimitWait?.(failure.retryAfterMs);
       return l.store.releaseLineSets(keys, l.owner);
     case "setup":
       l.log.error({ err: failure.message }, "HubSpot rejected the line item id property");
