@@ -74,12 +74,7 @@ export function abandonedCheckoutFromWebhook(
     discountCodes: Array.isArray(body["discount_codes"])
       ? (body["discount_codes"] as Json[]).map((d) => str(d["code"]) ?? "")
       : [],
-    lineItems: lines.map((l) => ({
-      title: str(l["title"]),
-      variantTitle: str(l["variant_title"]),
-      quantity: l["quantity"],
-      sku: str(l["sku"]),
-    })),
+    lineItems: lines.map((l) => lineNode(l, currency)),
     subtotalPriceSet: moneyBag(body["subtotal_price"], currency),
     totalDiscountSet: moneyBag(body["total_discounts"], currency),
     totalPriceSet: moneyBag(body["total_price"], currency),
@@ -121,5 +116,24 @@ export function orderFromWebhook(body: Json, opts: { id: number }): SandboxNode 
     totalShippingPriceSet: moneyBag(shipping, currency),
     landingPageUrl: str(body["landing_site"]),
     referrerUrl: str(body["referring_site"]),
+    lineItems: (Array.isArray(body["line_items"]) ? (body["line_items"] as Json[]) : []).map((l) =>
+      lineNode(l, currency),
+    ),
+  };
+}
+
+/** A webhook's line as a GraphQL line item: ids as GIDs, the unit price as a MoneyBag. */
+function lineNode(l: Json, currency: string | null): Json {
+  // Ids as the webhook has them: a number, or the digits of one past 2^53 kept as text by the caller.
+  const gid = (type: string, id: unknown) =>
+    typeof id === "number" || typeof id === "string" ? { id: `gid://shopify/${type}/${id}` } : null;
+  return {
+    title: str(l["title"]),
+    variantTitle: str(l["variant_title"]),
+    quantity: l["quantity"],
+    sku: str(l["sku"]),
+    variant: gid("ProductVariant", l["variant_id"]),
+    product: gid("Product", l["product_id"]),
+    originalUnitPriceSet: moneyBag(presentment(l["price_set"], l["price"]), currency),
   };
 }

@@ -197,6 +197,50 @@ describe("reconciliation through the Shopify Admin sandbox", () => {
     });
   });
 
+  it("a backfilled abandoned checkout brings its line items, keyed as its webhook keys them: the webhook afterwards adds none", async () => {
+    await withReconcilingBridge({}, async ({ sandbox, hs, bridge }) => {
+      const t = Date.now() - 3_600_000;
+      const body = checkoutBody(5, t);
+      sandbox.putCheckouts(SHOP, [checkoutNode(SHOP, 5, body)]);
+      const result = await reconcilerOf(bridge).runOnce(SHOP);
+      assert.equal(result.outcome, "completed");
+      const key = `${SHOP}:cart-5`;
+      const lines = () => {
+        const cartId = hs.cartByKey(key)?.id;
+        return cartId === undefined ? [] : hs.lineItemsOfCart(cartId);
+      };
+      await waitFor(() => lines().length === 2, { what: "the checkout's two lines in HubSpot" });
+      assert.deepEqual(
+        lines()
+          .map((l) => l.key)
+          .sort(),
+        [`${key}:808950810`, `${key}:808950810:2`],
+      );
+      const first = lines().find((l) => l.key === `${key}:808950810`);
+      assert.deepEqual(
+        [first?.properties["name"], first?.properties["price"], first?.properties["hs_sku"]],
+        ["IPod Nano - 8GB - Pink", "199.00", "IPOD2008PINK"],
+      );
+      const ids = new Set(hs.allLineItems().map((l) => l.id));
+
+      // The same checkout's webhook, newer: the same lines, the same HubSpot line items, none archived.
+      const res = await deliver(bridge.url, {
+        topic: "checkouts/update",
+        body: JSON.stringify(checkoutBody(5, t + 60_000)),
+        shop: SHOP,
+      });
+      assert.deepEqual([res.status, res.outcome], [200, "applied"]);
+      await waitFor(async () => (await bridge.service.store.stats(Date.now())).pendingCarts === 0, {
+        what: "the webhook's change sent",
+      });
+      await waitFor(async () => (await bridge.service.store.lineSetOf(key))?.known.length === 2, {
+        what: "the line set settled",
+      });
+      assert.deepEqual(new Set(hs.allLineItems().map((l) => l.id)), ids, "no new HubSpot line item");
+      assert.equal(hs.allLineItems().filter((l) => l.archived).length, 0, "none archived");
+    });
+  });
+
   it("an abandoned checkout with the older /checkouts/<token>/recover URL joins its cart through the link a checkout webhook taught", async () => {
     await withReconcilingBridge({}, async ({ sandbox, hs, bridge }) => {
       const t = Date.now() - 3_600_000;

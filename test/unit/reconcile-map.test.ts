@@ -8,14 +8,44 @@ import {
   type AbandonedCheckoutNode,
   type OrderNode,
 } from "../../src/sync/reconcile/map.ts";
+import { mapDelivery } from "../../src/sync/mapping.ts";
 import { abandonedCheckoutFromWebhook, orderFromWebhook } from "../fakes/shopify-admin-seed.ts";
 import { fixture } from "../helpers/shopify.ts";
 
 const SHOP = "example-shop.myshopify.com";
 const CART = "eeafa272cebfd4b22385bc4b645e762c";
 
+/** A fixture's JSON, whole numbers past 2^53 (variant ids) kept as their digits, as the bridge reads them. */
 function json(file: string): Record<string, unknown> {
-  return JSON.parse(fixture(file).body.toString("utf8")) as Record<string, unknown>;
+  return JSON.parse(
+    fixture(file).body.toString("utf8"),
+    (_key, value: unknown, context?: { source?: string }) =>
+      typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined
+        ? context.source
+        : value,
+  ) as Record<string, unknown>;
+}
+
+/** The line set the webhook of `file` gives (the webhook mapping, tested on its own in line-items.test.ts). */
+function webhookLines(file: string, topic: string, body: object) {
+  const mapped = mapDelivery({
+    topic,
+    shopDomain: SHOP,
+    body: Buffer.from(JSON.stringify(body)),
+    webhookId: "w",
+    triggeredAt: undefined,
+    receivedAtMs: 0,
+  });
+  assert.ok(mapped.kind === "event", file);
+  return mapped.event.lines;
+}
+
+const withoutDiscount = (props: Record<string, string>) =>
+  Object.fromEntries(Object.entries(props).filter(([k]) => k !== "discount"));
+
+/** `node`'s lines as the connection the pass's query returns. */
+function withLineConnection<T extends Record<string, unknown>>(node: T, hasNextPage = false): T {
+  return { ...node, lineItems: { nodes: node["lineItems"], pageInfo: { hasNextPage } } };
 }
 
 /** What `abandonedCheckouts` returns for the sample, with the selection the pass sends (lines as a connection). */
@@ -69,9 +99,39 @@ describe("reconciliation mapping", () => {
       hs_external_created_date: "2022-01-01T00:00:00.000Z",
       hs_external_modified_date: "2022-01-01T00:00:00.000Z",
     });
-    // No line set: the query reads titles and quantities only, and a poorer set must not replace the
-    // webhook's variant-keyed line items.
-    assert.equal(e.lines, undefined);
+    // The line set, keyed by the webhook's variant ids (so each line keeps its HubSpot line item) with the
+    // same name, quantity, unit price, SKU and currency; the query reads no discount.
+    assert.deepEqual(e.lines, [
+      {
+        key: `${SHOP}:${CART}:808950810`,
+        properties: {
+          name: "IPod Nano - 8GB - Pink",
+          quantity: "1",
+          price: "199.00",
+          hs_sku: "IPOD2008PINK",
+          hs_line_item_currency_code: "USD",
+        },
+      },
+      {
+        key: `${SHOP}:${CART}:808950810:2`,
+        properties: {
+          name: "IPod Nano - 8GB - Pink",
+          quantity: "1",
+          price: "199.00",
+          hs_sku: "IPOD2008PINK",
+          hs_line_item_currency_code: "USD",
+        },
+      },
+    ]);
+    const file = "checkouts-update.shopify-docs-2026-04.json";
+    assert.deepEqual(
+      e.lines,
+      webhookLines(file, "checkouts/update", json(file))?.map((l) => ({
+        key: l.key,
+        properties: withoutDiscount(l.properties),
+      })),
+      "as its webhook gives them",
+    );
     // GraphQL's checkout has no top-level e-mail: the customer's; names from the customer.
     assert.deepEqual(e.contact, {
       email: "john@example.com",
@@ -104,6 +164,7 @@ describe("reconciliation mapping", () => {
     assert.ok(r.mapped.kind === "event");
     assert.equal(r.mapped.event.status, "completed");
     assert.equal(r.mapped.event.properties["hs_cart_name"], undefined);
+    assert.equal(r.mapped.event.lines, undefined, "nor a line set that would drop the lines not read");
   });
 
   it("maps an order by cartToken, else checkoutToken, with presentment amounts and shipping", () => {
@@ -112,7 +173,7 @@ describe("reconciliation mapping", () => {
       cart_token: CART,
       checkout_token: "chk-1",
     };
-    const node = orderFromWebhook(body, { id: 9 }) as unknown as OrderNode;
+    const node = withLineConnection(orderFromWebhook(body, { id: 9 })) as unknown as OrderNode;
     const r = mapOrder(SHOP, node);
     assert.ok(r.mapped.kind === "event");
     const e = r.mapped.event;
@@ -132,7 +193,13 @@ describe("reconciliation mapping", () => {
       hs_external_modified_date: "2022-01-01T00:00:00.000Z",
     });
     assert.equal(e.contact?.email, "jon@example.com");
-    assert.equal(e.lines, undefined);
+    const webhook = webhookLines("orders-create", "orders/create", body);
+    assert.ok(webhook !== undefined && webhook.length > 0);
+    assert.deepEqual(
+      e.lines,
+      webhook.map((l) => ({ key: l.key, properties: withoutDiscount(l.properties) })),
+      "the order's lines as its webhook gives them",
+    );
     const byCheckout = mapOrder(SHOP, { ...node, cartToken: null });
     assert.equal(byCheckout.mapped.kind === "event" && byCheckout.mapped.event.key, `${SHOP}:chk-1`);
     const pos = mapOrder(SHOP, { ...node, cartToken: null, checkoutToken: null });

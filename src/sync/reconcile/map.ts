@@ -5,7 +5,7 @@
  * How: each node is rewritten as the webhook body it corresponds to (GraphQL field names → REST names,
  * MoneyBags → presentment amounts) and given to the webhook mapping, so both paths share every property
  * rule. Only what the query carries is written: an abandoned checkout has no shipping lines (no
- * `hs_shipping_cost`), and fields whose GraphQL form differs from the webhook's (landing page, referrer,
+ * `hs_shipping_cost`), a line no discount, and fields whose GraphQL form differs from the webhook's (landing page, referrer,
  * marketing consent) are left to webhooks. The event is then stamped with the lowest topic rank, so at an
  * equal event time a webhook wins the tie (SPEC §9).
  *
@@ -42,6 +42,22 @@ export interface GraphPerson {
   readonly phone?: string | null;
 }
 
+/** A line of an abandoned checkout or an order (the fields the queries read). */
+export interface GraphLine {
+  readonly title?: string | null;
+  readonly variantTitle?: string | null;
+  readonly quantity?: number | null;
+  readonly sku?: string | null;
+  readonly variant?: { readonly id?: string | null } | null;
+  readonly product?: { readonly id?: string | null } | null;
+  readonly originalUnitPriceSet?: MoneyBag | null;
+}
+
+export interface GraphLines {
+  readonly nodes?: readonly GraphLine[] | null;
+  readonly pageInfo?: { readonly hasNextPage?: boolean | null } | null;
+}
+
 export interface AbandonedCheckoutNode {
   readonly id: string;
   readonly abandonedCheckoutUrl?: string | null;
@@ -51,10 +67,7 @@ export interface AbandonedCheckoutNode {
   readonly customer?: GraphPerson | null;
   readonly billingAddress?: GraphPerson | null;
   readonly discountCodes?: readonly string[] | null;
-  readonly lineItems?: {
-    readonly nodes?: readonly { readonly title?: string | null; readonly quantity?: number | null }[] | null;
-    readonly pageInfo?: { readonly hasNextPage?: boolean | null } | null;
-  } | null;
+  readonly lineItems?: GraphLines | null;
   readonly subtotalPriceSet?: MoneyBag | null;
   readonly totalDiscountSet?: MoneyBag | null;
   readonly totalPriceSet?: MoneyBag | null;
@@ -78,6 +91,7 @@ export interface OrderNode {
   readonly totalTaxSet?: MoneyBag | null;
   readonly totalDiscountsSet?: MoneyBag | null;
   readonly totalShippingPriceSet?: MoneyBag | null;
+  readonly lineItems?: GraphLines | null;
 }
 
 /** Which token an abandoned checkout URL names, or undefined when it has neither shape. */
@@ -109,8 +123,6 @@ export function mapAbandonedCheckout(
     return { topic: "checkouts/update", body: Buffer.alloc(0), mapped: { kind: "unkeyed", reason } };
   }
   const cartToken = named.kind === "cart" ? named.token : cartTokenOf(named.token);
-  const lines = node.lineItems;
-  const complete = lines?.nodes != null && lines.pageInfo?.hasNextPage !== true;
   const body = {
     ...(named.kind === "checkout" ? { token: named.token } : {}),
     ...(cartToken === undefined ? {} : { cart_token: cartToken }),
@@ -126,8 +138,7 @@ export function mapAbandonedCheckout(
     total_tax: amount(node.totalTaxSet),
     total_discounts: amount(node.totalDiscountSet),
     ...(node.discountCodes == null ? {} : { discount_codes: node.discountCodes.map((code) => ({ code })) }),
-    // A cut-off line list would give a wrong cart name: only a complete one is used.
-    ...(complete ? { line_items: lines.nodes?.map((l) => ({ title: l.title, quantity: l.quantity })) } : {}),
+    ...webhookLines(node.lineItems),
   };
   return asReconciled(shopDomain, "checkouts/update", body, node.id);
 }
@@ -150,8 +161,37 @@ export function mapOrder(shopDomain: string, node: OrderNode): ReconciledDeliver
     total_discounts_set: bag(node.totalDiscountsSet),
     ...(shipping == null ? {} : { shipping_lines: [{ price: shipping }] }),
     ...(node.discountCodes == null ? {} : { discount_codes: node.discountCodes.map((code) => ({ code })) }),
+    // The pass does not read an order's lines (queries.ts); a node that has them gives them as a webhook would.
+    ...webhookLines(node.lineItems),
   };
   return asReconciled(shopDomain, "orders/updated", body, node.id);
+}
+
+/**
+ * The lines as a webhook's `line_items`, only when the list is complete: a cut-off one would give a wrong
+ * cart name and replace the cart's line items with a part of them. Variant and product ids are the numeric
+ * ids the webhooks carry (the end of their GIDs), so a line keeps the key, and HubSpot line item, its
+ * webhooks gave it; a line's discount is not read (its property is left as HubSpot has it).
+ */
+function webhookLines(lines: GraphLines | null | undefined): { line_items?: object[] } {
+  if (lines?.nodes == null || lines.pageInfo?.hasNextPage === true) return {};
+  return {
+    line_items: lines.nodes.map((l) => ({
+      title: l.title,
+      variant_title: l.variantTitle,
+      quantity: l.quantity,
+      sku: l.sku,
+      variant_id: legacyId(l.variant?.id),
+      product_id: legacyId(l.product?.id),
+      price: amount(l.originalUnitPriceSet),
+      price_set: bag(l.originalUnitPriceSet, true),
+    })),
+  };
+}
+
+/** `gid://shopify/ProductVariant/704912205188288575` → "704912205188288575" (kept whole as text). */
+function legacyId(gid: string | null | undefined): string | undefined {
+  return typeof gid === "string" ? /\/(\d+)$/.exec(gid)?.[1] : undefined;
 }
 
 function asReconciled(
@@ -173,16 +213,11 @@ function asReconciled(
   return { topic, body, mapped: restamp(mapped, nodeId) };
 }
 
-/**
- * Lowest rank; the node id orders reconciliation events of equal time among themselves. The event carries no
- * line set: the query reads only titles and quantities (no variant, price or SKU), and a newer set keyed by
- * title would replace the webhook's variant-keyed HubSpot line items with poorer ones until the next webhook.
- */
+/** Lowest rank; the node id orders reconciliation events of equal time among themselves. */
 function restamp(result: MapResult, nodeId: string): MapResult {
   if (result.kind !== "event") return result;
   const stamp = { ...result.event.stamp, topicRank: RECONCILE_TOPIC_RANK, webhookId: `reconcile:${nodeId}` };
-  const { lines: _withoutLines, ...event } = result.event;
-  return { ...result, event: { ...event, stamp } };
+  return { ...result, event: { ...result.event, stamp } };
 }
 
 function person(p: GraphPerson | null | undefined) {
@@ -194,6 +229,13 @@ function amount(b: MoneyBag | null | undefined): string | null | undefined {
   return b?.presentmentMoney?.amount;
 }
 
-function bag(b: MoneyBag | null | undefined) {
-  return b == null ? null : { presentment_money: { amount: b.presentmentMoney?.amount } };
+function bag(b: MoneyBag | null | undefined, withCurrency = false) {
+  if (b == null) return null;
+  const money = b.presentmentMoney;
+  return {
+    presentment_money: {
+      amount: money?.amount,
+      ...(withCurrency ? { currency_code: money?.currencyCode } : {}),
+    },
+  };
 }

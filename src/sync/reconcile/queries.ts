@@ -7,11 +7,21 @@
  * and its presentmentMoney are 2), and a page is sized to stay under the limit with room to spare.
  */
 
-/** Lines read per checkout: enough for the cart name; a checkout with more gets no name from here. */
-export const CHECKOUT_LINES = 10;
+/**
+ * Lines read per abandoned checkout. One with more gets no line set and no cart name from here (a cut-off
+ * list would replace the cart's line items with a part of them): its webhooks carry them.
+ */
+export const NODE_LINES = 10;
 
 const MONEY = "presentmentMoney { amount currencyCode }";
 const PERSON = "email firstName lastName phone";
+/** A line as SPEC §10 keys and writes it: the variant's and product's ids carry the webhook's numeric ids. */
+const LINE = `title variantTitle quantity sku variant { id } product { id } originalUnitPriceSet { ${MONEY} }`;
+/** A line node 1 + variant 1 + product 1 + a MoneyBag 2. */
+const LINE_COST = 1 + 1 + 1 + 2;
+const LINES = `lineItems(first: ${NODE_LINES}) { nodes { ${LINE} } pageInfo { hasNextPage } }`;
+/** The lines' connection: 2 + each line. */
+const LINES_COST = 2 + NODE_LINES * LINE_COST;
 
 export const ABANDONED_CHECKOUTS_QUERY = `query ReconcileCheckouts($first: Int!, $after: String, $query: String) {
   abandonedCheckouts(first: $first, after: $after, query: $query, sortKey: ID) {
@@ -19,7 +29,7 @@ export const ABANDONED_CHECKOUTS_QUERY = `query ReconcileCheckouts($first: Int!,
       id abandonedCheckoutUrl createdAt updatedAt completedAt discountCodes
       customer { ${PERSON} }
       billingAddress { firstName lastName phone }
-      lineItems(first: ${CHECKOUT_LINES}) { nodes { title quantity } pageInfo { hasNextPage } }
+      ${LINES}
       subtotalPriceSet { ${MONEY} }
       totalDiscountSet { ${MONEY} }
       totalPriceSet { ${MONEY} }
@@ -29,8 +39,8 @@ export const ABANDONED_CHECKOUTS_QUERY = `query ReconcileCheckouts($first: Int!,
   }
 }`;
 
-/** node 1 + customer 1 + billingAddress 1 + lineItems (2 + lines) + 4 MoneyBags × 2. */
-export const CHECKOUT_NODE_COST = 1 + 1 + 1 + (2 + CHECKOUT_LINES) + 4 * 2;
+/** node 1 + customer 1 + billingAddress 1 + the lines + 4 MoneyBags × 2. */
+export const CHECKOUT_NODE_COST = 1 + 1 + 1 + LINES_COST + 4 * 2;
 
 export const ORDERS_QUERY = `query ReconcileOrders($first: Int!, $after: String, $query: String) {
   orders(first: $first, after: $after, query: $query, sortKey: ID) {
@@ -48,7 +58,11 @@ export const ORDERS_QUERY = `query ReconcileOrders($first: Int!, $after: String,
   }
 }`;
 
-/** node 1 + customer 1 + billingAddress 1 + 5 MoneyBags × 2. */
+/**
+ * node 1 + customer 1 + billingAddress 1 + 5 MoneyBags × 2. No lines: an order completes its cart, which no
+ * abandoned-cart e-mail shows, and each pass reads again the orders of its few minutes of overlap — with
+ * their lines, twice the points (bench: missed-change p95 3 → 5–8 s as passes got throttled).
+ */
 export const ORDER_NODE_COST = 1 + 1 + 1 + 5 * 2;
 
 export const SINGLE_QUERY_LIMIT = 1000;
