@@ -101,14 +101,16 @@ UPDATE carts SET last_body = NULL, last_headers = NULL
 WHERE shop = $1 AND last_body IS NOT NULL AND NOT ${WHOLE_SHOP} AND ${bodyMatch("last_body")}`;
 const REDACT_CARTS = `DELETE FROM carts WHERE shop = $1 AND ${WHOLE_SHOP}`;
 /**
- * On shop/redact, what the shop's buyers did (checkout tokens, delivery counts); reconciliation's watermarks
+ * On shop/redact, what the shop's buyers did (checkout tokens, delivery counts, the last missed cart); reconciliation's watermarks
  * stay, so a shop still configured is not read back in from its beginning.
  */
 const REDACT_SHOP_TRACES = `
 WITH links AS (DELETE FROM checkout_links WHERE shop = $1 AND ${WHOLE_SHOP} RETURNING 1),
   buckets AS (DELETE FROM shop_activity WHERE shop = $1 AND ${WHOLE_SHOP} RETURNING 1),
-  topics AS (DELETE FROM shop_topics WHERE shop = $1 AND ${WHOLE_SHOP} RETURNING 1)
-SELECT (SELECT count(*) FROM links) + (SELECT count(*) FROM buckets) + (SELECT count(*) FROM topics) AS n`;
+  topics AS (DELETE FROM shop_topics WHERE shop = $1 AND ${WHOLE_SHOP} RETURNING 1),
+  missed AS (DELETE FROM reconcile_missed WHERE shop = $1 AND ${WHOLE_SHOP} RETURNING 1)
+SELECT (SELECT count(*) FROM links) + (SELECT count(*) FROM buckets) + (SELECT count(*) FROM topics)
+  + (SELECT count(*) FROM missed) AS n`;
 
 const DESCRIBE_SUBJECT = `
 SELECT

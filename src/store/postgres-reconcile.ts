@@ -1,5 +1,5 @@
 import type { Query } from "./postgres-connection.ts";
-import type { ReconcileStore } from "./reconcile-store.ts";
+import { toMissedChange, type ReconcileStore } from "./reconcile-store.ts";
 
 /**
  * Reconciliation's rows on PostgreSQL (see reconcile-store.ts; tables from migration "reconciliation").
@@ -57,6 +57,24 @@ export function createPostgresReconcileStore(query: Query): ReconcileStore {
         [shop, owner, nowMs, untilMs],
       );
       return r.rowCount === 1;
+    },
+    async recordMissed(shop, m) {
+      await query(
+        "cartbridge_reconcile_record_missed",
+        `INSERT INTO reconcile_missed AS m (shop, topic, cart_key, updated_at, found_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (shop) DO UPDATE SET topic = EXCLUDED.topic, cart_key = EXCLUDED.cart_key,
+           updated_at = EXCLUDED.updated_at, found_at = EXCLUDED.found_at
+         WHERE m.found_at <= EXCLUDED.found_at`,
+        [shop, m.topic, m.cartKey, m.updatedAtMs, m.foundAtMs],
+      );
+    },
+    async lastMissed() {
+      const r = await query(
+        "cartbridge_reconcile_last_missed",
+        "SELECT shop, topic, cart_key, updated_at, found_at FROM reconcile_missed",
+        [],
+      );
+      return new Map(r.rows.map((row) => [String(row["shop"]), toMissedChange(row)]));
     },
     async releaseReconcileLease(shop, owner) {
       await query(

@@ -1,7 +1,7 @@
 import { POSTGRES_LINE_ITEMS_MIGRATION } from "./postgres-line-items.ts";
 import type pg from "pg";
 import { StoreError, StoreSchemaError } from "../errors.ts";
-import { reconcileSchema } from "./reconcile-store.ts";
+import { reconcileMissedSchema, reconcileSchema } from "./reconcile-store.ts";
 import { ACTIVITY_MIGRATION } from "./postgres-activity.ts";
 
 /**
@@ -129,6 +129,7 @@ CREATE INDEX IF NOT EXISTS carts_retry ON carts (next_attempt_at) WHERE pending_
     name: "when each cart was last sent (console cart lookup)",
     sql: "ALTER TABLE carts ADD COLUMN IF NOT EXISTS last_sent_at BIGINT;",
   },
+  { version: 8, name: "last missed change per shop (reconciliation)", sql: reconcileMissedSchema("BIGINT") },
 ];
 
 /** The newest schema version this code knows. */

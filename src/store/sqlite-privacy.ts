@@ -45,6 +45,7 @@ export function createSqlitePrivacy(
     shopCarts: sql("SELECT count(*) AS n FROM carts WHERE shop = ?"),
     deleteShopCarts: sql("DELETE FROM carts WHERE shop = ?"),
     deleteShopCheckoutLinks: sql("DELETE FROM checkout_links WHERE shop = ?"),
+    deleteShopMissed: sql("DELETE FROM reconcile_missed WHERE shop = ?"),
   };
   const { lineItems, activity } = parts;
 
@@ -61,9 +62,10 @@ export function createSqlitePrivacy(
         const carts = shopOnly ? Number(q.deleteShopCarts.run(subject.shopDomain).changes) : 0;
         if (shopOnly) {
           lineItems.redactShop(subject.shopDomain);
-          // What the shop's buyers did (checkout tokens, delivery counts); reconciliation's watermarks
+          // What the shop's buyers did (checkout tokens, delivery counts, the last missed cart); reconciliation's watermarks
           // stay, so a shop still configured is not read back in from its beginning.
           q.deleteShopCheckoutLinks.run(subject.shopDomain);
+          q.deleteShopMissed.run(subject.shopDomain);
           activity.redactShop(subject.shopDomain);
         }
         return { carts, contacts, deadLetters, pendingDeliveries };

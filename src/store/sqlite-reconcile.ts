@@ -1,5 +1,10 @@
 import type { DatabaseSync } from "node:sqlite";
-import type { CheckoutLink, ReconcileSource, ReconcileStore } from "./reconcile-store.ts";
+import {
+  toMissedChange,
+  type CheckoutLink,
+  type ReconcileSource,
+  type ReconcileStore,
+} from "./reconcile-store.ts";
 
 /**
  * Reconciliation's rows on SQLite (see reconcile-store.ts); the tables come from `reconcileSchema`.
@@ -22,6 +27,10 @@ export function createSqliteReconcileStore(
       ON CONFLICT (shop) DO UPDATE SET owner = ?2, lease_until = ?4
       WHERE reconcile_leases.owner = ?2 OR reconcile_leases.lease_until < ?3`),
     release: db.prepare("DELETE FROM reconcile_leases WHERE shop = ? AND owner = ?"),
+    recordMissed: db.prepare(`INSERT INTO reconcile_missed (shop, topic, cart_key, updated_at, found_at)
+      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (shop) DO UPDATE SET topic = ?2, cart_key = ?3, updated_at = ?4,
+      found_at = ?5 WHERE reconcile_missed.found_at <= ?5`),
+    lastMissed: db.prepare("SELECT shop, topic, cart_key, updated_at, found_at FROM reconcile_missed"),
   };
   /* eslint-disable @typescript-eslint/require-await -- node:sqlite is synchronous; the port is async */
   return {
@@ -47,6 +56,13 @@ export function createSqliteReconcileStore(
     },
     async acquireReconcileLease(shop, owner, nowMs, untilMs) {
       return q.acquire.run(shop, owner, nowMs, untilMs).changes > 0;
+    },
+    async recordMissed(shop, m) {
+      q.recordMissed.run(shop, m.topic, m.cartKey, m.updatedAtMs, m.foundAtMs);
+    },
+    async lastMissed() {
+      const rows = q.lastMissed.all() as Record<string, unknown>[];
+      return new Map(rows.map((row) => [String(row["shop"]), toMissedChange(row)]));
     },
     async releaseReconcileLease(shop, owner) {
       q.release.run(shop, owner);

@@ -1,6 +1,6 @@
 import type { DatabaseSync } from "node:sqlite";
 import { StoreSchemaError } from "../errors.ts";
-import { reconcileSchema } from "./reconcile-store.ts";
+import { reconcileMissedSchema, reconcileSchema } from "./reconcile-store.ts";
 import { SQLITE_LINE_ITEMS_MIGRATION } from "./sqlite-line-items.ts";
 import { SQLITE_ACTIVITY_MIGRATION } from "./sqlite-activity.ts";
 
@@ -127,6 +127,7 @@ CREATE INDEX IF NOT EXISTS contact_links_shop ON contact_links (shop);
     sql: `DROP INDEX carts_pending;
 CREATE INDEX carts_pending ON carts (pending_since, next_attempt_at, key) WHERE pending_since IS NOT NULL;`,
   },
+  { version: 8, name: "last missed change per shop (reconciliation)", sql: reconcileMissedSchema("INTEGER") },
 ];
 
 /** The newest schema version this code knows. */

@@ -458,6 +458,65 @@ describe("reconciliation across restarts and replicas", () => {
   });
 
   for (const factory of factories) {
+    it(`${factory.name}: the shop's last missed change outlives a restart, and one another process found shows once read`, async (t) => {
+      if (!usable(t, factory)) return;
+      const { openStore } = await import("../../src/store/open.ts");
+      const { createReconciler } = await import("../../src/sync/reconcile/reconciler.ts");
+      const shop = `missed-${factory.name}.myshopify.com`;
+      const url = await factory.freshUrl();
+      const updatedAt = Date.now() - 20 * 60_000;
+      sandbox.putOrders(shop, [orderNode(7, orderBody(7, updatedAt))]);
+      const reconcilerOn = (store: Awaited<ReturnType<typeof openStore>>) =>
+        createReconciler({
+          admin: sandboxAdmin(sandbox.adminApiUrl, shop),
+          store,
+          intervalMs: 0,
+          lookbackDays: 30,
+          syncContacts: false,
+          owner: "missed-test",
+          log: { info: () => {}, warn: () => {} },
+        });
+      const lastMissedOf = (r: Reconciler) => r.status().find((s) => s.shopDomain === shop)?.lastMissed;
+
+      const store1 = await openStore(url);
+      const first = reconcilerOn(store1);
+      assert.equal((await first.runOnce(shop)).summary.missed, 1);
+      const found = lastMissedOf(first);
+      assert.deepEqual(found, {
+        ...found,
+        topic: "orders",
+        cartKey: `${shop}:cart-7`,
+        updatedAtMs: Date.parse(iso(updatedAt)),
+      });
+      await first.stop();
+      await store1.close();
+
+      // After a restart: shown before any pass.
+      const store2 = await openStore(url);
+      const second = reconcilerOn(store2);
+      try {
+        assert.equal(lastMissedOf(second), undefined);
+        second.start();
+        await waitFor(() => lastMissedOf(second) !== undefined, { what: "the stored last missed change" });
+        assert.deepEqual(lastMissedOf(second), found);
+        // Another process (`cartbridge reconcile`, a replica) found a later one: shown once read, an older
+        // one never replaces it.
+        const later = {
+          topic: "checkouts",
+          cartKey: `${shop}:cart-8`,
+          updatedAtMs: 1,
+          foundAtMs: Date.now() + 1,
+        } as const;
+        await store2.reconcile.recordMissed(shop, later);
+        await store2.reconcile.recordMissed(shop, { ...later, cartKey: `${shop}:stale`, foundAtMs: 1 });
+        await second.loadMissed();
+        assert.deepEqual(lastMissedOf(second), later);
+      } finally {
+        await second.stop();
+        await store2.close();
+      }
+    });
+
     it(`${factory.name}: a restart mid-pass resumes from the last watermark without losing a page`, async (t) => {
       if (!usable(t, factory)) return;
       const { openStore } = await import("../../src/store/open.ts");

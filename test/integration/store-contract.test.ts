@@ -1257,6 +1257,10 @@ for (const factory of factories) {
           ],
           T0,
         );
+        const missed = (shopDomain: string) =>
+          ({ topic: "orders", cartKey: `${shopDomain}:x`, updatedAtMs: T0, foundAtMs: T0 }) as const;
+        await store.reconcile.recordMissed(SHOP, missed(SHOP));
+        await store.reconcile.recordMissed("other.myshopify.com", missed("other.myshopify.com"));
         const shopsSeen = async () =>
           ((await store.activity?.shops(Date.now())) ?? []).map((s) => s.shopDomain).sort();
         assert.deepEqual(await shopsSeen(), ["other.myshopify.com", SHOP].sort());
@@ -1286,6 +1290,10 @@ for (const factory of factories) {
           new Map([["chk-c", "c"]]),
         );
         assert.deepEqual(await shopsSeen(), ["other.myshopify.com"]);
+        assert.deepEqual(
+          await store.reconcile.lastMissed(),
+          new Map([["other.myshopify.com", missed("other.myshopify.com")]]),
+        );
         assert.deepEqual(await store.stats(T0), {
           pendingCarts: 1,
           oldestPendingSinceMs: T0,

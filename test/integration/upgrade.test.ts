@@ -7,6 +7,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
 import pg from "pg";
 import { SQLITE_MIGRATIONS } from "../../src/store/sqlite-schema.ts";
+import type { Store } from "../../src/store/store.ts";
 import { startFakeHubSpot, type FakeHubSpot } from "../fakes/hubspot-server.ts";
 import { startTestBridge } from "../helpers/bridge.ts";
 import { bridgeEnv, MAIN } from "../helpers/child.ts";
@@ -51,11 +52,29 @@ async function assertPendingCartsLand(hs: FakeHubSpot): Promise<void> {
   await waitFor(() => hs.contacts().has("buyer-upgrade-checkout-3@example.com"), { what: "buyers" });
 }
 
+/** Schema 8: the shop's last missed change is kept, the one found last winning. */
+async function assertMissedChangesKept(store: Store): Promise<void> {
+  const missed = {
+    topic: "orders",
+    cartKey: `${TEST_SHOP}:m-1`,
+    updatedAtMs: 1_000,
+    foundAtMs: 5_000,
+  } as const;
+  await store.reconcile.recordMissed(TEST_SHOP, missed);
+  await store.reconcile.recordMissed(TEST_SHOP, {
+    ...missed,
+    cartKey: `${TEST_SHOP}:older`,
+    foundAtMs: 4_000,
+  });
+  assert.deepEqual(await store.reconcile.lastMissed(), new Map([[TEST_SHOP, missed]]));
+}
+
 describe("upgrades from a released version's store", () => {
   // v0.1.0, the first release (no migrations recorded); d92e263, the last version before the inbox of
   // raw deliveries (schema 5); 55bdf63, the last before the covering index of pending carts (schema 6, its
-  // inbox applied and gone at SIGTERM): each as that version's own code wrote it.
-  for (const version of ["v0.1.0", "d92e263", "55bdf63"]) {
+  // inbox applied and gone at SIGTERM); e7a2e65, the last before the stored last missed change (schema 7):
+  // each as that version's own code wrote it.
+  for (const version of ["v0.1.0", "d92e263", "55bdf63", "e7a2e65"]) {
     it(`SQLite: a ${version} file is migrated in place, its pending carts and buyers are sent, new deliveries go through the inbox`, async () => {
       const dir = mkdtempSync(join(tmpdir(), "cartbridge-upgrade-"));
       copyFileSync(new URL(`sqlite-${version}.db`, FIXTURES), join(dir, "cartbridge.db"));
@@ -66,6 +85,7 @@ describe("upgrades from a released version's store", () => {
         const letters = await bridge.service.store.listDeadLetters({ limit: 10 });
         assert.equal(letters.length, 1);
         assert.equal(letters[0]?.source, "mapping");
+        await assertMissedChangesKept(bridge.service.store);
         // A delivery after the upgrade: acknowledged through the inbox, applied, sent.
         const res = await postDelivery(bridge.url, {
           topic: "carts/update",
@@ -121,49 +141,51 @@ describe("upgrades from a released version's store", () => {
     }
   });
 
-  it("PostgreSQL: a v0.1.0 database is migrated in place and its pending carts are sent", async (t) => {
-    const base = testDatabaseUrl();
-    const admin = new pg.Client({ connectionString: base });
-    try {
-      await admin.connect();
-    } catch (error) {
-      if (postgresRequired()) throw error;
-      t.skip(`no PostgreSQL at ${base} (start one with scripts/start-postgres.sh)`);
-      return;
-    }
-    const schema = `upgrade_${process.pid}_${Date.now()}`;
-    const dump = readFileSync(new URL("postgres-v0.1.0.sql", FIXTURES), "utf8").replaceAll(
-      "__SCHEMA__",
-      schema,
-    );
-    const url = new URL(base);
-    url.searchParams.set("options", `-c search_path=${schema}`);
-    const hs = await startFakeHubSpot();
-    try {
-      await admin.query(dump);
-      const bridge = await startTestBridge({ hubspotUrl: hs.url, env: { DATABASE_URL: url.toString() } });
+  for (const version of ["v0.1.0", "e7a2e65"])
+    it(`PostgreSQL: a ${version} database is migrated in place and its pending carts are sent`, async (t) => {
+      const base = testDatabaseUrl();
+      const admin = new pg.Client({ connectionString: base });
       try {
-        await assertPendingCartsLand(hs);
-        assert.equal((await bridge.service.store.listDeadLetters({ limit: 10 })).length, 1);
-      } finally {
-        await bridge.stop({ drainMs: 500 });
+        await admin.connect();
+      } catch (error) {
+        if (postgresRequired()) throw error;
+        t.skip(`no PostgreSQL at ${base} (start one with scripts/start-postgres.sh)`);
+        return;
       }
-      // A newer release's database: refused with exit 78.
-      await admin.query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES (999, 'future')`);
-      const run = spawnSync(process.execPath, [MAIN, "serve"], {
-        env: {
-          ...bridgeEnv({ hubspotUrl: "http://127.0.0.1:9", dbPath: "x", port: 0 }),
-          DATABASE_URL: url.toString(),
-        },
-        encoding: "utf8",
-        timeout: 20_000,
-      });
-      assert.equal(run.status, 78, run.stdout + run.stderr);
-      assert.match(run.stdout + run.stderr, /schema is version 999, newer than this cartbridge knows/);
-    } finally {
-      await hs.close();
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.end();
-    }
-  });
+      const schema = `upgrade_${process.pid}_${Date.now()}`;
+      const dump = readFileSync(new URL(`postgres-${version}.sql`, FIXTURES), "utf8").replaceAll(
+        "__SCHEMA__",
+        schema,
+      );
+      const url = new URL(base);
+      url.searchParams.set("options", `-c search_path=${schema}`);
+      const hs = await startFakeHubSpot();
+      try {
+        await admin.query(dump);
+        const bridge = await startTestBridge({ hubspotUrl: hs.url, env: { DATABASE_URL: url.toString() } });
+        try {
+          await assertPendingCartsLand(hs);
+          assert.equal((await bridge.service.store.listDeadLetters({ limit: 10 })).length, 1);
+          await assertMissedChangesKept(bridge.service.store);
+        } finally {
+          await bridge.stop({ drainMs: 500 });
+        }
+        // A newer release's database: refused with exit 78.
+        await admin.query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES (999, 'future')`);
+        const run = spawnSync(process.execPath, [MAIN, "serve"], {
+          env: {
+            ...bridgeEnv({ hubspotUrl: "http://127.0.0.1:9", dbPath: "x", port: 0 }),
+            DATABASE_URL: url.toString(),
+          },
+          encoding: "utf8",
+          timeout: 20_000,
+        });
+        assert.equal(run.status, 78, run.stdout + run.stderr);
+        assert.match(run.stdout + run.stderr, /schema is version 999, newer than this cartbridge knows/);
+      } finally {
+        await hs.close();
+        await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await admin.end();
+      }
+    });
 });

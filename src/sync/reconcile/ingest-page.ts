@@ -1,5 +1,5 @@
 import type { IngestItem } from "../../store/store.ts";
-import type { ReconcileSource } from "../../store/reconcile-store.ts";
+import type { MissedChange, ReconcileSource } from "../../store/reconcile-store.ts";
 import { mapAbandonedCheckout, mapOrder, tokenFromCheckoutUrl, type ReconciledDelivery } from "./map.ts";
 import type { AbandonedCheckoutNode, OrderNode } from "./map.ts";
 import type { PassDeps, PassSummary } from "./pass.ts";
@@ -61,6 +61,7 @@ export async function ingestPage(
   if (items.length === 0) return;
   const outcomes = await deps.store.ingestBatch(items);
   let changed = false;
+  let lastMissed: MissedChange | undefined;
   for (const [i, outcome] of outcomes.entries()) {
     if (outcome !== "applied") continue;
     changed = true;
@@ -70,14 +71,11 @@ export async function ingestPage(
     const updatedAtMs = item.mapped.event.stamp.timeMs;
     if (updatedAtMs < nowMs - MISSED_AFTER_MS) {
       summary.missed += 1;
-      deps.onMissed?.({
-        shopDomain: shop,
-        topic: source,
-        cartKey: item.mapped.event.key,
-        updatedAtMs,
-        foundAtMs: nowMs,
-      });
+      lastMissed = { topic: source, cartKey: item.mapped.event.key, updatedAtMs, foundAtMs: nowMs };
+      deps.onMissed?.({ shopDomain: shop, ...lastMissed });
     }
   }
+  // Kept in the store: a restart, another replica and `cartbridge reconcile` all show it (SPEC §9).
+  if (lastMissed !== undefined) await deps.store.reconcile.recordMissed(shop, lastMissed);
   if (changed) deps.onChanged?.();
 }

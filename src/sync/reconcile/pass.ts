@@ -18,7 +18,7 @@
  */
 import type { AdminAnswer, ShopifyAdmin, QueryCost } from "../../shopify/admin-client.ts";
 import type { Store } from "../../store/store.ts";
-import type { ReconcileSource } from "../../store/reconcile-store.ts";
+import type { MissedChange, ReconcileSource } from "../../store/reconcile-store.ts";
 import { ingestPage } from "./ingest-page.ts";
 import {
   ABANDONED_CHECKOUTS_QUERY,
@@ -52,12 +52,7 @@ export interface PageProgress extends PassSummary {
   readonly hasNextPage: boolean;
 }
 
-export interface MissedChange {
-  readonly topic: ReconcileSource;
-  readonly cartKey: string;
-  readonly updatedAtMs: number;
-  readonly foundAtMs: number;
-}
+export type { MissedChange } from "../../store/reconcile-store.ts";
 
 export type PassResult =
   | { outcome: "completed"; summary: PassSummary }

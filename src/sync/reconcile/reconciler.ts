@@ -58,6 +58,8 @@ export interface Reconciler {
     opts?: { sinceMs?: number; onPage?: (p: PageProgress) => void },
   ): Promise<LeasedPassResult>;
   status(): ShopReconcileStatus[];
+  /** Reads the shops' last missed changes from the store (at start and after every periodic pass). */
+  loadMissed(): Promise<void>;
   /** `degraded` reasons for /readyz: the paused shops, named, with their reason. */
   degraded(): string[];
 }
@@ -75,7 +77,9 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       const running: Promise<unknown> = (async () => {
         // A pass asked for meanwhile (runOnce) ends first: never two at once in one process.
         if (before !== undefined) await before.catch(() => undefined);
-        return leasedPass(ctx, shop, state, {});
+        const result = await leasedPass(ctx, shop, state, {});
+        await loadMissed();
+        return result;
       })()
         .catch((error: unknown) => opts.log.warn({ shop, err: error }, "reconciliation pass failed"))
         .finally(() => {
@@ -87,12 +91,31 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     state.timer.unref();
   }
 
+  /**
+   * The shops' last missed changes as the store keeps them: found before a restart, by another replica or
+   * by `cartbridge reconcile`. The one found last wins.
+   */
+  async function loadMissed(): Promise<void> {
+    try {
+      for (const [shop, missed] of await opts.store.reconcile.lastMissed()) {
+        const state = shops.get(shop);
+        if (state !== undefined && (state.lastMissed?.foundAtMs ?? -1) < missed.foundAtMs)
+          state.lastMissed = missed;
+      }
+    } catch (error) {
+      opts.log.warn({ err: error }, "reading reconciliation's last missed changes failed");
+    }
+  }
+
   return {
     start() {
-      if (started || opts.intervalMs === 0) return;
+      if (started) return;
       started = true;
+      void loadMissed();
+      if (opts.intervalMs === 0) return;
       for (const [shop, state] of shops) schedule(shop, state, opts.firstPassDelayMs ?? 0);
     },
+    loadMissed,
     async stop() {
       abort.abort();
       opts.admin.close();
