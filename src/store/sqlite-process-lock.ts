@@ -1,4 +1,5 @@
 import { realpathSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 
@@ -24,13 +25,16 @@ export interface ProcessLock {
 }
 
 /**
- * Locks `<store>.lock` and, when the store's path goes through a symbolic link (the file's or a
- * directory's), also the lock beside the file it resolves to: two paths to one file are one store.
+ * Locks `<store>.lock` and, when the store file is a symbolic link, also the lock beside the file it points
+ * to: two paths to one file are one store. Both are named by their directory's real path, so a relative path,
+ * or one through a linked directory, names each lock file once (the same file locked twice by one process
+ * through two names would refuse the process itself).
  */
 export function lockSqliteFile(storePath: string): ProcessLock {
   const locks: ProcessLock[] = [];
   try {
-    for (const path of new Set([storePath, resolvedPath(storePath)])) locks.push(lockOne(path, storePath));
+    for (const path of new Set([inRealDirectory(storePath), resolvedPath(storePath)]))
+      locks.push(lockOne(path, storePath));
   } catch (error) {
     for (const lock of locks) lock.release();
     throw error;
@@ -43,12 +47,21 @@ export function lockSqliteFile(storePath: string): ProcessLock {
   };
 }
 
-/** The store file's real path (symbolic links resolved); the path itself while the file does not exist. */
+/** The path with its directory's symbolic links resolved (the file itself left as named). */
+function inRealDirectory(storePath: string): string {
+  try {
+    return join(realpathSync(dirname(storePath)), basename(storePath));
+  } catch {
+    return storePath;
+  }
+}
+
+/** The store file's real path (every link resolved); as `inRealDirectory` while the file does not exist. */
 function resolvedPath(storePath: string): string {
   try {
     return realpathSync(storePath);
   } catch {
-    return storePath;
+    return inRealDirectory(storePath);
   }
 }
 

@@ -46,6 +46,8 @@ export async function startChild(opts: {
   hubspotUrl: string;
   dbPath: string;
   env?: Record<string, string>;
+  /** The process's working directory (a relative `dbPath` is read from it). */
+  cwd?: string;
 }): Promise<ChildBridge> {
   const env = bridgeEnv({
     hubspotUrl: opts.hubspotUrl,
@@ -56,6 +58,7 @@ export async function startChild(opts: {
   const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN, "serve"], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
   });
   let output = "";
   proc.stdout.on("data", (d: Buffer) => (output += d.toString("utf8")));

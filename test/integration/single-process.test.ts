@@ -36,6 +36,7 @@ describe("one process per SQLite file (SPEC §6)", () => {
     const hs = await startFakeHubSpot();
     const dir = mkdtempSync(join(tmpdir(), "cartbridge-lock-"));
     const dbPath = join(dir, "cartbridge.db");
+    const linkedDir = join(tmpdir(), `cartbridge-lock-link-${process.pid}`);
     let first: ChildBridge | undefined;
     let third: ChildBridge | undefined;
     try {
@@ -49,16 +50,11 @@ describe("one process per SQLite file (SPEC §6)", () => {
       // The same file through a symbolic link (to the file, or to its directory) is the same store.
       const linked = join(dir, "linked.db");
       symlinkSync(dbPath, linked);
-      const linkedDir = join(tmpdir(), `cartbridge-lock-link-${process.pid}`);
       symlinkSync(dir, linkedDir);
-      try {
-        for (const other of [linked, join(linkedDir, "cartbridge.db")]) {
-          const refused = await runToExit(hs.url, other);
-          assert.notEqual(refused.code, 0, refused.output);
-          assert.match(refused.output, /another cartbridge process is already serving/);
-        }
-      } finally {
-        rmSync(linkedDir, { force: true });
+      for (const other of [linked, join(linkedDir, "cartbridge.db")]) {
+        const refused = await runToExit(hs.url, other);
+        assert.notEqual(refused.code, 0, refused.output);
+        assert.match(refused.output, /another cartbridge process is already serving/);
       }
 
       const res = await postDelivery(first.url, { topic: "checkouts/update", body: checkoutBody("lock-1") });
@@ -67,6 +63,15 @@ describe("one process per SQLite file (SPEC §6)", () => {
 
       await killChild(first); // SIGKILL: the kernel drops its locks with the process
       first = undefined;
+      // Restarted on the file it wrote, by a path that is not the file's real one: a relative path, and one
+      // through a linked directory. Neither refuses the bridge itself.
+      for (const [cwd, path] of [
+        [dir, "cartbridge.db"],
+        [dir, join(linkedDir, "cartbridge.db")],
+      ] as const) {
+        const again = await startChild({ hubspotUrl: hs.url, dbPath: path, cwd });
+        await killChild(again);
+      }
       third = await startChild({ hubspotUrl: hs.url, dbPath });
       const again = await postDelivery(third.url, {
         topic: "checkouts/update",
@@ -80,6 +85,7 @@ describe("one process per SQLite file (SPEC §6)", () => {
         await third.exited;
       }
       await hs.close();
+      rmSync(linkedDir, { force: true });
       rmSync(dir, { recursive: true, force: true });
     }
   });
