@@ -30,6 +30,8 @@ export type AdminAnswer<T> =
   | { kind: "max_cost"; requestedCost: number | undefined }
   /** No token, or it was refused (401 after a renewal, 403): pause the shop with `reason`. */
   | { kind: "auth"; reason: string }
+  /** Fields the token's scopes do not reach (e.g. products without `read_products`): ask without them. */
+  | { kind: "access_denied"; reason: string }
   /** Network trouble, 5xx, 429 or a GraphQL error: retry later. */
   | { kind: "failed"; reason: string };
 
@@ -175,5 +177,7 @@ async function classifyErrors<T>(
     return { kind: "max_cost", requestedCost: requested ?? cost?.requestedQueryCost };
   }
   const message = graphQLErrors[0]?.message ?? errors.message ?? "unknown error";
+  if (codes.length > 0 && codes.every((c) => c === "ACCESS_DENIED"))
+    return { kind: "access_denied", reason: message };
   return { kind: "failed", reason: status === undefined ? message : `HTTP ${status}: ${message}` };
 }

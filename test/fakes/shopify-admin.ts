@@ -34,6 +34,11 @@ export interface ShopifyAdminSandboxOptions {
   tokenTtlS?: number;
   /** Legacy custom-app tokens: token → shop. */
   staticTokens?: Readonly<Record<string, string>>;
+  /**
+   * Fields the app's scopes do not reach, e.g. `variant` and `product` without `read_products`: a query
+   * selecting one anywhere is refused whole with ACCESS_DENIED, as Shopify does.
+   */
+  deniedFields?: readonly string[];
 }
 
 export type SandboxNode = Record<string, unknown> & { id: string; updatedAt: string; createdAt: string };
@@ -197,6 +202,22 @@ export async function startShopifyAdminSandbox(
       return send(200, { errors: [{ message: (error as Error).message }] }, { ...record, code: "PARSE" });
     }
     const root = fields.map((f) => f.name).join(",");
+    const deniedField = deniedIn(fields, new Set(opts.deniedFields ?? []));
+    if (deniedField !== undefined) {
+      return send(
+        200,
+        {
+          errors: [
+            {
+              message: `Access denied for ${deniedField} field. Required access: \`read_products\` access scope.`,
+              extensions: { code: "ACCESS_DENIED", requiredAccess: "`read_products` access scope." },
+            },
+          ],
+          data: null,
+        },
+        { ...record, root, code: "ACCESS_DENIED", variables },
+      );
+    }
     const requested = fields.reduce((total, f) => total + requestedCost(f), 0);
     const nowMs = Date.now();
     const b = bucket(shop, nowMs);
@@ -386,4 +407,14 @@ function parseFilter(query: string): (node: SandboxNode) => boolean {
     });
   }
   return (n) => terms.every((t) => t(n));
+}
+
+/** The first selected field, at any depth, that the app may not read. */
+function deniedIn(fields: readonly Field[], denied: ReadonlySet<string>): string | undefined {
+  for (const f of fields) {
+    if (denied.has(f.name)) return f.name;
+    const inner = deniedIn(f.selections ?? [], denied);
+    if (inner !== undefined) return inner;
+  }
+  return undefined;
 }

@@ -241,6 +241,51 @@ describe("reconciliation through the Shopify Admin sandbox", () => {
     });
   });
 
+  it("without read_products (the lines' variant and product refused) checkouts are read all the same, the webhook's line items kept", async () => {
+    await withReconcilingBridge(
+      { sandbox: { deniedFields: ["variant", "product"] } },
+      async ({ sandbox, hs, bridge }) => {
+        const t = Date.now() - 3_600_000;
+        const key = `${SHOP}:cart-6`;
+        // The webhook brought the lines, keyed by variant.
+        const res = await deliver(bridge.url, {
+          topic: "checkouts/update",
+          body: JSON.stringify(checkoutBody(6, t)),
+          shop: SHOP,
+        });
+        assert.deepEqual([res.status, res.outcome], [200, "applied"]);
+        const lines = () => {
+          const cartId = hs.cartByKey(key)?.id;
+          return cartId === undefined ? [] : hs.lineItemsOfCart(cartId);
+        };
+        await waitFor(() => lines().length === 2, { what: "the webhook's two lines" });
+        const before = hs.allLineItems().map((l) => `${l.id} ${l.key} ${String(l.archived)}`);
+
+        // Shopify has a newer version of the checkout, another total.
+        sandbox.putCheckouts(SHOP, [checkoutNode(SHOP, 6, checkoutBody(6, t + 60_000, "500.00"))]);
+        const result = await reconcilerOf(bridge).runOnce(SHOP);
+        assert.equal(result.outcome, "completed");
+        assert.equal(result.summary.changed, 1);
+        assert.ok(
+          sandbox.requests.some((r) => r.code === "ACCESS_DENIED"),
+          "the first query asked for what the scopes do not reach",
+        );
+        await waitFor(() => hs.cartByKey(key)?.properties["hs_total_price"] === "500.00", {
+          what: "the newer total in HubSpot",
+        });
+        assert.equal(hs.cartByKey(key)?.properties["hs_cart_name"], "IPod Nano - 8GB + 1 more (2 items)");
+        await waitFor(async () => (await bridge.service.store.stats(Date.now())).pendingCarts === 0, {
+          what: "sent",
+        });
+        assert.deepEqual(
+          hs.allLineItems().map((l) => `${l.id} ${l.key} ${String(l.archived)}`),
+          before,
+          "the line items as the webhook left them",
+        );
+      },
+    );
+  });
+
   it("an abandoned checkout with the older /checkouts/<token>/recover URL joins its cart through the link a checkout webhook taught", async () => {
     await withReconcilingBridge({}, async ({ sandbox, hs, bridge }) => {
       const t = Date.now() - 3_600_000;

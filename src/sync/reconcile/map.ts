@@ -91,7 +91,6 @@ export interface OrderNode {
   readonly totalTaxSet?: MoneyBag | null;
   readonly totalDiscountsSet?: MoneyBag | null;
   readonly totalShippingPriceSet?: MoneyBag | null;
-  readonly lineItems?: GraphLines | null;
 }
 
 /** Which token an abandoned checkout URL names, or undefined when it has neither shape. */
@@ -140,7 +139,23 @@ export function mapAbandonedCheckout(
     ...(node.discountCodes == null ? {} : { discount_codes: node.discountCodes.map((code) => ({ code })) }),
     ...webhookLines(node.lineItems),
   };
-  return asReconciled(shopDomain, "checkouts/update", body, node.id);
+  const reconciled = asReconciled(shopDomain, "checkouts/update", body, node.id);
+  return withoutProducts(node.lineItems) ? withoutLineSet(reconciled) : reconciled;
+}
+
+/** Lines read without their variant and product (a token without `read_products`): not even `null`. */
+function withoutProducts(lines: GraphLines | null | undefined): boolean {
+  return (lines?.nodes ?? []).some((l) => l.variant === undefined && l.product === undefined);
+}
+
+/**
+ * The event without a line set: keyed by title, it would replace the webhooks' variant-keyed HubSpot line
+ * items with others until the next webhook. Its lines still name the cart.
+ */
+function withoutLineSet(d: ReconciledDelivery): ReconciledDelivery {
+  if (d.mapped.kind !== "event") return d;
+  const { lines: _withoutLines, ...event } = d.mapped.event;
+  return { ...d, mapped: { ...d.mapped, event } };
 }
 
 export function mapOrder(shopDomain: string, node: OrderNode): ReconciledDelivery {
@@ -161,8 +176,7 @@ export function mapOrder(shopDomain: string, node: OrderNode): ReconciledDeliver
     total_discounts_set: bag(node.totalDiscountsSet),
     ...(shipping == null ? {} : { shipping_lines: [{ price: shipping }] }),
     ...(node.discountCodes == null ? {} : { discount_codes: node.discountCodes.map((code) => ({ code })) }),
-    // The pass does not read an order's lines (queries.ts); a node that has them gives them as a webhook would.
-    ...webhookLines(node.lineItems),
+    // No lines: the pass does not read them (queries.ts), so the order carries no line set.
   };
   return asReconciled(shopDomain, "orders/updated", body, node.id);
 }

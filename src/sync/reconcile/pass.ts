@@ -12,6 +12,8 @@
  * - throttled: wait until the bucket holds the query's cost again (from throttleStatus), ask again;
  * - max_cost: halve the page and ask again (page sizes are chosen to stay under it; this is the safety net);
  * - auth: stop, the shop is paused with the reason (the watermark stays: nothing is skipped);
+ * - access_denied (fields the token's scopes do not reach): ask the source's narrower query for the rest of
+ *   the pass — abandoned checkouts without their lines' variant and product (`read_products`);
  * - failed: back off and ask again, up to MAX_FAILURES in a row, then the pass fails (the watermark stays).
  * Before each request the pass waits, if needed, until the last reported throttleStatus, restored at its
  * restore rate, covers the request: the bucket is never asked for more than it has.
@@ -22,7 +24,9 @@ import type { MissedChange, ReconcileSource } from "../../store/reconcile-store.
 import { ingestPage } from "./ingest-page.ts";
 import {
   ABANDONED_CHECKOUTS_QUERY,
+  ABANDONED_CHECKOUTS_QUERY_WITHOUT_PRODUCTS,
   CHECKOUT_NODE_COST,
+  CHECKOUT_NODE_COST_WITHOUT_PRODUCTS,
   ORDER_NODE_COST,
   ORDERS_QUERY,
   pageSizeFor,
@@ -85,6 +89,8 @@ interface SourceSpec {
   readonly query: string;
   readonly nodeCost: number;
   readonly root: "abandonedCheckouts" | "orders";
+  /** The query to ask instead when Shopify denies access to some of its fields (ACCESS_DENIED). */
+  readonly narrower?: SourceSpec;
 }
 
 const SOURCES: readonly SourceSpec[] = [
@@ -93,6 +99,13 @@ const SOURCES: readonly SourceSpec[] = [
     query: ABANDONED_CHECKOUTS_QUERY,
     nodeCost: CHECKOUT_NODE_COST,
     root: "abandonedCheckouts",
+    // Without `read_products` the lines' variant and product are refused: lines without them (no line set).
+    narrower: {
+      source: "checkouts",
+      query: ABANDONED_CHECKOUTS_QUERY_WITHOUT_PRODUCTS,
+      nodeCost: CHECKOUT_NODE_COST_WITHOUT_PRODUCTS,
+      root: "abandonedCheckouts",
+    },
   },
   { source: "orders", query: ORDERS_QUERY, nodeCost: ORDER_NODE_COST, root: "orders" },
 ];
@@ -145,7 +158,8 @@ interface SourceRead {
  * paused (auth), failed. Each answer leads where the ladder at the top of this file says.
  */
 async function readSource(deps: PassDeps, r: SourceRead): Promise<PassResult | undefined> {
-  const { shop, spec, summary, pacer } = r;
+  const { shop, summary, pacer } = r;
+  let spec = r.spec;
   let pageSize = pageSizeFor(spec.nodeCost);
   let after: string | null = null;
   let page = 0;
@@ -163,6 +177,13 @@ async function readSource(deps: PassDeps, r: SourceRead): Promise<PassResult | u
       query: updatedSince(r.sinceMs),
     });
     if (answer.kind === "auth") return { outcome: "paused", reason: answer.reason, summary };
+    if (answer.kind === "access_denied" && spec.narrower !== undefined) {
+      // Asked again without the fields the token's scopes do not reach, for the rest of this pass.
+      spec = spec.narrower;
+      pageSize = pageSizeFor(spec.nodeCost);
+      continue;
+    }
+    if (answer.kind === "access_denied") return { outcome: "failed", reason: answer.reason, summary };
     if (answer.kind === "max_cost") {
       if (pageSize === 1)
         return { outcome: "failed", reason: "a single node exceeds the query cost limit", summary };

@@ -19,17 +19,21 @@ const PERSON = "email firstName lastName phone";
 const LINE = `title variantTitle quantity sku variant { id } product { id } originalUnitPriceSet { ${MONEY} }`;
 /** A line node 1 + variant 1 + product 1 + a MoneyBag 2. */
 const LINE_COST = 1 + 1 + 1 + 2;
-const LINES = `lineItems(first: ${NODE_LINES}) { nodes { ${LINE} } pageInfo { hasNextPage } }`;
-/** The lines' connection: 2 + each line. */
-const LINES_COST = 2 + NODE_LINES * LINE_COST;
+/**
+ * A line without its variant and product, for a token whose scopes do not reach products (`read_products`):
+ * Shopify refuses the whole query over those two fields. Enough for the cart name, not for a line set.
+ */
+const LINE_WITHOUT_PRODUCTS = `title variantTitle quantity sku originalUnitPriceSet { ${MONEY} }`;
+const LINE_WITHOUT_PRODUCTS_COST = 1 + 2;
 
-export const ABANDONED_CHECKOUTS_QUERY = `query ReconcileCheckouts($first: Int!, $after: String, $query: String) {
+function checkoutsQuery(line: string): string {
+  return `query ReconcileCheckouts($first: Int!, $after: String, $query: String) {
   abandonedCheckouts(first: $first, after: $after, query: $query, sortKey: ID) {
     nodes {
       id abandonedCheckoutUrl createdAt updatedAt completedAt discountCodes
       customer { ${PERSON} }
       billingAddress { firstName lastName phone }
-      ${LINES}
+      lineItems(first: ${NODE_LINES}) { nodes { ${line} } pageInfo { hasNextPage } }
       subtotalPriceSet { ${MONEY} }
       totalDiscountSet { ${MONEY} }
       totalPriceSet { ${MONEY} }
@@ -38,9 +42,17 @@ export const ABANDONED_CHECKOUTS_QUERY = `query ReconcileCheckouts($first: Int!,
     pageInfo { hasNextPage endCursor }
   }
 }`;
+}
 
-/** node 1 + customer 1 + billingAddress 1 + the lines + 4 MoneyBags × 2. */
-export const CHECKOUT_NODE_COST = 1 + 1 + 1 + LINES_COST + 4 * 2;
+/** node 1 + customer 1 + billingAddress 1 + the lines' connection (2 + each line) + 4 MoneyBags × 2. */
+function checkoutNodeCost(lineCost: number): number {
+  return 1 + 1 + 1 + (2 + NODE_LINES * lineCost) + 4 * 2;
+}
+
+export const ABANDONED_CHECKOUTS_QUERY = checkoutsQuery(LINE);
+export const CHECKOUT_NODE_COST = checkoutNodeCost(LINE_COST);
+export const ABANDONED_CHECKOUTS_QUERY_WITHOUT_PRODUCTS = checkoutsQuery(LINE_WITHOUT_PRODUCTS);
+export const CHECKOUT_NODE_COST_WITHOUT_PRODUCTS = checkoutNodeCost(LINE_WITHOUT_PRODUCTS_COST);
 
 export const ORDERS_QUERY = `query ReconcileOrders($first: Int!, $after: String, $query: String) {
   orders(first: $first, after: $after, query: $query, sortKey: ID) {
