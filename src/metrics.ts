@@ -73,12 +73,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     }),
     rateLimitWaits: new Counter({
       name: "hubspot_rate_limit_waits_total",
-      help: "Times sending waited because the rate budget was spent or HubSpot answered 429 (not the even spacing of sends)",
+      help: "Times a sender (carts, contacts, line items: each counts its own) waited because the rate budget was spent or HubSpot answered 429 (not the even spacing of sends)",
       registers,
     }),
     rateLimitWaitSeconds: new Counter({
       name: "hubspot_rate_limit_wait_seconds_total",
-      help: "Time sending waited because the rate budget was spent or HubSpot answered 429",
+      help: "Time the senders waited (each its own) because the rate budget was spent or HubSpot answered 429",
       registers,
     }),
     deadLettersCreated: new Counter({

@@ -75,7 +75,9 @@ export async function ingestPage(
       deps.onMissed?.({ shopDomain: shop, ...lastMissed });
     }
   }
-  // Kept in the store: a restart, another replica and `cartbridge reconcile` all show it (SPEC §9).
-  if (lastMissed !== undefined) await deps.store.reconcile.recordMissed(shop, lastMissed);
+  // Kept in the store: a restart, another replica and `cartbridge reconcile` all show it (SPEC §9). The page
+  // is ingested already and the metric counted it: a store that fails here does not fail the pass.
+  if (lastMissed !== undefined)
+    await deps.store.reconcile.recordMissed(shop, lastMissed).catch(() => undefined);
   if (changed) deps.onChanged?.();
 }

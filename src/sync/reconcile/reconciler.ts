@@ -92,15 +92,16 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   }
 
   /**
-   * The shops' last missed changes as the store keeps them: found before a restart, by another replica or
-   * by `cartbridge reconcile`. The one found last wins.
+   * The shops' last missed changes as the store keeps them (every pass records its own there first): found
+   * before a restart, by another replica or by `cartbridge reconcile`; none once shop/redact erased it.
    */
   async function loadMissed(): Promise<void> {
     try {
-      for (const [shop, missed] of await opts.store.reconcile.lastMissed()) {
-        const state = shops.get(shop);
-        if (state !== undefined && (state.lastMissed?.foundAtMs ?? -1) < missed.foundAtMs)
-          state.lastMissed = missed;
+      const stored = await opts.store.reconcile.lastMissed();
+      for (const [shop, state] of shops) {
+        const missed = stored.get(shop);
+        if (missed === undefined) delete state.lastMissed;
+        else state.lastMissed = missed;
       }
     } catch (error) {
       opts.log.warn({ err: error }, "reading reconciliation's last missed changes failed");

@@ -441,7 +441,7 @@ async function openDetail(id) {
     d.body !== null
       ? JSON.stringify(d.body, null, 2)
       : d.source === "hubspot"
-        ? "No delivery kept: the cart's newest delivery had been sent before HubSpot refused this."
+        ? "No delivery kept: the cart's newest delivery was sent, expired or erased before HubSpot refused this."
         : "The delivery's body was empty.";
   $("dl-detail").hidden = false;
   $("dl-detail-title").focus();
