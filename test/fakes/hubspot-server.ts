@@ -186,6 +186,19 @@ export function missingScopes(scope: string): FakeResponse {
   };
 }
 
+/** HubSpot's 429 once the portal's daily API limit is spent (policy DAILY), as a queued fault. */
+export function dailyLimitFault(): FakeFault {
+  return {
+    status: 429,
+    body: {
+      status: "error",
+      message: "You have reached your daily limit.",
+      errorType: "RATE_LIMIT",
+      policyName: "DAILY",
+    },
+  };
+}
+
 function defaultFaultBody(status: number): unknown {
   if (status === 429) {
     return {

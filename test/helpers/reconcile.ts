@@ -1,22 +1,11 @@
-import { fixture } from "./shopify.ts";
+import { fixtureJson } from "./shopify.ts";
 import { abandonedCheckoutFromWebhook, orderFromWebhook } from "../fakes/shopify-admin-seed.ts";
 import type { SandboxNode, ShopifyAdminSandbox } from "../fakes/shopify-admin.ts";
 
 /** Test data for reconciliation: checkout and order webhooks of many carts, and their GraphQL equivalents. */
 
-/** A sample's JSON, whole numbers past 2^53 (variant ids) kept as their digits, as the bridge reads them. */
-function sample(file: string): Record<string, unknown> {
-  return JSON.parse(
-    fixture(file).body.toString("utf8"),
-    (_key, value: unknown, context?: { source?: string }) =>
-      typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined
-        ? context.source
-        : value,
-  ) as Record<string, unknown>;
-}
-
-const checkoutSample = sample("checkouts-update.shopify-docs-2026-04.json");
-const orderSample = sample("orders-create.shopify-docs-2026-04.json");
+const checkoutSample = fixtureJson("checkouts-update.shopify-docs-2026-04.json");
+const orderSample = fixtureJson("orders-create.shopify-docs-2026-04.json");
 
 export function iso(ms: number): string {
   return new Date(ms).toISOString();

@@ -22,6 +22,17 @@ export function fixture(file: string): Fixture {
   return { file, topic: topicOf(file), body: readFileSync(new URL(file, FIXTURES_DIR)) };
 }
 
+/** A fixture's JSON, whole numbers past 2^53 (variant ids) kept as their digits, as the bridge reads them. */
+export function fixtureJson(file: string): Record<string, unknown> {
+  return JSON.parse(
+    fixture(file).body.toString("utf8"),
+    (_key, value: unknown, context?: { source?: string }) =>
+      typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined
+        ? context.source
+        : value,
+  ) as Record<string, unknown>;
+}
+
 /** "checkouts-create.shopify-docs-2026-04.json" → "checkouts/create" (customers-redact → customers/redact). */
 function topicOf(file: string): string {
   const stem = file.split(".")[0] ?? "";

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
-import type { FakeHubSpot } from "../fakes/hubspot-server.ts";
+import { dailyLimitFault, type FakeHubSpot } from "../fakes/hubspot-server.ts";
 import { withBridge as withTestBridge, type TestBridge } from "../helpers/bridge.ts";
 import { checkoutBody, loadFixtures, postDelivery, TEST_SECRET, TEST_SHOP } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -107,18 +107,7 @@ describe("contacts", () => {
 
   it("429 DAILY on the contacts: /readyz says contacts are stopped by the daily limit, carts flow, contacts land after", async () => {
     await withBridge({}, async (hs, bridge) => {
-      hs.failNext(
-        {
-          status: 429,
-          body: {
-            status: "error",
-            message: "You have reached your daily limit.",
-            errorType: "RATE_LIMIT",
-            policyName: "DAILY",
-          },
-        },
-        { path: "/contacts/batch/upsert" },
-      );
+      hs.failNext(dailyLimitFault(), { path: "/contacts/batch/upsert" });
       await postDelivery(bridge.url, { topic: "checkouts/update", body: checkoutBody("d-1") });
       const body = await waitFor(
         async () => {

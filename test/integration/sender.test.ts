@@ -4,6 +4,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
 import { setupHubSpot } from "../../src/cli.ts";
 import {
+  dailyLimitFault,
   defaultCartProperties,
   maxRequestsInAnyWindow,
   startFakeHubSpot,
@@ -106,18 +107,7 @@ describe("sender failure classes (fake HubSpot on a real port)", () => {
 
   it("429 DAILY: sending pauses, /readyz and metrics say so, and it resumes when the budget returns", async () => {
     await withBridge({}, async (hs, bridge) => {
-      hs.failNext(
-        {
-          status: 429,
-          body: {
-            status: "error",
-            message: "You have reached your daily limit.",
-            errorType: "RATE_LIMIT",
-            policyName: "DAILY",
-          },
-        },
-        { path: "/batch/upsert" },
-      );
+      hs.failNext(dailyLimitFault(), { path: "/batch/upsert" });
       const tokens = await sendCheckouts(bridge, "daily", 3);
       const paused = await waitFor(async () => {
         const r = await readyz(bridge);

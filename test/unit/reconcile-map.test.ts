@@ -10,21 +10,12 @@ import {
 } from "../../src/sync/reconcile/map.ts";
 import { mapDelivery } from "../../src/sync/mapping.ts";
 import { abandonedCheckoutFromWebhook, orderFromWebhook } from "../fakes/shopify-admin-seed.ts";
-import { fixture } from "../helpers/shopify.ts";
+import { fixtureJson } from "../helpers/shopify.ts";
 
 const SHOP = "example-shop.myshopify.com";
 const CART = "eeafa272cebfd4b22385bc4b645e762c";
 
-/** A fixture's JSON, whole numbers past 2^53 (variant ids) kept as their digits, as the bridge reads them. */
-function json(file: string): Record<string, unknown> {
-  return JSON.parse(
-    fixture(file).body.toString("utf8"),
-    (_key, value: unknown, context?: { source?: string }) =>
-      typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined
-        ? context.source
-        : value,
-  ) as Record<string, unknown>;
-}
+const json = fixtureJson;
 
 /** The line set the webhook of `file` gives (the webhook mapping, tested on its own in line-items.test.ts). */
 function webhookLines(file: string, topic: string, body: object) {
@@ -96,27 +87,16 @@ describe("reconciliation mapping", () => {
     });
     // The line set, keyed by the webhook's variant ids (so each line keeps its HubSpot line item) with the
     // same name, quantity, unit price, SKU and currency; the query reads no discount.
+    const ipod = {
+      name: "IPod Nano - 8GB - Pink",
+      quantity: "1",
+      price: "199.00",
+      hs_sku: "IPOD2008PINK",
+      hs_line_item_currency_code: "USD",
+    };
     assert.deepEqual(e.lines, [
-      {
-        key: `${SHOP}:${CART}:808950810`,
-        properties: {
-          name: "IPod Nano - 8GB - Pink",
-          quantity: "1",
-          price: "199.00",
-          hs_sku: "IPOD2008PINK",
-          hs_line_item_currency_code: "USD",
-        },
-      },
-      {
-        key: `${SHOP}:${CART}:808950810:2`,
-        properties: {
-          name: "IPod Nano - 8GB - Pink",
-          quantity: "1",
-          price: "199.00",
-          hs_sku: "IPOD2008PINK",
-          hs_line_item_currency_code: "USD",
-        },
-      },
+      { key: `${SHOP}:${CART}:808950810`, properties: ipod },
+      { key: `${SHOP}:${CART}:808950810:2`, properties: ipod },
     ]);
     const file = "checkouts-update.shopify-docs-2026-04.json";
     assert.deepEqual(
