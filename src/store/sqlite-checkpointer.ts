@@ -26,6 +26,11 @@ export interface Checkpointer {
   readonly busy: Int32Array;
   /** How many times the thread has fdatasync'ed the WAL between checkpoints so far (tests read it). */
   walSyncs(): number;
+  /**
+   * After an erasure: the next checkpoint that can copies everything and truncates the WAL to nothing, so
+   * the pages as they were before the erasure are gone from the WAL file too (not only overwritten later).
+   */
+  truncateSoon(): void;
   stop(): Promise<void>;
 }
 
@@ -52,6 +57,7 @@ const walSize = () => {
 // copies every frame and the next writer starts the WAL over, and a RESTART never holds a commit off.
 const busy = new Int32Array(workerData.busy);
 const walSyncs = new Int32Array(workerData.walSyncs);
+const truncate = new Int32Array(workerData.truncate);
 // The WAL through a descriptor of its own, opened once it exists and kept (SQLite locks the database and
 // its -shm file, never the WAL, so closing it drops no lock of SQLite's). Synced only when its size or
 // mtime moved since the last sync, so an idle bridge asks the disk for nothing; a write that lands in the
@@ -80,8 +86,23 @@ const syncWal = () => {
   synced = seen;
   Atomics.add(walSyncs, 0, 1);
 };
+// TRUNCATE waits for readers and holds writers off like RESTART, with the same short busy timeout; until it
+// runs to the end (busy 0) it is asked for again at each interval.
+const truncateWal = () => {
+  db.exec("PRAGMA busy_timeout = 50");
+  try {
+    const result = db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get();
+    if (result !== undefined && Number(result.busy) === 0) Atomics.store(truncate, 0, 0);
+  } finally {
+    db.exec("PRAGMA busy_timeout = " + workerData.busyTimeoutMs);
+  }
+};
 const run = () => {
   checkpoint("PASSIVE");
+  if (Atomics.load(truncate, 0) === 1) {
+    truncateWal();
+    return;
+  }
   if (walSize() > workerData.walLimitBytes) {
     // RESTART holds the writer lock while it waits for readers: with a short busy timeout it gives up at
     // once instead (SQLITE_BUSY is a result, not an error) and is tried again next time, so it never holds
@@ -147,11 +168,13 @@ export function startCheckpointer(
 ): Checkpointer {
   const busy = new Int32Array(new SharedArrayBuffer(4));
   const walSyncs = new Int32Array(new SharedArrayBuffer(4));
+  const truncate = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: {
       busy: busy.buffer,
       walSyncs: walSyncs.buffer,
+      truncate: truncate.buffer,
       path,
       intervalMs: opts.intervalMs ?? 500,
       walSyncMs: opts.walSyncMs ?? 50,
@@ -181,6 +204,7 @@ export function startCheckpointer(
   return {
     busy,
     walSyncs: () => Atomics.load(walSyncs, 0),
+    truncateSoon: () => void Atomics.store(truncate, 0, 1),
     async stop() {
       stopping = true;
       Atomics.store(busy, 0, 0);

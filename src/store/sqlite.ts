@@ -63,7 +63,10 @@ export function openSqliteStore(path: string, opts: { server?: boolean } = {}): 
     ...createSqliteLedger(db, transaction, deadLetters, lineItems),
     ...deadLetters.port,
     ...createSqliteContacts(db, transaction, deadLetters),
-    ...createSqlitePrivacy(db, transaction, { lineItems, activity }),
+    ...withWalTruncatedAfterErasures(
+      createSqlitePrivacy(db, transaction, { lineItems, activity }),
+      checkpointer,
+    ),
     ...createSqliteHealth(db),
 
     async close() {
@@ -101,6 +104,30 @@ function markSentInChunks(markSent: Store["markSent"]): Store["markSent"] {
       marked.push(...(await markSent(carts.slice(i, i + MARK_CHUNK), owner)));
     }
     return marked;
+  };
+}
+
+/**
+ * Erasures (customers/redact, shop/redact, retention) zero the rows in the file (`secure_delete`), but the
+ * WAL still holds the pages as they were until its frames are reused: the checkpoint thread is asked to
+ * truncate it.
+ */
+function withWalTruncatedAfterErasures(
+  privacy: Pick<Store, "redact" | "describeSubject" | "purgeExpired">,
+  checkpointer: Checkpointer | undefined,
+): Pick<Store, "redact" | "describeSubject" | "purgeExpired"> {
+  return {
+    ...privacy,
+    async redact(subject) {
+      const erased = await privacy.redact(subject);
+      checkpointer?.truncateSoon();
+      return erased;
+    },
+    async purgeExpired(beforeMs) {
+      const removed = await privacy.purgeExpired(beforeMs);
+      if (removed > 0) checkpointer?.truncateSoon();
+      return removed;
+    },
   };
 }
 
