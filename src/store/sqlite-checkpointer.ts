@@ -20,6 +20,9 @@ import { Worker } from "node:worker_threads";
  * 1,000/s 1–5 ms lower in small alternated sets). No durability relies on it, and it writes the same pages,
  * sooner (with a partly filled last page again at each sync). A failed sync turns the syncing off with a
  * warning; the checkpoints go on.
+ *
+ * After an erasure the store asks for a TRUNCATE checkpoint (`truncateSoon`): the WAL still holds the pages
+ * as they were before it, and personal data must not outlive its erasure there either.
  */
 export interface Checkpointer {
   /** Non-zero while a checkpoint runs (shared with the thread): writers wait for it to clear (sqlite-gate.ts). */
