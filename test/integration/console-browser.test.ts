@@ -267,4 +267,25 @@ describe("the console in Chromium", { skip: missing }, () => {
       },
     );
   });
+
+  it("the sender tile says carts flow but line items are refused (a token without their scopes)", async () => {
+    await withBridge(
+      { env: { ADMIN_TOKEN: TOKEN }, setup: (hs) => hs.setScopes({ lineItems: false }) },
+      async (_hs, bridge) => {
+        const browser = await launch();
+        try {
+          const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+          await page.goto(`${bridge.url}/admin/`);
+          await page.getByLabel("Admin token").fill(TOKEN);
+          await page.keyboard.press("Enter");
+          const tile = page.locator(".tile.warn", { hasText: "Running, in part" });
+          await tile.waitFor({ timeout: 20_000 });
+          assert.match((await tile.textContent()) ?? "", /line item.*403/);
+          await shoot(page, "overview-sender-in-part");
+        } finally {
+          await browser.close();
+        }
+      },
+    );
+  });
 });

@@ -437,6 +437,7 @@ async function openDetail(id) {
     ["Created", d.createdAt],
   ];
   $("dl-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("dl-body").classList.toggle("note", d.body === null);
   $("dl-body").textContent =
     d.body !== null
       ? JSON.stringify(d.body, null, 2)
