@@ -2,16 +2,17 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import { startWriter } from "./inbox-writer.ts";
+import { startWriter, type GroupWrite } from "./inbox-writer.ts";
 import type { VerifiedDelivery } from "./store.ts";
 
 /**
  * The inbox: an append-only log of verified raw deliveries beside the SQLite file, the record that makes a
  * 200 durable on the embedded store (SPEC §3: "the verified raw delivery itself"). Appends are written and
  * synced in libuv's thread pool (one O_DSYNC write on Linux, a write and an fdatasync elsewhere), never on
- * the event loop, and appends that arrive while one write is out share the next (group fsync). What is
- * applied to the store is recorded there (its position); after a crash everything past that position is
- * applied again, so nothing answered 200 is lost.
+ * the event loop; up to three writes are out at once, acknowledged in position order, and appends that
+ * arrive while they are share the next one (group fsync; inbox-writer.ts). What is applied to the store is
+ * recorded there (its position); after a crash everything past that position is applied again, so nothing
+ * answered 200 is lost.
  *
  * Files: `<dir>/<segment, 12 digits>.log`. Each start-up writes a new segment; a segment reaching
  * `segmentBytes` is followed by the next, and so is one rolled (an erasure, or its records' age). A segment
@@ -57,6 +58,10 @@ export interface InboxFile {
 export interface InboxOptions {
   /** A segment reaching this size is followed by the next (default 8 MiB). */
   readonly segmentBytes?: number;
+  /** Synced writes out at once (default 3; inbox-writer.ts). */
+  readonly maxWrites?: number;
+  /** How a group of records is written (tests slow or fail writes through it; default FileHandle.writev). */
+  readonly write?: GroupWrite;
 }
 
 const HEADER_BYTES = 16;
@@ -83,7 +88,11 @@ export async function openInbox(
     else kept.push(segment);
   }
   const first = Math.max(applied?.segment ?? 0, ...segments.map((s) => s.segment)) + 1;
-  const inbox = await startWriter(dir, { first, older: kept }, opts.segmentBytes ?? 8 * 1024 * 1024);
+  const inbox = await startWriter(
+    dir,
+    { first, older: kept },
+    { ...opts, segmentBytes: opts.segmentBytes ?? 8 * 1024 * 1024 },
+  );
   return { inbox, unapplied: segments.flatMap((s) => s.records) };
 }
 

@@ -16,15 +16,46 @@ interface Queued {
   readonly reject: (error: unknown) => void;
 }
 
+/** A group of records whose write is out (or came back), in position order among the others. */
+interface Launched {
+  readonly group: readonly Queued[];
+  /** Its write came back: undefined while out, else whether it failed (and why). */
+  outcome: { readonly error: unknown } | "written" | undefined;
+  /** A write before it failed: its records were refused whatever its own write does. */
+  refused: boolean;
+}
+
+/** How the writer writes a group at a position (the tests' seam; by default FileHandle.writev). */
+export type GroupWrite = (file: FileHandle, buffers: Buffer[], position: number) => Promise<number>;
+
+export interface WriterOptions {
+  readonly segmentBytes: number;
+  /** Synced writes out at once (default 3 of libuv's 4 threads: one stays for everything else). */
+  readonly maxWrites?: number;
+  readonly write?: GroupWrite;
+}
+
+const writev: GroupWrite = async (file, buffers, position) =>
+  (await file.writev(buffers, position)).bytesWritten;
+
 /**
- * The writer: one segment open for appends, one synchronized write out at a time, the records appended
- * meanwhile waiting for the next. On Linux segments are opened for appends with O_DSYNC: each write returns
- * once its data is on the disk as an fdatasync would leave it, in one trip through the thread pool (libuv
- * splits a group of more than 1,024 buffers into several writes, each synced), and nothing of it runs on
- * the event loop (a write into the page cache there takes microseconds most of the time, but can wait
- * milliseconds while the filesystem commits the store's writes — and every answer waits with it).
+ * The writer: one segment open for appends, up to `maxWrites` synchronized writes out at once, the records
+ * appended meanwhile waiting for the next free one. On Linux segments are opened for appends with O_DSYNC: each
+ * write returns once its data is on the disk as an fdatasync would leave it, in one trip through the thread
+ * pool (libuv splits a group of more than 1,024 buffers into several writes, each synced), and nothing of it
+ * runs on the event loop (a write into the page cache there takes microseconds most of the time, but can
+ * wait milliseconds while the filesystem commits the store's writes — and every answer waits with it).
  * Elsewhere each write is followed by an fdatasync (on macOS libuv makes that an F_FULLFSYNC, which its
  * O_DSYNC is not).
+ *
+ * Writes overlap: a record appended while one write waits for the disk goes out at once in a write of its
+ * own, at its own position, instead of queueing behind it (a slow write — the disk busy with the store's
+ * writes — otherwise made every answer behind it wait for it and then for its own; bench/results.md, tenth
+ * session). They are acknowledged in position order only: a record's append resolves once its own write and
+ * every write before it in the segment came back. So whatever is acknowledged has every record before it
+ * on the disk, and after a crash the reader, which stops at the first record that is not whole, loses only
+ * records never acknowledged. A failed write refuses its records and those of every write after it (out or
+ * waiting), and the next record starts the next segment.
  *
  * Positions are assigned at append time, in append order; a record that would start past `segmentBytes`
  * starts the next segment instead, and so does every record after a failed write (what that write left is
@@ -38,21 +69,30 @@ interface Queued {
 export async function startWriter(
   dir: string,
   files: { first: number; older: readonly number[] },
-  segmentBytes: number,
+  opts: WriterOptions,
 ): Promise<InboxFile> {
+  const { segmentBytes } = opts;
+  const maxWrites = Math.max(1, opts.maxWrites ?? 3);
+  const write = opts.write ?? writev;
   const onDisk = [...files.older, files.first];
   let file: FileHandle = await createSegment(dir, files.first, segmentBytes);
   let prepared: { segment: number; file: Promise<FileHandle> } | undefined;
-  /** The open segment and how much of it is written and synced. */
+  /** The open segment, and how far into it every record is written and synced. */
   let fileSegment = files.first;
   let synced = 0;
   /** Where the next record goes. */
   let segment = files.first;
   let assigned = 0;
+  /** Appended, not yet in a write. */
   let queue: Queued[] = [];
-  let writing: Promise<void> | undefined;
+  /** Writes out or not yet acknowledged, in position order. */
+  const launched: Launched[] = [];
+  /** Moving to the next segment (every write into the one before came back first). */
+  let switching = false;
   /** The open segment was dropped (closed and deleted) before anything was appended after it. */
   let fileClosed = false;
+  /** Waiting for the writer to have nothing queued or out (close). */
+  let idleWaiters: (() => void)[] = [];
 
   function prepare(next: number): void {
     if (prepared !== undefined) return;
@@ -93,55 +133,96 @@ export async function startWriter(
     }
   }
 
+  /** Writes `group` (records of the open segment, back to back) at its place: written and synced. */
   async function writeGroup(group: readonly Queued[]): Promise<void> {
-    const target = group[0]?.segment ?? fileSegment;
-    if (target !== fileSegment) await switchTo(target);
     const buffers = group.flatMap((q) => q.parts);
     const size = buffers.reduce((n, b) => n + b.length, 0);
+    const position = (group.at(-1) as Queued).end.offset - size;
+    const target = file;
     // Written and synced in one trip through the thread pool (O_DSYNC), or followed by an fdatasync.
-    const { bytesWritten } = await file.writev(buffers, synced);
+    const bytesWritten = await write(target, buffers, position);
     if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
-    if (APPEND_FLAGS === 0) await file.datasync();
-    synced += size;
-    if (synced * 2 >= segmentBytes) prepare(fileSegment + 1);
+    if (APPEND_FLAGS === 0) await target.datasync();
   }
 
-  /** Starts the writer unless it runs. */
-  function kick(): void {
-    writing ??= writeOut();
+  /** Nothing queued, out, or switching: tells close(). */
+  function checkIdle(): void {
+    if (queue.length > 0 || launched.length > 0 || switching) return;
+    const waiters = idleWaiters;
+    idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   /**
-   * Writes until the queue is empty, and says so (`writing` cleared) in the same turn it finds it empty:
-   * a record appended by a waiter it just answered starts the writer again instead of waiting unseen.
+   * Starts writes while fewer than `maxWrites` are out: each takes what waits for the open segment. Records
+   * of the next segment wait until every write into this one came back, then the writer moves on.
    */
-  async function writeOut(): Promise<void> {
-    for (;;) {
-      if (queue.length === 0) {
-        writing = undefined;
+  function pump(): void {
+    while (queue.length > 0 && launched.length < maxWrites && !switching) {
+      const first = queue[0] as Queued;
+      if (first.segment !== fileSegment) {
+        if (launched.length > 0) return; // settle() pumps again once they are back
+        switching = true;
+        switchTo(first.segment).then(
+          () => {
+            switching = false;
+            pump();
+          },
+          (cause: unknown) => {
+            switching = false;
+            fail(new StoreError("could not start the next inbox segment", { retryable: true, cause }));
+            pump();
+          },
+        );
         return;
       }
-      const taken = queue;
-      queue = [];
-      // One write per segment the taken records fall in (two when a segment just filled up).
-      const first = taken[0] as Queued;
-      const split = taken.findIndex((q) => q.segment !== first.segment);
-      const group = split < 0 ? taken : taken.slice(0, split);
-      if (split >= 0) queue = [...taken.slice(split), ...queue];
-      try {
-        await writeGroup(group);
-      } catch (cause) {
-        // Nothing of this group is acknowledged, nor what queued behind it (its positions followed); the
-        // next record starts a new segment.
-        const error = new StoreError("could not write the inbox", { retryable: true, cause });
-        for (const q of [...group, ...queue]) q.reject(error);
-        queue = [];
-        segment = Math.max(segment, fileSegment) + 1;
-        assigned = 0;
+      const split = queue.findIndex((q) => q.segment !== first.segment);
+      const group = split < 0 ? queue : queue.slice(0, split);
+      queue = split < 0 ? [] : queue.slice(split);
+      const out: Launched = { group, outcome: undefined, refused: false };
+      launched.push(out);
+      writeGroup(group).then(
+        () => settle(out, "written"),
+        (error: unknown) => settle(out, { error }),
+      );
+    }
+    checkIdle();
+  }
+
+  /** A write came back: acknowledges, in position order, every write at the front that is back. */
+  function settle(out: Launched, outcome: Launched["outcome"]): void {
+    out.outcome = outcome;
+    while (launched.length > 0 && (launched[0] as Launched).outcome !== undefined) {
+      const done = launched.shift() as Launched;
+      if (done.refused) continue;
+      if (done.outcome === "written") {
+        const end = (done.group.at(-1) as Queued).end;
+        synced = Math.max(synced, end.offset);
+        for (const q of done.group) q.resolve(q.end);
         continue;
       }
-      for (const q of group) q.resolve(q.end);
+      // Nothing of this group is acknowledged, nor of any write after it (out or waiting): their positions
+      // followed. The next record starts a new segment.
+      const cause = (done.outcome as { error: unknown }).error;
+      for (const q of done.group)
+        q.reject(new StoreError("could not write the inbox", { retryable: true, cause }));
+      fail(new StoreError("could not write the inbox", { retryable: true, cause }));
     }
+    if (synced * 2 >= segmentBytes) prepare(fileSegment + 1);
+    pump();
+  }
+
+  /** Refuses every write out (whatever they do) and every record waiting; the next record starts a new segment. */
+  function fail(error: StoreError): void {
+    for (const later of launched) {
+      if (later.refused) continue;
+      later.refused = true;
+      for (const q of later.group) q.reject(error);
+    }
+    for (const q of queue) q.reject(error);
+    queue = [];
+    segment = Math.max(segment, fileSegment) + 1;
+    assigned = 0;
   }
 
   return {
@@ -161,7 +242,7 @@ export async function startWriter(
       const done = new Promise<InboxPosition>((resolve, reject) => {
         queue.push({ segment: at, parts, end, resolve, reject });
       });
-      kick();
+      pump();
       return done;
     },
     async release(applied) {
@@ -177,7 +258,9 @@ export async function startWriter(
     dropBefore,
     oldestSegment: () => onDisk[0] ?? fileSegment,
     async close() {
-      while (writing !== undefined) await writing;
+      if (queue.length > 0 || launched.length > 0 || switching) {
+        await new Promise<void>((resolve) => idleWaiters.push(resolve));
+      }
       if (!fileClosed) await file.close();
       // A segment made ready and never used holds no record.
       await discardPrepared();

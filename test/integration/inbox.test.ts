@@ -22,6 +22,7 @@ import {
   type InboxRecord,
   type StoredRecord,
 } from "../../src/store/inbox-file.ts";
+import type { GroupWrite } from "../../src/store/inbox-writer.ts";
 import { createCheckpointGate } from "../../src/store/sqlite-gate.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
 import type { InboxLedger, IngestOutcome, Store } from "../../src/store/store.ts";
@@ -247,6 +248,131 @@ describe("inbox file", () => {
     );
   });
 });
+
+/**
+ * A write seam that holds every write until the test lets it go (really written then) or fails it, in
+ * whatever order the test chooses.
+ */
+function heldWrites(): { write: GroupWrite; out: HeldWrite[] } {
+  const out: HeldWrite[] = [];
+  const write: GroupWrite = (file, buffers, position) =>
+    new Promise<number>((resolve, reject) => {
+      const held: HeldWrite = {
+        position,
+        written: false,
+        let: () =>
+          void file.writev(buffers, position).then((r) => {
+            held.written = true;
+            resolve(r.bytesWritten);
+          }, reject),
+        fail: () => reject(new Error("EIO (a test's failed write)")),
+      };
+      out.push(held);
+    });
+  return { write, out };
+}
+
+interface HeldWrite {
+  readonly position: number;
+  /** Its real write returned (it is on the disk). */
+  written: boolean;
+  let(): void;
+  fail(): void;
+}
+
+/** Whether `promise` has settled, and how, as of now (after the microtasks queued so far). */
+function watch<T>(promise: Promise<T>): { state: () => "pending" | "resolved" | "rejected" } {
+  let state: "pending" | "resolved" | "rejected" = "pending";
+  promise.then(
+    () => (state = "resolved"),
+    () => (state = "rejected"),
+  );
+  return { state: () => state };
+}
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe("inbox file, writes out at once", () => {
+  it("writes a record appended while a write is out in a write of its own, up to three out at once", async (t) => {
+    const dir = tempDir(t);
+    const held = heldWrites();
+    const { inbox } = await openInbox(dir, undefined, { write: held.write });
+    const a = inbox.append(record("p0", "pipe-0"));
+    await waitFor(() => held.out.length === 1);
+    const b = inbox.append(record("p1", "pipe-1"));
+    await waitFor(() => held.out.length === 2, { what: "a second write while the first is out" });
+    const c = inbox.append(record("p2", "pipe-2"));
+    const d = inbox.append(record("p3", "pipe-3"));
+    await waitFor(() => held.out.length === 3);
+    await turn();
+    assert.equal(held.out.length, 3, "at most three writes are out; the fourth record waits");
+    assert.ok(held.out[0]!.position < held.out[1]!.position && held.out[1]!.position < held.out[2]!.position);
+
+    for (const w of held.out.slice(0, 3)) w.let();
+    await waitFor(() => held.out.length === 4, { what: "the waiting record's write once one came back" });
+    held.out[3]!.let();
+    const ends = await Promise.all([a, b, c, d]);
+    await inbox.close();
+    assert.deepEqual(
+      (await reread(dir)).map((s) => [s.record.webhookId, s.end]),
+      ends.map((end, i) => [`pipe-${i}`, end]),
+    );
+  });
+
+  it("acknowledges in position order: a write that came back waits for the ones before it", async (t) => {
+    const dir = tempDir(t);
+    const held = heldWrites();
+    const { inbox } = await openInbox(dir, undefined, { write: held.write });
+    const a = watch(inbox.append(record("o0", "order-0")));
+    await waitFor(() => held.out.length === 1);
+    const b = watch(inbox.append(record("o1", "order-1")));
+    await waitFor(() => held.out.length === 2);
+
+    held.out[1]!.let(); // the later write is on the disk first
+    await waitFor(() => held.out[1]!.written);
+    await turn();
+    assert.equal(b.state(), "pending", "acknowledged before the record in front of it was on the disk");
+    held.out[0]!.let();
+    await waitFor(() => a.state() === "resolved" && b.state() === "resolved");
+    await inbox.close();
+  });
+
+  it("a failed write refuses its records and every write after it, even one that came back; the next record starts a new segment", async (t) => {
+    const dir = tempDir(t);
+    const held = heldWrites();
+    const { inbox } = await openInbox(dir, undefined, { write: held.write });
+    const a = watch(inbox.append(record("f0", "fail-0")));
+    await waitFor(() => held.out.length === 1);
+    const b = watch(inbox.append(record("f1", "fail-1")));
+    await waitFor(() => held.out.length === 2);
+    held.out[1]!.let();
+    await waitFor(() => held.out[1]!.written);
+    await turn();
+    held.out[0]!.fail();
+    await waitFor(() => a.state() !== "pending" && b.state() !== "pending");
+    assert.deepEqual([a.state(), b.state()], ["rejected", "rejected"]);
+
+    const c = inbox.append(record("f2", "fail-2"));
+    await waitFor(() => held.out.length === 3);
+    held.out[2]!.let();
+    const end = await c;
+    await inbox.close();
+    assert.deepEqual(
+      (await reread(dir)).map((s) => [s.record.webhookId, s.end.segment]),
+      [["fail-2", end.segment]],
+      "the refused records are not read back, the next one is, in a segment of its own",
+    );
+    assert.ok(
+      !existsBytes(dir, "fail-1"),
+      "the segment with the failed write is gone (nothing in it applies)",
+    );
+  });
+});
+
+/** Whether some inbox segment in `dir` holds `text` (a record's webhook id). */
+function existsBytes(dir: string, text: string): boolean {
+  return segmentFiles(dir).some((n) => readFileSync(join(dir, n)).includes(text));
+}
 
 /** The mapper the service uses, warnings ignored. */
 const map = createDeliveryMapper({ syncContacts: true, syncLineItems: true, log: { warn() {} } });
