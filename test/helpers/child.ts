@@ -15,9 +15,12 @@ export const MAIN = fileURLToPath(new URL("../../src/main.ts", import.meta.url))
  * - `--heap-growing-percent=50`: the next full GC is due when the old generation has grown by half since the
  *   last one (V8's own factor goes up to 4× with a multi-GB heap limit, so promoted garbage piled up to
  *   60+ MB between full GCs). It bounds nothing: the heap limit stays V8's.
+ * - `--v8-pool-size=1`: one V8 helper thread instead of four. Concurrent marking on four threads took more
+ *   than one of two cores for a tenth of a second at a time, and the event loop waited for a CPU meanwhile:
+ *   at 1,000 deliveries/s, p99 10.7-21 ms in six runs against 22-40 ms (bench/results.md, "Tenth session").
  * - `MALLOC_ARENA_MAX=2`: the V8, libuv and checkpoint threads share one glibc arena instead of one each.
  */
-export const NODE_FLAGS = ["--max-semi-space-size=8", "--heap-growing-percent=50"];
+export const NODE_FLAGS = ["--max-semi-space-size=8", "--heap-growing-percent=50", "--v8-pool-size=1"];
 export const NODE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
 
 export interface ChildBridge {
