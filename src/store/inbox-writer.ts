@@ -55,7 +55,9 @@ const writev: GroupWrite = async (file, buffers, position) =>
  * every write before it in the segment came back. So whatever is acknowledged has every record before it
  * on the disk, and after a crash the reader, which stops at the first record that is not whole, loses only
  * records never acknowledged. A failed write refuses its records and those of every write after it (out or
- * waiting), and the next record starts the next segment.
+ * waiting), and the next record starts the next segment. Each write out goes through a descriptor of the
+ * segment of its own: Linux reports a failed writeback once per descriptor, to whichever sync looks first,
+ * so through a shared one a write could be told of another's failure and that one acknowledged.
  *
  * Positions are assigned at append time, in append order; a record that would start past `segmentBytes`
  * starts the next segment instead, and so does every record after a failed write (what that write left is
@@ -75,8 +77,13 @@ export async function startWriter(
   const maxWrites = Math.max(1, opts.maxWrites ?? 3);
   const write = opts.write ?? writev;
   const onDisk = [...files.older, files.first];
-  let file: FileHandle = await createSegment(dir, files.first, segmentBytes);
-  let prepared: { segment: number; file: Promise<FileHandle> } | undefined;
+  /**
+   * The open segment's descriptors, one per write that may be out (see "Writes overlap" above), and those
+   * no write holds.
+   */
+  let handles: FileHandle[] = await createSegment(dir, files.first, segmentBytes, maxWrites);
+  let free: FileHandle[] = [...handles];
+  let prepared: { segment: number; file: Promise<FileHandle[]> } | undefined;
   /** The open segment, and how far into it every record is written and synced. */
   let fileSegment = files.first;
   let synced = 0;
@@ -96,7 +103,7 @@ export async function startWriter(
 
   function prepare(next: number): void {
     if (prepared !== undefined) return;
-    const ready = createSegment(dir, next, segmentBytes);
+    const ready = createSegment(dir, next, segmentBytes, maxWrites);
     ready.catch(() => undefined); // met again when the segment is needed
     prepared = { segment: next, file: ready };
   }
@@ -105,9 +112,10 @@ export async function startWriter(
     const ready = prepared?.segment === target ? prepared.file : undefined;
     if (prepared !== undefined && ready === undefined) await discardPrepared();
     prepared = undefined;
-    const next = await (ready ?? createSegment(dir, target, segmentBytes));
-    if (!fileClosed) await file.close().catch(() => undefined);
-    file = next;
+    const next = await (ready ?? createSegment(dir, target, segmentBytes, maxWrites));
+    if (!fileClosed) await closeAll(handles);
+    handles = next;
+    free = [...next];
     fileClosed = false;
     fileSegment = target;
     onDisk.push(target);
@@ -118,7 +126,7 @@ export async function startWriter(
     const unused = prepared;
     prepared = undefined;
     if (unused === undefined) return;
-    await (await unused.file.catch(() => undefined))?.close();
+    await closeAll((await unused.file.catch(() => undefined)) ?? []);
     await unlink(segmentPath(dir, unused.segment)).catch(() => undefined);
   }
 
@@ -126,7 +134,7 @@ export async function startWriter(
   async function dropBefore(first: number): Promise<void> {
     if (fileSegment < first && !fileClosed) {
       fileClosed = true;
-      await file.close().catch(() => undefined);
+      await closeAll(handles);
     }
     while (onDisk.length > 0 && (onDisk[0] as number) < first) {
       await unlink(segmentPath(dir, onDisk.shift() as number)).catch(() => undefined);
@@ -138,11 +146,19 @@ export async function startWriter(
     const buffers = group.flatMap((q) => q.parts);
     const size = buffers.reduce((n, b) => n + b.length, 0);
     const position = (group.at(-1) as Queued).end.offset - size;
-    const target = file;
-    // Written and synced in one trip through the thread pool (O_DSYNC), or followed by an fdatasync.
-    const bytesWritten = await write(target, buffers, position);
-    if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
-    if (APPEND_FLAGS === 0) await target.datasync();
+    // A descriptor of its own: the kernel reports a failed writeback once per descriptor, to the first sync
+    // that looks, so two writes out through one could see one's failure reported to the other and the
+    // failed one acknowledged. Each of these descriptors sees every failure after it was opened.
+    const target = free.pop();
+    if (target === undefined) throw new Error("no descriptor free for a write (more writes out than slots)");
+    try {
+      // Written and synced in one trip through the thread pool (O_DSYNC), or followed by an fdatasync.
+      const bytesWritten = await write(target, buffers, position);
+      if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
+      if (APPEND_FLAGS === 0) await target.datasync();
+    } finally {
+      if (handles.includes(target)) free.push(target);
+    }
   }
 
   /** Nothing queued, out, or switching: tells close(). */
@@ -261,7 +277,7 @@ export async function startWriter(
       if (queue.length > 0 || launched.length > 0 || switching) {
         await new Promise<void>((resolve) => idleWaiters.push(resolve));
       }
-      if (!fileClosed) await file.close();
+      if (!fileClosed) await closeAll(handles, { quietly: false });
       // A segment made ready and never used holds no record.
       await discardPrepared();
     },
@@ -281,24 +297,39 @@ const ZEROS = Buffer.alloc(ZERO_WRITE_BYTES);
 
 /**
  * Creates segment `segment` written full of zeros (synced once, at the end), makes its directory entry
- * durable, and opens it again for appends (with O_DSYNC on Linux, see startWriter).
+ * durable, and opens it again for appends `count` times (with O_DSYNC on Linux, see startWriter).
  */
-async function createSegment(dir: string, segment: number, bytes: number): Promise<FileHandle> {
+async function createSegment(
+  dir: string,
+  segment: number,
+  bytes: number,
+  count: number,
+): Promise<FileHandle[]> {
   const path = segmentPath(dir, segment);
   const file = await open(path, "wx");
+  const opened: FileHandle[] = [];
   try {
     for (let at = 0; at < bytes; at += ZEROS.length) {
       await file.write(ZEROS, 0, Math.min(ZEROS.length, bytes - at), at);
     }
     await file.datasync();
     await syncDirectory(dir);
-    return await open(path, constants.O_RDWR | APPEND_FLAGS);
+    for (let i = 0; i < count; i++) opened.push(await open(path, constants.O_RDWR | APPEND_FLAGS));
+    return opened;
   } catch (error) {
+    await closeAll(opened);
     await unlink(path).catch(() => undefined);
     throw error;
   } finally {
     await file.close().catch(() => undefined);
   }
+}
+
+/** Closes every descriptor (FileHandle.close waits for the operations out on it); errors only when asked. */
+async function closeAll(handles: readonly FileHandle[], opts: { quietly?: boolean } = {}): Promise<void> {
+  const closed = await Promise.allSettled(handles.map((h) => h.close()));
+  const failed = closed.find((c): c is PromiseRejectedResult => c.status === "rejected");
+  if (failed !== undefined && opts.quietly === false) throw failed.reason;
 }
 
 async function syncDirectory(dir: string): Promise<void> {
