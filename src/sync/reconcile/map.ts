@@ -42,7 +42,10 @@ export interface GraphPerson {
   readonly phone?: string | null;
 }
 
-/** A line of an abandoned checkout or an order (the fields the queries read). */
+/**
+ * A line of an abandoned checkout (the fields the query reads). Orders' lines are not read: each pass's
+ * overlap would cost twice the points (bench/results.md, ninth session).
+ */
 export interface GraphLine {
   readonly title?: string | null;
   readonly variantTitle?: string | null;
