@@ -101,8 +101,8 @@ UPDATE carts SET last_body = NULL, last_headers = NULL
 WHERE shop = $1 AND last_body IS NOT NULL AND NOT ${WHOLE_SHOP} AND ${bodyMatch("last_body")}`;
 const REDACT_CARTS = `DELETE FROM carts WHERE shop = $1 AND ${WHOLE_SHOP}`;
 /**
- * On shop/redact, what the shop's buyers did (checkout tokens, delivery counts, the last missed cart); reconciliation's watermarks
- * stay, so a shop still configured is not read back in from its beginning.
+ * On shop/redact, what the shop's buyers did (checkout tokens, delivery counts, the last missed cart).
+ * Reconciliation's watermarks stay, so a shop still configured is not read back in from its beginning.
  */
 const REDACT_SHOP_TRACES = `
 WITH links AS (DELETE FROM checkout_links WHERE shop = $1 AND ${WHOLE_SHOP} RETURNING 1),

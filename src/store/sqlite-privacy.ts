@@ -62,8 +62,8 @@ export function createSqlitePrivacy(
         const carts = shopOnly ? Number(q.deleteShopCarts.run(subject.shopDomain).changes) : 0;
         if (shopOnly) {
           lineItems.redactShop(subject.shopDomain);
-          // What the shop's buyers did (checkout tokens, delivery counts, the last missed cart); reconciliation's watermarks
-          // stay, so a shop still configured is not read back in from its beginning.
+          // What the shop's buyers did (checkout tokens, delivery counts, the last missed cart). Reconciliation's
+          // watermarks stay, so a shop still configured is not read back in from its beginning.
           q.deleteShopCheckoutLinks.run(subject.shopDomain);
           q.deleteShopMissed.run(subject.shopDomain);
           activity.redactShop(subject.shopDomain);

@@ -65,6 +65,15 @@ async function shoot(page: Page, name: string): Promise<void> {
   await page.setViewportSize(LAPTOP);
 }
 
+/** The console at `url`, signed in with the admin token, on the browser's first page. */
+async function signedIn(browser: { context: BrowserContext }, url: string): Promise<Page> {
+  const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+  await page.goto(`${url}/admin/`);
+  await page.getByLabel("Admin token").fill(TOKEN);
+  await page.keyboard.press("Enter");
+  return page;
+}
+
 /** Presses Tab until the focused element's text is `text` (keyboard only), then returns. */
 async function tabTo(page: Page, text: string): Promise<void> {
   for (let i = 0; i < 30; i++) {
@@ -240,10 +249,7 @@ describe("the console in Chromium", { skip: missing }, () => {
         assert.ok(hs.cartByKey(`${TEST_SHOP}:li-1`), "the cart itself is in HubSpot");
         const browser = await launch();
         try {
-          const page = browser.context.pages()[0] ?? (await browser.context.newPage());
-          await page.goto(`${bridge.url}/admin/`);
-          await page.getByLabel("Admin token").fill(TOKEN);
-          await page.keyboard.press("Enter");
+          const page = await signedIn(browser, bridge.url);
           await page.getByRole("link", { name: "Dead letters" }).click();
           await page
             .getByRole("link", { name: /^#\d+$/ })
@@ -274,10 +280,7 @@ describe("the console in Chromium", { skip: missing }, () => {
       async (_hs, bridge) => {
         const browser = await launch();
         try {
-          const page = browser.context.pages()[0] ?? (await browser.context.newPage());
-          await page.goto(`${bridge.url}/admin/`);
-          await page.getByLabel("Admin token").fill(TOKEN);
-          await page.keyboard.press("Enter");
+          const page = await signedIn(browser, bridge.url);
           const tile = page.locator(".tile.warn", { hasText: "Running, in part" });
           await tile.waitFor({ timeout: 20_000 });
           assert.match((await tile.textContent()) ?? "", /line item.*403/);

@@ -19,6 +19,7 @@ import { StoreError } from "../../src/errors.ts";
 import {
   openInbox,
   readSegment,
+  type InboxFile,
   type InboxPosition,
   type InboxRecord,
   type StoredRecord,
@@ -318,6 +319,18 @@ function watch<T>(promise: Promise<T>): {
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/** Appends `r` and waits until a write of it is out (held); returns its watch. */
+async function appendedOut(
+  inbox: InboxFile,
+  held: { out: readonly HeldWrite[] },
+  r: InboxRecord,
+): Promise<ReturnType<typeof watch<InboxPosition>>> {
+  const before = held.out.length;
+  const w = watch(inbox.append(r));
+  await waitFor(() => held.out.length > before, { what: `a write of ${r.webhookId} out` });
+  return w;
+}
+
 describe("inbox file, writes out at once", () => {
   it("writes a record appended while a write is out in a write of its own, up to three out at once", async (t) => {
     const dir = tempDir(t);
@@ -354,10 +367,8 @@ describe("inbox file, writes out at once", () => {
     const dir = tempDir(t);
     const held = heldWrites();
     const { inbox } = await openInbox(dir, undefined, { write: held.write });
-    const a = watch(inbox.append(record("o0", "order-0")));
-    await waitFor(() => held.out.length === 1);
-    const b = watch(inbox.append(record("o1", "order-1")));
-    await waitFor(() => held.out.length === 2);
+    const a = await appendedOut(inbox, held, record("o0", "order-0"));
+    const b = await appendedOut(inbox, held, record("o1", "order-1"));
 
     held.out[1]!.let(); // the later write is on the disk first
     await waitFor(() => held.out[1]!.written);
@@ -372,10 +383,8 @@ describe("inbox file, writes out at once", () => {
     const dir = tempDir(t);
     const held = heldWrites();
     const { inbox } = await openInbox(dir, undefined, { write: held.write });
-    const a = watch(inbox.append(record("f0", "fail-0")));
-    await waitFor(() => held.out.length === 1);
-    const b = watch(inbox.append(record("f1", "fail-1")));
-    await waitFor(() => held.out.length === 2);
+    const a = await appendedOut(inbox, held, record("f0", "fail-0"));
+    const b = await appendedOut(inbox, held, record("f1", "fail-1"));
     held.out[1]!.let();
     await waitFor(() => held.out[1]!.written);
     await turn();
@@ -405,15 +414,12 @@ describe("inbox file, writes out at once: failures, segments and crashes", () =>
     const dir = tempDir(t);
     const held = heldWrites();
     const { inbox } = await openInbox(dir, undefined, { write: held.write });
-    const a = watch(inbox.append(record("l0", "late-0")));
-    await waitFor(() => held.out.length === 1);
-    const b = watch(inbox.append(record("l1", "late-1")));
-    await waitFor(() => held.out.length === 2);
+    const a = await appendedOut(inbox, held, record("l0", "late-0"));
+    const b = await appendedOut(inbox, held, record("l1", "late-1"));
     held.out[1]!.fail();
     await turn();
     assert.equal(b.state(), "pending", "refused only in position order, after the write before it");
-    const c = watch(inbox.append(record("l2", "late-2")));
-    await waitFor(() => held.out.length === 3);
+    const c = await appendedOut(inbox, held, record("l2", "late-2"));
     held.out[0]!.let();
     await waitFor(() => [a, b, c].every((w) => w.state() !== "pending"));
     assert.deepEqual([a.state(), b.state(), c.state()], ["resolved", "rejected", "rejected"]);
