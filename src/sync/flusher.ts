@@ -106,6 +106,7 @@ export function createFlusher(opts: FlusherOptions): Flusher {
     drain: undefined,
     hints: 0,
     hintThreshold: 1,
+    countedWaitUntilMs: 0,
   };
   return {
     start: () => s.lane.start(() => step(s)),
@@ -143,6 +144,8 @@ interface Scheduler {
   /** Wakes since the last pending summary, and how many cut the current sleep short. */
   hints: number;
   hintThreshold: number;
+  /** The end of the last rate-limit wait counted in the metrics (a step within it does not count it again). */
+  countedWaitUntilMs: number;
 }
 
 /** One turn of the loop: wait (paused, blocked, full, nothing due) or claim a batch and send it. */
@@ -188,7 +191,9 @@ async function step(s: Scheduler): Promise<void> {
   }
   const wait = await opts.budget.take(t);
   if (wait > 0) {
-    if (opts.budget.spentAt(t)) opts.observer?.rateLimitWait?.(wait);
+    // A wake (a new delivery) cuts the sleep short and the step finds the same wait again: counted once.
+    if (opts.budget.spentAt(t) && t >= s.countedWaitUntilMs) opts.observer?.rateLimitWait?.(wait);
+    s.countedWaitUntilMs = Math.max(s.countedWaitUntilMs, t + wait);
     return waitFor(s, wait);
   }
   const claims = await opts.store.claimDue({

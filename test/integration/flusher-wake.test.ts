@@ -110,4 +110,61 @@ describe("flusher wake-ups", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("a rate-limit wait cut short by wake-ups is counted once, with its own length", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cartbridge-wake-"));
+    const store = openSqliteStore(join(dir, "store.db"));
+    const hs = await startFakeHubSpot();
+    const client = createHubSpotClient({
+      baseUrl: hs.url,
+      accessToken: "test-token",
+      apiVersion: testHubSpotApiVersion(),
+    });
+    const budget = createRateBudget({ maxRequests: 100 });
+    // As after a 429 with Retry-After: 1 s.
+    budget.pauseUntil(Date.now() + 1_000);
+    const waits: number[] = [];
+    const flusher = createFlusher({
+      store,
+      client,
+      budget,
+      idProperty: ID_PROPERTY,
+      flushIntervalMs: 0,
+      portal: () => portal,
+      log: quiet,
+      observer: { rateLimitWait: (ms) => waits.push(ms) },
+    });
+    const portal = createPortalProperties(await client.listCartProperties(), ID_PROPERTY);
+    try {
+      const body = Buffer.from(checkoutBody("paused-1"));
+      const receivedAtMs = Date.now();
+      const mapped = mapDelivery({
+        topic: "checkouts/update",
+        shopDomain: TEST_SHOP,
+        body,
+        webhookId: "paused-1",
+        triggeredAt: undefined,
+        receivedAtMs,
+      });
+      const item = { webhookId: "paused-1", topic: "checkouts/update", shopDomain: TEST_SHOP, receivedAtMs };
+      await store.ingestBatch([{ ...item, headers: {}, body, mapped }]);
+      flusher.start();
+      // Each resume cuts the sender's sleep short; the step finds the same pause again.
+      for (let i = 0; i < 4; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        flusher.resume();
+      }
+      await waitFor(() => hs.cartByKey(`${TEST_SHOP}:paused-1`) !== undefined, {
+        what: "the cart after the pause",
+      });
+      assert.equal(waits.length, 1, `one pause counted as ${waits.length} waits (${waits.join(", ")} ms)`);
+      assert.ok(waits[0]! > 500 && waits[0]! <= 1_000, `the wait counted ${waits[0]} ms`);
+    } finally {
+      await flusher.stop({ deadlineMs: 500 });
+      await client.close();
+      await store.close();
+      await hs.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
