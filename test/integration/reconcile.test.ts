@@ -502,6 +502,48 @@ describe("reconciliation across restarts and replicas", () => {
     for (const f of factories) await f.cleanup();
   });
 
+  it("a store that cannot record the last missed change fails nothing: the pass completes, counts it and logs why", async () => {
+    const factory = factories.find((f) => f.name === "sqlite");
+    assert.ok(factory !== undefined);
+    const { createReconciler } = await import("../../src/sync/reconcile/reconciler.ts");
+    const { StoreError } = await import("../../src/errors.ts");
+    const shop = "record-fails.myshopify.com";
+    sandbox.putOrders(shop, [orderNode(9, orderBody(9, Date.now() - 20 * 60_000))]);
+    const store = await factory.open();
+    const warnings: Array<{ fields: Record<string, unknown>; message: string }> = [];
+    try {
+      const refusing = {
+        ...store,
+        reconcile: {
+          ...store.reconcile,
+          recordMissed: () => Promise.reject(new StoreError("the disk is full", { retryable: true })),
+        },
+      };
+      const reconciler = createReconciler({
+        admin: sandboxAdmin(sandbox.adminApiUrl, shop),
+        store: refusing,
+        intervalMs: 0,
+        lookbackDays: 30,
+        syncContacts: false,
+        owner: "record-fails",
+        log: { info: () => {}, warn: (fields, message) => warnings.push({ fields: { ...fields }, message }) },
+      });
+      const result = await reconciler.runOnce(shop);
+      assert.equal(result.outcome, "completed");
+      assert.equal(result.summary.missed, 1);
+      assert.equal((await store.stats(Date.now())).carts, 1, "the page is ingested");
+      const status = reconciler.status().find((s) => s.shopDomain === shop);
+      assert.equal(status?.lastMissed?.cartKey, `${shop}:cart-9`, "shown from memory meanwhile");
+      assert.deepEqual(
+        warnings.map((w) => [w.message, w.fields["shop"], (w.fields["err"] as Error | undefined)?.message]),
+        [["recording reconciliation's last missed change failed", shop, "the disk is full"]],
+      );
+      assert.equal((await store.reconcile.lastMissed()).get(shop), undefined, "nothing was recorded");
+    } finally {
+      await store.close();
+    }
+  });
+
   for (const factory of factories) {
     it(`${factory.name}: the shop's last missed change outlives a restart, and one another process found shows once read`, async (t) => {
       if (!usable(t, factory)) return;

@@ -76,8 +76,13 @@ export async function ingestPage(
     }
   }
   // Kept in the store: a restart, another replica and `cartbridge reconcile` all show it (SPEC §9). The page
-  // is ingested already and the metric counted it: a store that fails here does not fail the pass.
+  // is ingested already and the metric counted it: a store that fails here does not fail the pass (it is
+  // logged, and the reconciler's status still shows the change until the next periodic read).
   if (lastMissed !== undefined)
-    await deps.store.reconcile.recordMissed(shop, lastMissed).catch(() => undefined);
+    await deps.store.reconcile
+      .recordMissed(shop, lastMissed)
+      .catch((error: unknown) =>
+        deps.onError?.(error, "recording reconciliation's last missed change failed"),
+      );
   if (changed) deps.onChanged?.();
 }

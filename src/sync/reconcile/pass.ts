@@ -74,6 +74,8 @@ export interface PassDeps {
   readonly onChanged?: () => void;
   readonly onMissed?: (missed: MissedChange & { shopDomain: string }) => void;
   readonly onPage?: (progress: PageProgress) => void;
+  /** A failure the pass goes on after (the last missed change could not be recorded). */
+  readonly onError?: (error: unknown, what: string) => void;
   readonly signal?: AbortSignal;
 }
 

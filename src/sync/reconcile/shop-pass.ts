@@ -64,6 +64,7 @@ export async function leasedPass(
           };
           opts.onMissed?.(m.topic);
         },
+        onError: (err, what) => opts.log.warn({ shop, err }, what),
         onPage: (p) => {
           extra.onPage?.(p);
           const at = Date.now();
