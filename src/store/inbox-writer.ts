@@ -113,7 +113,7 @@ export async function startWriter(
     if (prepared !== undefined && ready === undefined) await discardPrepared();
     prepared = undefined;
     const next = await (ready ?? createSegment(dir, target, segmentBytes, maxWrites));
-    if (!fileClosed) await closeAll(handles);
+    if (!fileClosed) await closeAll(handles).catch(() => undefined);
     handles = next;
     free = [...next];
     fileClosed = false;
@@ -126,7 +126,7 @@ export async function startWriter(
     const unused = prepared;
     prepared = undefined;
     if (unused === undefined) return;
-    await closeAll((await unused.file.catch(() => undefined)) ?? []);
+    await closeAll((await unused.file.catch(() => undefined)) ?? []).catch(() => undefined);
     await unlink(segmentPath(dir, unused.segment)).catch(() => undefined);
   }
 
@@ -134,7 +134,7 @@ export async function startWriter(
   async function dropBefore(first: number): Promise<void> {
     if (fileSegment < first && !fileClosed) {
       fileClosed = true;
-      await closeAll(handles);
+      await closeAll(handles).catch(() => undefined);
     }
     while (onDisk.length > 0 && (onDisk[0] as number) < first) {
       await unlink(segmentPath(dir, onDisk.shift() as number)).catch(() => undefined);
@@ -277,7 +277,7 @@ export async function startWriter(
       if (queue.length > 0 || launched.length > 0 || switching) {
         await new Promise<void>((resolve) => idleWaiters.push(resolve));
       }
-      if (!fileClosed) await closeAll(handles, { quietly: false });
+      if (!fileClosed) await closeAll(handles);
       // A segment made ready and never used holds no record.
       await discardPrepared();
     },
@@ -317,7 +317,7 @@ async function createSegment(
     for (let i = 0; i < count; i++) opened.push(await open(path, constants.O_RDWR | APPEND_FLAGS));
     return opened;
   } catch (error) {
-    await closeAll(opened);
+    await closeAll(opened).catch(() => undefined);
     await unlink(path).catch(() => undefined);
     throw error;
   } finally {
@@ -325,11 +325,14 @@ async function createSegment(
   }
 }
 
-/** Closes every descriptor (FileHandle.close waits for the operations out on it); errors only when asked. */
-async function closeAll(handles: readonly FileHandle[], opts: { quietly?: boolean } = {}): Promise<void> {
+/**
+ * Closes every descriptor (FileHandle.close waits for the operations out on it), then rejects with the first
+ * failure, if any.
+ */
+async function closeAll(handles: readonly FileHandle[]): Promise<void> {
   const closed = await Promise.allSettled(handles.map((h) => h.close()));
   const failed = closed.find((c): c is PromiseRejectedResult => c.status === "rejected");
-  if (failed !== undefined && opts.quietly === false) throw failed.reason;
+  if (failed !== undefined) throw failed.reason;
 }
 
 async function syncDirectory(dir: string): Promise<void> {
