@@ -1,5 +1,6 @@
 import type { IngestItem } from "../../src/store/store.ts";
 import { mapDelivery } from "../../src/sync/mapping.ts";
+import { checkoutBody, TEST_SHOP } from "./shopify.ts";
 
 /** The shop and the receipt time of the deliveries `cartItem` builds. */
 export const SHOP = "example.myshopify.com";
@@ -24,4 +25,19 @@ export function cartItem(token: string, webhookId: string, padBytes = 0): Ingest
     receivedAtMs: T0,
   });
   return { webhookId, topic: "carts/update", shopDomain: SHOP, receivedAtMs: T0, headers: {}, body, mapped };
+}
+
+/** A verified, mapped checkouts/update delivery of cart `token` (webhook id `token`), as the intake hands it on. */
+export function checkoutItem(token: string, receivedAtMs: number): IngestItem {
+  const body = Buffer.from(checkoutBody(token));
+  const mapped = mapDelivery({
+    topic: "checkouts/update",
+    shopDomain: TEST_SHOP,
+    body,
+    webhookId: token,
+    triggeredAt: undefined,
+    receivedAtMs,
+  });
+  const delivery = { webhookId: token, topic: "checkouts/update", shopDomain: TEST_SHOP, receivedAtMs };
+  return { ...delivery, headers: {}, body, mapped };
 }

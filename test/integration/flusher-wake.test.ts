@@ -3,21 +3,49 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { createHubSpotClient } from "../../src/hubspot/client.ts";
+import { createHubSpotClient, type HubSpotClient } from "../../src/hubspot/client.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
-import type { PendingSummary } from "../../src/store/store.ts";
+import type { PendingSummary, Store } from "../../src/store/store.ts";
 import { createFlusher } from "../../src/sync/flusher.ts";
-import { mapDelivery } from "../../src/sync/mapping.ts";
 import { createPortalProperties } from "../../src/sync/portal-properties.ts";
 import { createRateBudget } from "../../src/sync/rate-budget.ts";
-import { startFakeHubSpot } from "../fakes/hubspot-server.ts";
+import { startFakeHubSpot, type FakeHubSpot } from "../fakes/hubspot-server.ts";
 import { testHubSpotApiVersion } from "../fakes/hubspot-versions.ts";
-import { checkoutBody, TEST_SHOP } from "../helpers/shopify.ts";
+import { checkoutItem } from "../helpers/items.ts";
+import { TEST_SHOP } from "../helpers/shopify.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const ID_PROPERTY = "shopify_cart_key";
 const FLUSH_INTERVAL_MS = 100;
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** A fresh SQLite store and a fake HubSpot with a client for it; `close()` undoes all of it. */
+async function senderParts(): Promise<{
+  store: Store;
+  hs: FakeHubSpot;
+  client: HubSpotClient;
+  close: () => Promise<void>;
+}> {
+  const dir = mkdtempSync(join(tmpdir(), "cartbridge-wake-"));
+  const store = openSqliteStore(join(dir, "store.db"));
+  const hs = await startFakeHubSpot();
+  const client = createHubSpotClient({
+    baseUrl: hs.url,
+    accessToken: "test-token",
+    apiVersion: testHubSpotApiVersion(),
+  });
+  return {
+    store,
+    hs,
+    client,
+    async close() {
+      await client.close();
+      await store.close();
+      await hs.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 /** Resolves when `open()` is called. */
 function gate(): { wait: Promise<void>; open: () => void } {
@@ -28,14 +56,8 @@ function gate(): { wait: Promise<void>; open: () => void } {
 
 describe("flusher wake-ups", () => {
   it("a wake() during the pendingSummary round trip is not dropped: the cart lands within about FLUSH_INTERVAL_MS, not 30 s", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "cartbridge-wake-"));
-    const real = openSqliteStore(join(dir, "store.db"));
-    const hs = await startFakeHubSpot();
-    const client = createHubSpotClient({
-      baseUrl: hs.url,
-      accessToken: "test-token",
-      apiVersion: testHubSpotApiVersion(),
-    });
+    const parts = await senderParts();
+    const { store: real, hs, client } = parts;
 
     // The first summary is read before the cart is committed, then held until the wake has been given:
     // a slow database round trip that a delivery overtakes.
@@ -72,29 +94,7 @@ describe("flusher wake-ups", () => {
     try {
       flusher.start();
       await summaryRead.wait;
-      const body = Buffer.from(checkoutBody("wake-1"));
-      const mapped = mapDelivery({
-        topic: "checkouts/update",
-        shopDomain: TEST_SHOP,
-        body,
-        webhookId: "wake-1",
-        triggeredAt: undefined,
-        receivedAtMs: Date.now(),
-      });
-      assert.deepEqual(
-        await store.ingestBatch([
-          {
-            webhookId: "wake-1",
-            topic: "checkouts/update",
-            shopDomain: TEST_SHOP,
-            receivedAtMs: Date.now(),
-            headers: {},
-            body,
-            mapped,
-          },
-        ]),
-        ["applied"],
-      );
+      assert.deepEqual(await store.ingestBatch([checkoutItem("wake-1", Date.now())]), ["applied"]);
       flusher.wake();
       release.open();
       // Old code: the stale summary says nothing is due, the wake was lost, and the flusher sleeps 30 s.
@@ -104,22 +104,13 @@ describe("flusher wake-ups", () => {
       });
     } finally {
       await flusher.stop({ deadlineMs: 500 });
-      await client.close();
-      await real.close();
-      await hs.close();
-      rmSync(dir, { recursive: true, force: true });
+      await parts.close();
     }
   });
 
   it("a rate-limit wait cut short by wake-ups is counted once, with its own length", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "cartbridge-wake-"));
-    const store = openSqliteStore(join(dir, "store.db"));
-    const hs = await startFakeHubSpot();
-    const client = createHubSpotClient({
-      baseUrl: hs.url,
-      accessToken: "test-token",
-      apiVersion: testHubSpotApiVersion(),
-    });
+    const parts = await senderParts();
+    const { store, hs, client } = parts;
     const budget = createRateBudget({ maxRequests: 100 });
     // As after a 429 with Retry-After: 1 s.
     budget.pauseUntil(Date.now() + 1_000);
@@ -136,18 +127,7 @@ describe("flusher wake-ups", () => {
     });
     const portal = createPortalProperties(await client.listCartProperties(), ID_PROPERTY);
     try {
-      const body = Buffer.from(checkoutBody("paused-1"));
-      const receivedAtMs = Date.now();
-      const mapped = mapDelivery({
-        topic: "checkouts/update",
-        shopDomain: TEST_SHOP,
-        body,
-        webhookId: "paused-1",
-        triggeredAt: undefined,
-        receivedAtMs,
-      });
-      const item = { webhookId: "paused-1", topic: "checkouts/update", shopDomain: TEST_SHOP, receivedAtMs };
-      await store.ingestBatch([{ ...item, headers: {}, body, mapped }]);
+      await store.ingestBatch([checkoutItem("paused-1", Date.now())]);
       flusher.start();
       // Each resume cuts the sender's sleep short; the step finds the same pause again.
       for (let i = 0; i < 4; i++) {
@@ -161,10 +141,7 @@ describe("flusher wake-ups", () => {
       assert.ok(waits[0]! > 500 && waits[0]! <= 1_000, `the wait counted ${waits[0]} ms`);
     } finally {
       await flusher.stop({ deadlineMs: 500 });
-      await client.close();
-      await store.close();
-      await hs.close();
-      rmSync(dir, { recursive: true, force: true });
+      await parts.close();
     }
   });
 });

@@ -331,11 +331,20 @@ async function appendedOut(
   return w;
 }
 
+/** A fresh inbox whose writes are held until the test lets each through (or fails it). */
+async function heldInbox(
+  t: TestContext,
+  opts: { segmentBytes?: number } = {},
+): Promise<{ dir: string; held: ReturnType<typeof heldWrites>; inbox: InboxFile }> {
+  const dir = tempDir(t);
+  const held = heldWrites();
+  const { inbox } = await openInbox(dir, undefined, { ...opts, write: held.write });
+  return { dir, held, inbox };
+}
+
 describe("inbox file, writes out at once", () => {
   it("writes a record appended while a write is out in a write of its own, up to three out at once", async (t) => {
-    const dir = tempDir(t);
-    const held = heldWrites();
-    const { inbox } = await openInbox(dir, undefined, { write: held.write });
+    const { dir, held, inbox } = await heldInbox(t);
     const a = inbox.append(record("p0", "pipe-0"));
     await waitFor(() => held.out.length === 1);
     const b = inbox.append(record("p1", "pipe-1"));
@@ -364,9 +373,7 @@ describe("inbox file, writes out at once", () => {
   });
 
   it("acknowledges in position order: a write that came back waits for the ones before it", async (t) => {
-    const dir = tempDir(t);
-    const held = heldWrites();
-    const { inbox } = await openInbox(dir, undefined, { write: held.write });
+    const { held, inbox } = await heldInbox(t);
     const a = await appendedOut(inbox, held, record("o0", "order-0"));
     const b = await appendedOut(inbox, held, record("o1", "order-1"));
 
@@ -380,9 +387,7 @@ describe("inbox file, writes out at once", () => {
   });
 
   it("a failed write refuses its records and every write after it, even one that came back; the next record starts a new segment", async (t) => {
-    const dir = tempDir(t);
-    const held = heldWrites();
-    const { inbox } = await openInbox(dir, undefined, { write: held.write });
+    const { dir, held, inbox } = await heldInbox(t);
     const a = await appendedOut(inbox, held, record("f0", "fail-0"));
     const b = await appendedOut(inbox, held, record("f1", "fail-1"));
     held.out[1]!.let();
@@ -411,9 +416,7 @@ describe("inbox file, writes out at once", () => {
 
 describe("inbox file, writes out at once: failures, segments and crashes", () => {
   it("a later write failing before an earlier one comes back refuses only itself and what follows", async (t) => {
-    const dir = tempDir(t);
-    const held = heldWrites();
-    const { inbox } = await openInbox(dir, undefined, { write: held.write });
+    const { dir, held, inbox } = await heldInbox(t);
     const a = await appendedOut(inbox, held, record("l0", "late-0"));
     const b = await appendedOut(inbox, held, record("l1", "late-1"));
     held.out[1]!.fail();
@@ -441,10 +444,8 @@ describe("inbox file, writes out at once: failures, segments and crashes", () =>
 
   it("moves to the next segment only once every write into the one before came back", async (t) => {
     const size = await recordSize(t);
-    const dir = tempDir(t);
-    const held = heldWrites();
     const opts = { segmentBytes: Math.floor(size * 2.5) }; // two records per segment
-    const { inbox } = await openInbox(dir, undefined, { ...opts, write: held.write });
+    const { dir, held, inbox } = await heldInbox(t, opts);
     const all = [0, 1, 2].map((i) => watch(inbox.append(record(`m${i}`, `move-${i}`))));
     await waitFor(() => held.out.length === 2);
     await turn();
@@ -476,10 +477,7 @@ describe("inbox file, writes out at once: failures, segments and crashes", () =>
     const random = seeded(14);
     const size = await recordSize(t);
     for (let round = 0; round < 20; round++) {
-      const dir = tempDir(t);
-      const held = heldWrites();
-      const opts = { segmentBytes: Math.floor(size * 3.5) };
-      const { inbox } = await openInbox(dir, undefined, { ...opts, write: held.write });
+      const { dir, held, inbox } = await heldInbox(t, { segmentBytes: Math.floor(size * 3.5) });
       const acknowledged: string[] = [];
       const settled: Promise<unknown>[] = [];
       let n = 0;

@@ -5,31 +5,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
-import type { IngestItem } from "../../src/store/store.ts";
-import { mapDelivery } from "../../src/sync/mapping.ts";
-import { checkoutBody, TEST_SHOP } from "../helpers/shopify.ts";
-
-/** A verified, mapped checkouts/update delivery for cart `token`, as the intake hands it to the store. */
-function checkoutItem(token: string, receivedAtMs: number): IngestItem {
-  const body = Buffer.from(checkoutBody(token));
-  const mapped = mapDelivery({
-    topic: "checkouts/update",
-    shopDomain: TEST_SHOP,
-    body,
-    webhookId: token,
-    triggeredAt: undefined,
-    receivedAtMs,
-  });
-  return {
-    webhookId: token,
-    topic: "checkouts/update",
-    shopDomain: TEST_SHOP,
-    receivedAtMs,
-    headers: {},
-    body,
-    mapped,
-  };
-}
+import { checkoutItem } from "../helpers/items.ts";
 
 /**
  * node:sqlite is synchronous, so every call to the embedded store holds the event loop for its statements.
